@@ -1,0 +1,40 @@
+"""Import-order safety for TensorFlow beside PyTorch (DESIGN.md section 1).
+
+torch's CUDA wheels ship ``triton``; loading triton's native library *after* TensorFlow 2.21
+kills the process with a segfault, and torchvision / torchmetrics import it through
+``torch._dynamo``. evalkit therefore settles the order once, when it is imported:
+
+* triton already loaded: nothing to do (it came first, which is safe);
+* TensorFlow already loaded, triton not: triton is blocked (``sys.modules['triton'] = None``),
+  so ``import triton`` raises ImportError and torch treats it as absent (it is only used
+  for GPU kernels, never on evalkit's CPU paths);
+* neither loaded: triton is imported now, before anyone imports TensorFlow.
+
+This makes evalkit immune to its caller's import order (tests/test_import_order.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_done = False
+
+
+def make_import_order_safe() -> None:
+    """Apply the rule above once per process."""
+    global _done
+    if _done:
+        return
+    _done = True
+    # TensorFlow's C++ start-up chatter hides evalkit's own messages.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "triton" in sys.modules:
+        return
+    if "tensorflow" in sys.modules:
+        sys.modules["triton"] = None  # type: ignore[assignment]
+        return
+    try:
+        import triton  # noqa: F401
+    except Exception:  # absent or broken: torch copes without it
+        pass

@@ -1,0 +1,67 @@
+"""The in-memory dataset every later step consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: Kinds of dataset. ``heldout``: HED-edge inputs with paired target photos;
+#: ``sketches``: hand-drawn inputs, targets only where a reference photo exists.
+KINDS = ("heldout", "sketches")
+
+
+@dataclass
+class Skipped:
+    """An input file that could not be used, and why (shown to the user, stored)."""
+
+    file: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    """Served inputs (and targets) of one evaluation dataset.
+
+    Attributes:
+        name: the name results use (``heldout``, ``sketches``, ...).
+        kind: one of :data:`KINDS`.
+        root: folder it was read from.
+        ids: one sample id per row (file stem, relative to ``root``).
+        inputs: ``(N, S, S, 1)`` float32 in [0, 1] after the serving contract.
+        targets: ``(N, S, S, 3)`` uint8 RGB or ``None`` when no sample has one.
+        target_mask: ``(N,)`` bool, which rows have a real target; ``None`` = all rows
+            (when ``targets`` is not None).
+        content_hash: sha256 over files, image size and loader version.
+        skipped: files reported and left out.
+        meta: free-form facts (domain, edge detector, manifest entries...).
+    """
+
+    name: str
+    kind: str
+    root: Path
+    ids: list[str]
+    inputs: np.ndarray
+    targets: np.ndarray | None
+    content_hash: str
+    size: int
+    target_mask: np.ndarray | None = None
+    skipped: list[Skipped] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def has_targets(self) -> np.ndarray:
+        """``(N,)`` bool: rows with a target."""
+        if self.targets is None:
+            return np.zeros(len(self), dtype=bool)
+        if self.target_mask is None:
+            return np.ones(len(self), dtype=bool)
+        return self.target_mask
+
+    def input_uint8(self) -> np.ndarray:
+        """Served inputs as ``(N, S, S)`` uint8 (for display and edge matching)."""
+        return np.round(self.inputs[..., 0] * 255.0).astype(np.uint8)

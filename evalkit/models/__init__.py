@@ -1,0 +1,5 @@
+"""Generator architectures. The seed's ResNet generator is the first and default."""
+
+from evalkit.models.resnet import InstanceNormalization, ResnetGenerator, resnet_generator
+
+__all__ = ["InstanceNormalization", "ResnetGenerator", "resnet_generator"]
