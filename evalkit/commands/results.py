@@ -1,0 +1,71 @@
+"""``evalkit results OUT``: the aggregate results table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+
+#: Metrics shown in the compact per-checkpoint table, per dataset kind, in order.
+HEADLINE = ["l1", "ssim", "psnr", "lpips", "fid", "kid", "adherence_f1"]
+
+
+def checkpoint_table(out: Path) -> pd.DataFrame:
+    """One row per checkpoint (failed ones too), headline metrics as ``dataset:metric``."""
+    from evalkit.store import Store
+
+    with Store(out, create=False) as store:
+        res = store.results()
+        ckpts = store.checkpoints()
+    table = ckpts[["name", "step", "status"]].rename(columns={"name": "checkpoint"})
+    ok = res[(res.status == "ok") & res.metric.isin(HEADLINE)].copy()
+    if not ok.empty:
+        ok["col"] = ok.dataset + ":" + ok.metric
+        wide = ok.pivot_table(index="checkpoint", columns="col", values="value",
+                              aggfunc="first")
+        order = [f"{d}:{m}" for d in ok.dataset.unique() for m in HEADLINE
+                 if f"{d}:{m}" in wide.columns]
+        wide = wide[order].round(4)
+        table = table.merge(wide, left_on="checkpoint", right_index=True, how="left")
+    failed = ckpts.set_index("name")["error"]
+    table["error"] = table.checkpoint.map(failed).fillna("")
+    if not table["error"].astype(bool).any():
+        table = table.drop(columns="error")
+    return table
+
+
+@click.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "table"]), default="table",
+              show_default=True)
+@click.option("--mismatch", is_flag=True,
+              help="Held-out (HED) vs hand-drawn values side by side, with their difference.")
+@click.option("--per-sample", is_flag=True, help="Per-sample values instead of aggregates.")
+def results(out: Path, fmt: str, mismatch: bool, per_sample: bool) -> None:
+    """Print the results of an evaluation folder.
+
+    Columns (csv/json): checkpoint, step, dataset, kind, metric, value, n, std, ci_low,
+    ci_high, status, reason, flags, checkpoint_hash, dataset_hash.
+    """
+    from evalkit.store import ResultsError, Store
+
+    try:
+        with Store(out, create=False) as store:
+            df = store.sample_metrics() if per_sample else store.results()
+    except ResultsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if mismatch:
+        from evalkit.mismatch import mismatch_table
+        df = mismatch_table(df)
+    if fmt == "csv":
+        df.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", indent=1))
+    else:
+        if not mismatch and not per_sample:
+            df = df.drop(columns=["flags", "checkpoint_hash", "dataset_hash", "kind"])
+        with pd.option_context("display.max_rows", None, "display.width", 200,
+                               "display.max_colwidth", 60):
+            click.echo(df.to_string(index=False, na_rep="-"))

@@ -1,0 +1,113 @@
+"""``evalkit run RUN_DIR``: evaluate every checkpoint of a run folder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from evalkit.config import ConfigError, find_config, load_config
+
+
+def load_datasets(heldout: Path | None, sketches: Path | None, size: int,
+                  limit: int | None, domain: str | None) -> list:
+    """Read the held-out and sketch datasets named on the command line or in the config."""
+    from evalkit.data.pairs import load_pairs
+
+    datasets = []
+    if heldout is not None:
+        datasets.append(load_pairs(heldout, size=size, name="heldout", limit=limit))
+    if sketches is not None:
+        from evalkit.sketches.dataset import load_sketches
+        datasets.append(load_sketches(sketches, size=size, name="sketches", domain=domain,
+                                      limit=limit))
+    return datasets
+
+
+def print_table(out: Path) -> None:
+    """The final terminal table: one row per checkpoint, headline metrics per dataset."""
+    from evalkit.commands.results import checkpoint_table
+
+    table = checkpoint_table(out)
+    if not table.empty:
+        click.echo(table.to_string(index=False, na_rep="-"))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--heldout", type=click.Path(path_type=Path, file_okay=False),
+              help="Held-out pairs: AB images, or a folder with A/ and B/.")
+@click.option("--sketches", type=click.Path(path_type=Path, file_okay=False),
+              help="Hand-drawn sketch set (a folder, with manifest.json or not).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Output folder for results, outputs, caches and report "
+                   "[default: RUN_DIR/evalkit-out].")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="evalkit.toml to use [default: found in RUN_DIR or above].")
+@click.option("--domain", help="Domain of the run (selects the sketch subset).")
+@click.option("--image-size", type=int, help="Size the model is served at [default: 256].")
+@click.option("--batch-size", type=int, help="Inference batch size [default: 8].")
+@click.option("--limit", type=int, help="Use only the first N images of each dataset.")
+@click.option("--feature-extractor", type=click.Path(path_type=Path, dir_okay=False),
+              help="TorchScript FID/KID feature extractor (uint8 NCHW -> (N, D)).")
+@click.option("--no-report", is_flag=True, help="Do not render the HTML report.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, batch_size,
+        limit, feature_extractor, no_report, quiet) -> None:
+    """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
+
+    Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 on usage errors.
+    """
+    from evalkit.data.pairs import DatasetError
+    from evalkit.engine import RunOptions, UsageError, evaluate_run
+
+    try:
+        cfg = load_config(config_path or find_config(run_dir))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    opts = RunOptions(
+        image_size=image_size or cfg.image_size or 256,
+        batch_size=batch_size or cfg.batch_size or 8,
+        limit=limit if limit is not None else cfg.limit,
+        feature_extractor=feature_extractor or cfg.feature_extractor,
+        domain=domain or cfg.domain,
+        progress=not quiet,
+    )
+    heldout = heldout or cfg.heldout
+    sketches = sketches or cfg.sketches
+    out = out or run_dir / "evalkit-out"
+    if opts.feature_extractor is not None and not Path(opts.feature_extractor).is_file():
+        raise click.UsageError(f"feature extractor {opts.feature_extractor} not found")
+    try:
+        datasets = load_datasets(heldout, sketches, opts.image_size, opts.limit, opts.domain)
+        for ds in datasets:
+            click.echo(f"dataset {ds.name}: {len(ds)} samples from {ds.root}", err=True)
+            for s in ds.skipped:
+                click.echo(f"  skipped {s.file}: {s.reason}", err=True)
+        summary = evaluate_run(run_dir, out, datasets, opts, argv=sys.argv)
+    except (UsageError, DatasetError, FileNotFoundError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    print_table(out)
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=True)
+    n_failed = len(summary.failed)
+    click.echo(f"{len(summary.checkpoints) - n_failed} of {len(summary.checkpoints)} "
+               f"checkpoints evaluated; results in {out / 'results.sqlite'}", err=True)
+    for c in summary.failed:
+        click.echo(f"  failed {c.name}: {c.error}", err=True)
+    if not no_report:
+        _render_report(out)
+    sys.exit(summary.exit_code)
+
+
+def _render_report(out: Path) -> None:
+    try:
+        from evalkit.report import render_report
+    except ImportError:
+        return
+    try:
+        path = render_report(out)
+        click.echo(f"report: {path}", err=True)
+    except Exception as exc:  # the results are stored; a report problem must not hide them
+        click.echo(f"report could not be rendered: {type(exc).__name__}: {exc}", err=True)

@@ -1,0 +1,266 @@
+"""checkpoint x dataset -> served outputs -> metric families -> results store.
+
+The one place where the pipeline's steps meet. For every checkpoint of a run folder, in
+step order, and every dataset: reuse the stored evaluation if its checkpoint and dataset
+hashes (and metric settings) still match; otherwise reuse cached outputs if any, else load
+the weights and generate once; then run every metric family on the served outputs and
+store the evaluation in one transaction. A checkpoint that cannot be read or does not fit
+is recorded as failed with a one-line reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evalkit.checkpoints.discover import CheckpointRef, discover_checkpoints
+from evalkit.checkpoints.load import CheckpointError, infer_architecture, read_shapes
+from evalkit.data.dataset import Dataset
+from evalkit.generate import OutputCache, RunnerPool, generate
+from evalkit.metrics.base import FAILED, SKIPPED, MetricContext, MetricValue
+from evalkit.store import Store
+
+
+class UsageError(ValueError):
+    """Bad arguments or unusable inputs (exit code 2); the message says what to fix."""
+
+
+@dataclass
+class RunOptions:
+    """Settings of one evaluation run."""
+
+    image_size: int = 256
+    batch_size: int = 8
+    limit: int | None = None
+    feature_extractor: Path | None = None
+    domain: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class CheckpointOutcome:
+    name: str
+    step: int
+    status: str  # "evaluated", "cached" (all from the store) or "failed"
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    out_dir: Path
+    checkpoints: list[CheckpointOutcome] = field(default_factory=list)
+    datasets: list[Dataset] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[CheckpointOutcome]:
+        return [c for c in self.checkpoints if c.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def default_families(options: RunOptions) -> list:
+    """The metric families every run computes, in order."""
+    from evalkit.metrics.paired import PairedMetrics
+
+    families: list = [PairedMetrics()]
+    try:
+        from evalkit.metrics.distribution import DistributionMetrics
+        families.append(DistributionMetrics(feature_extractor=options.feature_extractor))
+    except ImportError:
+        pass
+    try:
+        from evalkit.metrics.lpips import LpipsMetric
+        families.append(LpipsMetric())
+    except ImportError:
+        pass
+    try:
+        from evalkit.metrics.adherence import AdherenceMetrics
+        families.append(AdherenceMetrics())
+    except ImportError:
+        pass
+    return families
+
+
+def _signature(families: list) -> str:
+    """What the metric settings were, so that changed settings trigger recomputation."""
+    sig = {}
+    for f in families:
+        get = getattr(f, "signature", None)
+        sig[f.name] = get() if callable(get) else list(f.metrics)
+    return json.dumps(sig, sort_keys=True, default=str)
+
+
+def _is_complete(ev: dict | None, checkpoint: str, ckpt_hash: str, ds: Dataset,
+                 families: list, signature: str, store: Store) -> bool:
+    if ev is None or ev["checkpoint_hash"] != ckpt_hash or ev["dataset_hash"] != ds.content_hash:
+        return False
+    row = store.conn.execute("SELECT value FROM meta WHERE key=?",
+                             (f"signature:{ev['run_id']}",)).fetchone()
+    if row is None or row[0] != signature:
+        return False
+    expected = {m for f in families for m in f.metrics}
+    if not expected <= set(ev["metrics"]):
+        return False
+    # A metric skipped for a reason that may have gone away (e.g. weights now imported)
+    # is retried; skipped-because-not-applicable is final.
+    retry = store.conn.execute(
+        "SELECT COUNT(*) FROM metrics WHERE checkpoint=? AND dataset=? AND status=? "
+        "AND flags LIKE '%\"retryable\": true%'", (checkpoint, ds.name, SKIPPED)).fetchone()
+    return retry[0] == 0
+
+
+def _compute_metrics(families: list, ctx: MetricContext) -> list[MetricValue]:
+    values: list[MetricValue] = []
+    for fam in families:
+        try:
+            values.extend(fam.compute(ctx))
+        except Exception as exc:  # a metric bug must not sink the run; it is recorded
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            values.extend(MetricValue(metric=m, value=None, n=0, status=FAILED, reason=reason)
+                          for m in fam.metrics)
+    return values
+
+
+def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Dataset],
+                 options: RunOptions | None = None, argv: list[str] | None = None,
+                 families: list | None = None,
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                 ) -> RunSummary:
+    """Evaluate every checkpoint under ``run_dir`` on ``datasets``; results in ``out_dir``.
+
+    The first dataset with targets serves as the reference ("real" photos) for
+    distribution metrics on datasets without targets (the hand-drawn track).
+    """
+    from tqdm import tqdm
+
+    options = options or RunOptions()
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"run folder {run_dir} does not exist")
+    if not datasets:
+        raise UsageError("no dataset to evaluate on: pass --heldout DIR and/or --sketches DIR "
+                         "(or name them in evalkit.toml)")
+    refs = discover_checkpoints(run_dir)
+    if not refs:
+        raise UsageError(f"no checkpoints under {run_dir}: expected files like ckpt-1.index "
+                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save)")
+    families = families if families is not None else default_families(options)
+    signature = _signature(families)
+    reference = next((d for d in datasets if d.targets is not None and d.kind == "heldout"),
+                     None)
+    summary = RunSummary(out_dir=out_dir, datasets=datasets)
+    cache = OutputCache(out_dir)
+    pool = RunnerPool()
+    store = Store(out_dir)
+    try:
+        run_id = store.start_run(str(run_dir.resolve()), argv or [], options.image_size,
+                                 {"batch_size": options.batch_size, "limit": options.limit,
+                                  "feature_extractor": options.feature_extractor,
+                                  "datasets": [d.name for d in datasets]})
+        with store.conn:
+            store.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               (f"signature:{run_id}", signature))
+        for ds in datasets:
+            store.put_dataset(ds)
+        total = len(refs) * sum(len(d) for d in datasets)
+        bar = tqdm(total=total, unit="img", desc="evaluating", disable=not options.progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        for ref in refs:
+            bar.set_postfix_str(ref.name)
+            outcome = _evaluate_checkpoint(ref, datasets, reference, families, signature,
+                                           store, cache, pool, options, run_id, out_dir, bar)
+            summary.checkpoints.append(outcome)
+            if outcome.status == "failed":
+                log(f"FAILED {ref.name}: {outcome.error}")
+        bar.close()
+        store.finish_run(run_id)
+        summary.notes = _skip_notes(store)
+    finally:
+        store.close()
+    return summary
+
+
+def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference, families,
+                         signature, store: Store, cache: OutputCache, pool: RunnerPool,
+                         options: RunOptions, run_id: int, out_dir: Path, bar
+                         ) -> CheckpointOutcome:
+    t0 = time.perf_counter()
+    n_images = sum(len(d) for d in datasets)
+
+    def fail(reason: str, ckpt_hash: str | None = None) -> CheckpointOutcome:
+        with store.conn:
+            store._delete_evaluations(checkpoint=ref.name)
+        store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "failed", reason)
+        bar.update(n_images - done[0])
+        return CheckpointOutcome(ref.name, ref.step, "failed", reason,
+                                 time.perf_counter() - t0)
+
+    done = [0]
+    if ref.problem:
+        return fail(ref.problem)
+    try:
+        ckpt_hash = ref.content_hash()
+    except OSError as exc:
+        return fail(f"cannot read checkpoint files: {exc}")
+    todo = []
+    for ds in datasets:
+        ev = store.evaluation(ref.name, ds.name)
+        if _is_complete(ev, ref.name, ckpt_hash, ds, families, signature, store):
+            bar.update(len(ds))
+            done[0] += len(ds)
+        else:
+            todo.append(ds)
+    if not todo:
+        row = store.conn.execute("SELECT status FROM checkpoints WHERE name=?",
+                                 (ref.name,)).fetchone()
+        if row is None or row[0] != "ok":
+            store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok")
+        return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
+    try:
+        arch = infer_architecture(read_shapes(ref.prefix))
+        runner = None
+        for ds in todo:
+            cached = cache.load(ckpt_hash, ds)
+            if cached is None:
+                if runner is None:
+                    runner = pool.get(arch, options.image_size)
+                    runner.load(ref.prefix)
+                try:
+                    outputs, raw_l1 = generate(runner, ds, options.batch_size,
+                                               on_batch=bar.update)
+                except ValueError as exc:  # e.g. input channels the data cannot supply
+                    raise CheckpointError(str(exc)) from exc
+                folder = cache.save(ckpt_hash, ds, outputs, raw_l1)
+            else:
+                outputs, raw_l1 = cached
+                folder = cache.folder(ckpt_hash, ds.content_hash)
+                bar.update(len(ds))
+            done[0] += len(ds)
+            ctx = MetricContext(dataset=ds, outputs=outputs, raw_l1=raw_l1, checkpoint=ref.name,
+                                checkpoint_hash=ckpt_hash, cache_dir=out_dir / "cache",
+                                reference=reference if ds is not reference else None,
+                                options={"feature_extractor": options.feature_extractor})
+            values = _compute_metrics(families, ctx)
+            store.put_evaluation(ref.name, ds.name, ckpt_hash, ds.content_hash, run_id,
+                                 str(folder.relative_to(out_dir)), values, ds.ids)
+    except CheckpointError as exc:
+        return fail(str(exc), ckpt_hash)
+    store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
+                         architecture=arch.describe())
+    return CheckpointOutcome(ref.name, ref.step, "evaluated", None, time.perf_counter() - t0)
+
+
+def _skip_notes(store: Store) -> list[str]:
+    """One line per distinct reason a metric was skipped for something fixable."""
+    rows = store.conn.execute(
+        "SELECT DISTINCT reason FROM metrics WHERE status=? AND flags LIKE "
+        "'%\"retryable\": true%'", (SKIPPED,)).fetchall()
+    return [r[0] for r in rows if r[0]]
