@@ -95,18 +95,17 @@ class SeedLikeGenerator(tf.Module):
 
 
 def save_seed_checkpoint(folder, n=3, hidden=4, in_ch=1, seed=0):
-    """Write ckpt-1..ckpt-n (different weights each) the way the seed's trainer does."""
+    """Write ckpt-1..ckpt-n (different weights each) the way the seed's trainer does:
+    one ``tf.train.Checkpoint(generator=g)`` saved after each "epoch". Returns one
+    independent generator per checkpoint holding that checkpoint's weights."""
+    writer = SeedLikeGenerator(in_ch=in_ch, hidden=hidden, seed=seed)
+    ckpt = tf.train.Checkpoint(generator=writer)
     gens = []
-    mgr_ckpt = None
     for i in range(n):
         g = SeedLikeGenerator(in_ch=in_ch, hidden=hidden, seed=seed + i)
-        if mgr_ckpt is None:
-            mgr_ckpt = tf.train.Checkpoint(generator=g)
-            first = g
-        else:
-            for a, b in zip(first.trainable_variables, g.trainable_variables, strict=True):
-                a.assign(b)
-        mgr_ckpt.save(str(folder / "ckpt"))
+        for a, b in zip(writer.trainable_variables, g.trainable_variables, strict=True):
+            a.assign(b)
+        ckpt.save(str(folder / "ckpt"))
         gens.append(g)
     return gens
 
