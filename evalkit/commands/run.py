@@ -76,6 +76,11 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
     )
     heldout = heldout or cfg.heldout
     sketches = sketches or cfg.sketches
+    if sketches is None and opts.domain and cfg.path is not None:
+        # a config that names the domain finds the curated set beside it
+        beside = cfg.path.parent / "human_sketches"
+        if (beside / opts.domain).is_dir() or (beside / "manifest.json").is_file():
+            sketches = beside
     out = out or run_dir / "evalkit-out"
     if opts.feature_extractor is not None and not Path(opts.feature_extractor).is_file():
         raise click.UsageError(f"feature extractor {opts.feature_extractor} not found")
