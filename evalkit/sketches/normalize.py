@@ -1,0 +1,247 @@
+"""Normalize a real drawing (scan, phone photo of paper, app export) into a set sketch.
+
+Output: a ``size`` x ``size`` uint8 image, strokes 0 on white 255, binary (only 0 and 255),
+the drawing centred with a margin, what :func:`evalkit.data.serving.sketch_to_input` then
+serves unchanged. Steps, in order (each recorded in the returned ``info``):
+
+1. **Decode**: EXIF orientation applied (phone photos); 16-bit greyscale scaled to [0, 1].
+2. **Ink map** ``ink`` in [0, 1] (1 = full stroke):
+
+   * *transparent-background export* (RGBA/LA/P with at least :data:`TRANSPARENT_FRACTION`
+     of the pixels transparent, alpha < 0.5): the strokes are the opaque pixels whatever
+     their colour, ``ink = alpha`` (white-on-transparent exports too);
+   * otherwise alpha (if any) is composited on white, the image converted to luminance
+     ``L`` (ITU-R 601, Pillow's ``convert('L')``) in [0, 1].
+3. **Polarity**: the background is the majority of pixels, so if ``median(L) < 0.5`` the
+   drawing is light-on-dark and is inverted (``L = 1 - L``).
+4. **Uneven lighting** (photos of paper): the background is estimated by a grey-level
+   closing (flat square window, side ``max(15, min(H, W) // 20)`` px) which removes strokes
+   narrower than the window. If that estimate varies (1st to 99th percentile spread >
+   :data:`FLATTEN_SPREAD`), ``ink = clip((bg - L) / bg, 0, 1)``; otherwise ``ink = 1 - L``
+   (a clean scan: no flattening, so filled areas survive).
+5. **Binarize**: hysteresis thresholding (scikit-image ``apply_hysteresis_threshold``) with
+   ``high = max(Otsu(ink), MIN_INK)`` and ``low = high / 2``: faint antialiased stroke
+   pixels are kept where connected to clearly dark ones, isolated noise (JPEG ringing,
+   paper grain) is not. Components (8-connected) smaller than ``max(3, 0.5 w^2)`` px (``w``
+   the stroke width, below) are removed as specks, and so are *stray marks* (crop leftovers
+   of a neighbouring figure): components holding less than :data:`STRAY_SHARE` of the ink
+   that lie entirely outside the bounding box of the larger components grown by
+   :data:`STRAY_GAP` of its diagonal.
+6. **Crop** to the bounding box of the strokes, **pad** to a square whose side is the
+   box's longer side divided by ``1 - 2 * margin``, drawing centred.
+7. **Resize** the binary mask to ``size`` (area averaging when shrinking, bilinear when
+   enlarging), then threshold the coverage at ``min(0.5, 0.4 v)``, ``v`` the stroke width
+   expected at the output (source width x scale): 0.5 for strokes at least a pixel wide, lower
+   for thinner ones so that a fine pencil line on a large scan leaves a 1-px trace instead of
+   vanishing. Stroke widths are otherwise kept as drawn (``evalkit sketches check`` flags
+   outliers).
+
+Stroke width ``w`` (:func:`stroke_width`) = stroke area / skeleton length, in px: 1 for a
+one-pixel line, ``w`` for a band of width ``w``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+from scipy import ndimage as ndi
+from skimage.filters import apply_hysteresis_threshold, threshold_otsu
+from skimage.morphology import remove_small_objects, skeletonize
+
+DEFAULT_SIZE = 256
+DEFAULT_MARGIN = 0.08
+#: coverage threshold for strokes thinner than a pixel at the output: ``min(0.5, 0.4 v)``
+THIN_FACTOR = 0.4
+#: components with less than this share of the ink, far from the rest, are stray marks
+STRAY_SHARE = 0.02
+STRAY_GAP = 0.05
+#: darkest ink below this is "no drawing" (and the floor of the Otsu threshold)
+MIN_INK = 0.15
+TRANSPARENT_FRACTION = 0.5
+FLATTEN_SPREAD = 0.15
+#: working resolution cap (longer side, px) for huge photos; area-averaged down first
+MAX_WORK_SIDE = 2048
+
+
+class NormalizeError(ValueError):
+    """A drawing that cannot be normalized (empty, unreadable); the message says why."""
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in px of a boolean stroke mask: ``area / skeleton length``.
+
+    Exact for straight bands (a band ``w`` px wide and ``L`` long has area ``wL`` and a
+    skeleton of ``L`` px); returns 0.0 for an empty mask.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0
+    length = int(skeletonize(mask).sum())
+    return area / max(length, 1)
+
+
+def _to_array(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """(luminance in [0, 1], alpha in [0, 1] or None) of any Pillow image."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if a.max() > 255 else 255.0
+        return np.clip(a / top, 0, 1), None
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        return np.clip(a / (a.max() if a.max() > 1 else 1.0), 0, 1), None
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        alpha = np.asarray(rgba.split()[3], dtype=np.float64) / 255.0
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        white.alpha_composite(rgba)
+        lum = np.asarray(white.convert("L"), dtype=np.float64) / 255.0
+        return lum, alpha
+    return np.asarray(im.convert("L"), dtype=np.float64) / 255.0, None
+
+
+def _shrink(a: np.ndarray, factor: float) -> np.ndarray:
+    h, w = a.shape
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(size, Image.BOX),
+                      dtype=np.float64)
+
+
+def ink_map(im: Image.Image) -> tuple[np.ndarray, dict[str, Any]]:
+    """Steps 1-4: ``(ink in [0, 1], info)`` at (at most :data:`MAX_WORK_SIDE`) resolution."""
+    info: dict[str, Any] = {"source_size": list(im.size), "source_mode": im.mode}
+    lum, alpha = _to_array(im)
+    longer = max(lum.shape)
+    if longer > MAX_WORK_SIDE:
+        f = MAX_WORK_SIDE / longer
+        lum = _shrink(lum, f)
+        alpha = _shrink(alpha, f) if alpha is not None else None
+        info["work_scale"] = f
+    transparent = float((alpha < 0.5).mean()) if alpha is not None else 0.0
+    if alpha is not None and transparent >= TRANSPARENT_FRACTION:
+        info["ink_from"] = "alpha (transparent-background export)"
+        info["polarity"] = "strokes are the opaque pixels"
+        info["flattened"] = False
+        return np.clip(alpha, 0, 1), info
+    info["ink_from"] = "luminance" + (" (alpha composited on white)" if alpha is not None else "")
+    if np.median(lum) < 0.5:
+        lum = 1.0 - lum
+        info["polarity"] = "inverted (light strokes on dark) -> dark on white"
+    else:
+        info["polarity"] = "dark strokes on light"
+    win = max(15, min(lum.shape) // 20)
+    win += 1 - win % 2
+    bg = ndi.grey_closing(lum, size=(win, win), mode="reflect")
+    spread = float(np.percentile(bg, 99) - np.percentile(bg, 1))
+    if spread > FLATTEN_SPREAD:
+        ink = np.clip((bg - lum) / np.maximum(bg, 1e-3), 0, 1)
+        info["flattened"] = True
+    else:
+        ink = 1.0 - lum
+        info["flattened"] = False
+    info["background_spread"] = round(spread, 4)
+    return ink, info
+
+
+def binarize(ink: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Step 5: hysteresis threshold (high = max(Otsu, MIN_INK), low = high / 2), specks out."""
+    if ink.size == 0 or float(ink.max()) < MIN_INK:
+        raise NormalizeError(f"no strokes: the darkest mark has contrast {float(ink.max()):.3f} "
+                             f"< {MIN_INK} against the background (empty drawing?)")
+    try:
+        otsu = float(threshold_otsu(ink))
+    except ValueError:
+        otsu = MIN_INK
+    high = max(otsu, MIN_INK)
+    mask = apply_hysteresis_threshold(ink, high / 2, high)
+    w = stroke_width(mask)
+    min_speck = int(max(3, math.ceil(0.5 * w * w)))
+    cleaned = remove_small_objects(mask, max_size=min_speck - 1, connectivity=2)
+    if not cleaned.any():
+        raise NormalizeError("no strokes: only specks smaller than "
+                             f"{min_speck} px remain after binarization (empty drawing?)")
+    cleaned, strays = remove_strays(cleaned)
+    return cleaned, {"threshold_high": round(high, 4), "threshold_low": round(high / 2, 4),
+                     "specks_removed_px": int(mask.sum() - cleaned.sum()),
+                     "min_speck_px": min_speck, "stray_marks_removed": strays}
+
+
+def remove_strays(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Drop small components (< :data:`STRAY_SHARE` of the ink) lying wholly outside the box
+    of the large ones grown by :data:`STRAY_GAP` x its diagonal. Returns (mask, count)."""
+    labels, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n < 2:
+        return mask, 0
+    sizes = np.bincount(labels.ravel())[1:]
+    big = np.flatnonzero(sizes >= STRAY_SHARE * sizes.sum()) + 1
+    rows, cols = np.nonzero(np.isin(labels, big))
+    r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
+    gap = STRAY_GAP * math.hypot(r1 - r0, c1 - c0)
+    r0, r1, c0, c1 = r0 - gap, r1 + gap, c0 - gap, c1 + gap
+    out = mask.copy()
+    count = 0
+    for lab, sl in enumerate(ndi.find_objects(labels), start=1):
+        if lab in big or sl is None:
+            continue
+        sr, sc = sl
+        if sr.start > r1 or sr.stop - 1 < r0 or sc.start > c1 or sc.stop - 1 < c0:
+            out[labels == lab] = False
+            count += 1
+    return out, count
+
+
+def frame(mask: np.ndarray, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, dict[str, Any]]:
+    """Steps 6-7: crop, pad to a centred square with ``margin``, resize, binarize at 0.5.
+
+    Returns ``(uint8 size x size, info)``, strokes 0 on 255.
+    """
+    if not 0 <= margin < 0.5:
+        raise ValueError(f"margin must be in [0, 0.5), got {margin}")
+    rows, cols = np.nonzero(mask)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    crop = mask[r0:r1, c0:c1]
+    side = math.ceil(max(crop.shape) / (1 - 2 * margin))
+    canvas = np.zeros((side, side), dtype=bool)
+    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    canvas[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    scale = size / side
+    w_src = stroke_width(crop)
+    v = w_src * scale  # stroke width expected at the output, px
+    threshold = min(0.5, THIN_FACTOR * v)
+    pil = Image.fromarray(canvas.astype(np.float32), mode="F")
+    resample = Image.BOX if scale < 1 else Image.BILINEAR
+    cover = np.asarray(pil.resize((size, size), resample), dtype=np.float64)
+    out_mask = cover >= threshold - 1e-9
+    out = np.where(out_mask, 0, 255).astype(np.uint8)
+    return out, {"bbox": [int(c0), int(r0), int(c1), int(r1)], "square_side": int(side),
+                 "scale": round(scale, 5), "margin": margin, "size": size,
+                 "stroke_width_source_px": round(w_src, 3), "coverage_threshold": round(threshold, 4),
+                 "stroke_width_px": round(stroke_width(out_mask), 3)}
+
+
+def normalize_sketch(src: str | Path | Image.Image, size: int = DEFAULT_SIZE,
+                     margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, dict[str, Any]]:
+    """Normalize one drawing: returns ``(uint8 (size, size) strokes 0 on 255, info)``.
+
+    ``info`` records every decision (ink source, polarity, flattening, thresholds, crop box,
+    scale, stroke widths) so the manifest can say what was done. Raises
+    :class:`NormalizeError` for an empty drawing, and Pillow's errors for unreadable files.
+    """
+    if isinstance(src, Image.Image):
+        im = src
+    else:
+        with Image.open(src) as f:
+            f.load()
+            im = f.copy()
+    ink, info = ink_map(im)
+    mask, binfo = binarize(ink)
+    out, finfo = frame(mask, size=size, margin=margin)
+    info.update(binfo)
+    info.update(finfo)
+    return out, info
