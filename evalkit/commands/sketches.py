@@ -1,0 +1,187 @@
+"""``evalkit sketches import`` and ``evalkit sketches check``.
+
+Exit codes: 0 success; 1 a check failed, or some drawings could not be imported (each is
+listed); 2 usage errors (missing paths, bad options).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import click
+
+from evalkit.data.pairs import IMAGE_EXTENSIONS
+
+_DOMAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@click.group()
+def sketches() -> None:
+    """Import and check hand-drawn sketch sets (see human_sketches/README.md)."""
+
+
+def _expand(sources: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for s in sources:
+        if s.is_dir():
+            files.extend(sorted(p for p in s.rglob("*")
+                                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+        else:
+            files.append(s)
+    return files
+
+
+def _source_provenance(src: Path) -> str | None:
+    """Provenance of ``src`` from a manifest.json in its folder or the one above, if listed."""
+    from evalkit.sketches.manifest import ManifestError, read_manifest
+
+    for root in (src.parent, src.parent.parent):
+        if not (root / "manifest.json").is_file():
+            continue
+        try:
+            m = read_manifest(root)
+        except ManifestError:
+            return None
+        rel = src.resolve().relative_to(root.resolve()).as_posix()
+        entry = m.by_file().get(rel)
+        return entry.provenance if entry and entry.provenance else None
+    return None
+
+
+def _target_name(domain_dir: Path, stem: str, digest: str, manifest, domain: str) -> str:
+    """``domain/stem.png``; re-importing the same source reuses its name, a clash gets _2..."""
+    by_file = manifest.by_file()
+    for k in range(1, 10_000):
+        name = f"{domain}/{stem if k == 1 else f'{stem}_{k}'}.png"
+        entry = by_file.get(name)
+        if entry is None and not (domain_dir.parent / name).exists():
+            return name
+        if entry is not None and entry.extra.get("source_sha256") == digest:
+            return name
+    raise click.ClickException(f"too many files named {stem} in {domain_dir}")
+
+
+@sketches.command("import")
+@click.argument("sources", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--domain", "-d", required=True, help="Subject of the drawings (car, person...).")
+@click.option("--into", "into", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The sketch set folder (created if needed).")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(16, 4096),
+              help="Side of the square output, px.")
+@click.option("--margin", default=0.08, show_default=True, type=click.FloatRange(0, 0.45),
+              help="Blank margin on each side, as a fraction of the side.")
+@click.option("--provenance", help="Who drew them and how (recorded for every file).")
+@click.option("--tag", "tags", multiple=True, help="Tag for every imported sketch (repeatable).")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Photo the drawing was traced from (only with a single SOURCE file).")
+def import_(sources: tuple[Path, ...], domain: str, into: Path, size: int, margin: float,
+            provenance: str | None, tags: tuple[str, ...], reference: Path | None) -> None:
+    """Normalize drawings (files or folders) into the set DIR/<domain>/ + manifest.json.
+
+    Each drawing: alpha or polarity handled, lighting flattened, binarized, cropped to the
+    strokes, padded to a centred square with a margin, resized to SIZE; its manifest entry
+    records the provenance and every step taken. Re-importing a file replaces its entry.
+    """
+    from evalkit.hashing import file_sha256
+    from evalkit.sketches.manifest import (
+        Manifest,
+        ManifestError,
+        SketchEntry,
+        read_manifest,
+        write_manifest,
+    )
+    from evalkit.sketches.normalize import normalize_sketch
+
+    if not _DOMAIN_RE.match(domain):
+        raise click.UsageError(f"--domain '{domain}' must be a plain folder name "
+                               "(letters, digits, '_', '-', '.')")
+    files = _expand(sources)
+    if not files:
+        raise click.UsageError("no image files in the given sources "
+                               f"(extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if reference is not None and len(files) != 1:
+        raise click.UsageError("--reference needs exactly one SOURCE drawing")
+    into.mkdir(parents=True, exist_ok=True)
+    try:
+        manifest = read_manifest(into) if (into / "manifest.json").exists() else Manifest()
+    except ManifestError as exc:
+        raise click.UsageError(str(exc)) from exc
+    domain_dir = into / domain
+    domain_dir.mkdir(exist_ok=True)
+
+    from PIL import Image
+
+    failed: list[tuple[Path, str]] = []
+    imported = 0
+    for src in files:
+        try:
+            out, info = normalize_sketch(src, size=size, margin=margin)
+        except Exception as exc:  # unreadable, empty
+            failed.append((src, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            continue
+        digest = file_sha256(src)
+        name = _target_name(domain_dir, src.stem, digest, manifest, domain)
+        Image.fromarray(out, mode="L").save(into / name, optimize=True)
+        origin = _source_provenance(src)
+        who = provenance or origin or "original author not recorded (pass --provenance)"
+        entry_prov = f"{who}; imported from '{src.name}' by `evalkit sketches import`"
+        ref_name = None
+        if reference is not None:
+            ref_name = f"{domain}/references/{Path(name).stem}{reference.suffix.lower()}"
+            (into / ref_name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(reference, into / ref_name)
+        manifest.upsert(SketchEntry(
+            file=name, domain=domain, provenance=entry_prov, reference=ref_name,
+            tags=sorted(set(tags) | {"imported"}),
+            extra={"source_file": src.name, "source_sha256": digest, "normalization": info}))
+        imported += 1
+        click.echo(f"{src} -> {into / name} ({info['polarity']}, "
+                   f"stroke {info['stroke_width_px']:.1f} px)")
+    if imported:
+        write_manifest(manifest, into)
+    click.echo(f"imported {imported} of {len(files)} into {into} (domain '{domain}')")
+    if failed:
+        click.echo(f"{len(failed)} not imported:", err=True)
+        for src, reason in failed:
+            click.echo(f"  {src}: {reason}", err=True)
+        raise SystemExit(1)
+
+
+@sketches.command("check")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+def check(directory: Path, as_json: bool) -> None:
+    """Validate the sketch set in DIRECTORY; exit 1 and list the problems if any.
+
+    Checks: manifest schema and provenance, missing/unlisted/unreadable files, duplicates by
+    content, non-square images, empty drawings, wrong polarity, stroke-width outliers.
+    """
+    import numpy as np
+
+    from evalkit.sketches.check import check_set
+
+    report = check_set(directory)
+    if as_json:
+        click.echo(json.dumps({
+            "ok": report.ok, "n_files": report.n_files,
+            "problems": [p.__dict__ for p in report.problems],
+            "stroke_width_px": {s.file: round(s.stroke_width, 3) for s in report.stats},
+        }, indent=2))
+    else:
+        domains = sorted({s.domain for s in report.stats})
+        widths = [s.stroke_width for s in report.stats]
+        summary = (f"{report.n_files} sketches, domains: {', '.join(d or '(none)' for d in domains)}"
+                   + (f", stroke width median {np.median(widths):.2f} px "
+                      f"(range {min(widths):.2f}-{max(widths):.2f})" if widths else ""))
+        if report.ok:
+            click.echo(f"OK: {directory}: {summary}")
+        else:
+            click.echo(f"FAILED: {directory}: {len(report.problems)} problem(s); {summary}")
+            for p in report.problems:
+                click.echo(f"  {p}")
+    if not report.ok:
+        raise SystemExit(1)
