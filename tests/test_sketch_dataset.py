@@ -1,0 +1,104 @@
+"""load_sketches: a sketch set as an evaluation dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evalkit.data.pairs import DatasetError
+from evalkit.data.serving import sketch_to_input, target_to_array
+from evalkit.sketches.dataset import load_sketches
+from tests.conftest import shared_path
+
+STARTER = Path(__file__).resolve().parents[1] / "human_sketches"
+
+
+def test_real_set_through_the_serving_contract():
+    real = shared_path("sketches", "real")
+    ds = load_sketches(real, size=64)
+    assert ds.kind == "sketches" and ds.name == "sketches" and len(ds) == 22
+    assert ds.inputs.shape == (22, 64, 64, 1) and ds.inputs.dtype == np.float32
+    assert ds.targets is None and not ds.has_targets.any()
+    assert ds.meta["domain"] == ["car", "person", "shoe"]
+    i = ds.ids.index("shoe/shoe_03")
+    assert np.array_equal(ds.inputs[i, ..., 0], sketch_to_input(real / "shoe" / "shoe_03.png", 64))
+    cars = load_sketches(real, size=64, domain="car", name="kids", limit=4)
+    assert cars.ids == [f"car/car_0{i}" for i in range(1, 5)] and cars.name == "kids"
+    assert cars.meta["domain"] == "car"
+    assert [e["file"] for e in cars.meta["entries"]] == [f"car/car_0{i}.png" for i in range(1, 5)]
+    assert "hand-drawn" in cars.meta["entries"][0]["provenance"]
+    assert cars.content_hash != ds.content_hash
+    assert load_sketches(real, size=64).content_hash == ds.content_hash
+    assert load_sketches(real, size=32).content_hash != ds.content_hash
+    with pytest.raises(DatasetError, match="no sketch of domain 'panda'"):
+        load_sketches(real, domain="panda")
+
+
+def test_starter_set_loads_per_domain():
+    ds = load_sketches(STARTER, size=256, domain="shoe")
+    assert len(ds) >= 12 and all(i.startswith("shoe/") for i in ds.ids)
+    assert ds.inputs.min() < 0.2 and np.median(ds.inputs) == 1.0
+
+
+def _small_set(tmp_path: Path) -> Path:
+    root = tmp_path / "set"
+    for d in ("car", "shoe"):
+        (root / d).mkdir(parents=True)
+        for i in range(2):
+            shutil.copy(STARTER / d / f"{d}_0{i + 1}.png", root / d / f"{d}_0{i + 1}.png")
+    return root
+
+
+def test_folder_without_manifest(tmp_path: Path):
+    root = _small_set(tmp_path)
+    (root / "car" / "notes.txt").write_text("not an image")
+    ds = load_sketches(root, size=32)
+    assert ds.ids == ["car/car_01", "car/car_02", "shoe/shoe_01", "shoe/shoe_02"]
+    assert ds.meta["manifest"] is None and ds.meta["domain"] == ["car", "shoe"]
+    shoes = load_sketches(root, size=32, domain="shoe")
+    assert shoes.ids == ["shoe/shoe_01", "shoe/shoe_02"]
+    flat = load_sketches(root / "car", size=32)  # a plain folder of drawings
+    assert flat.ids == ["car_01", "car_02"]
+
+
+def test_unreadable_files_are_skipped_and_references_become_targets(tmp_path: Path):
+    root = _small_set(tmp_path)
+    (root / "car" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n nope")
+    photo = np.random.default_rng(0).integers(0, 255, (48, 40, 3)).astype(np.uint8)
+    Image.fromarray(photo).save(root / "car" / "car_01_photo.png")
+    entries = [
+        {"file": "car/car_01.png", "domain": "car", "provenance": "t",
+         "reference": "car/car_01_photo.png"},
+        {"file": "car/car_02.png", "domain": "car", "provenance": "t"},
+        {"file": "car/broken.png", "domain": "car", "provenance": "t"},
+        {"file": "car/gone.png", "domain": "car", "provenance": "t"},
+        {"file": "shoe/shoe_01.png", "domain": "shoe", "provenance": "t"},
+    ]
+    (root / "manifest.json").write_text(json.dumps({"sketches": entries}))
+    ds = load_sketches(root, size=32, domain="car")
+    assert ds.ids == ["car/car_01", "car/car_02"]
+    assert {s.file for s in ds.skipped} == {"car/broken.png", "car/gone.png"}
+    assert ds.targets.shape == (2, 32, 32, 3)
+    assert ds.has_targets.tolist() == [True, False]
+    assert np.array_equal(ds.targets[0], target_to_array(root / "car" / "car_01_photo.png", 32))
+    h1 = ds.content_hash
+    entries[1]["tags"] = ["changed"]  # the manifest is part of the content
+    (root / "manifest.json").write_text(json.dumps({"sketches": entries}))
+    assert load_sketches(root, size=32, domain="car").content_hash != h1
+
+
+def test_unusable_sets(tmp_path: Path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_sketches(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no usable sketch"):
+        load_sketches(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("{not json")
+    with pytest.raises(DatasetError, match="not readable JSON"):
+        load_sketches(tmp_path / "bad")
