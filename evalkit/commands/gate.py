@@ -1,0 +1,107 @@
+"""``evalkit gate`` and ``evalkit baseline``: release gating with CI-native output.
+
+Exit codes: 0 every rule passed, 1 a rule failed, 2 bad config or unusable inputs
+(the message names the file and line, the dataset, or the hashes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _die(command: str, message: str) -> None:
+    """Print ``evalkit COMMAND: error: ...`` on stderr and exit 2."""
+    click.echo(f"evalkit {command}: error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--checkpoint", "checkpoint", metavar="NAME",
+              help="The checkpoint to gate (default: the latest evaluated, highest step).")
+@click.option("--selected", is_flag=True,
+              help="Gate the checkpoint named by OUT/selection.json (evalkit select).")
+@click.option("--baseline", "baseline", type=click.Path(path_type=Path, dir_okay=False),
+              help="Baseline JSON (evalkit baseline) for regression rules; default: "
+                   "[gate] baseline in the config.")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("evalkit.toml"), show_default=True,
+              help="The evalkit.toml holding [[gate.rules]].")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write JUnit XML (one testcase per rule).")
+@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write Markdown (CI step summary / PR comment).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the full outcome as JSON.")
+def gate(out: Path, checkpoint: str | None, selected: bool, baseline: Path | None,
+         config: Path, junit: Path | None, markdown: Path | None,
+         json_path: Path | None) -> None:
+    """Check a checkpoint's results in OUT against the release rules in evalkit.toml.
+
+    Rules ([[gate.rules]]): absolute bounds (min/max), regression against a baseline
+    (max_regression, max_regression_pct, ci_must_not_overlap) and required metrics
+    (allow_skipped). See docs/gate.md. Exit 0 pass, 1 a rule failed, 2 bad config/inputs.
+    """
+    from evalkit.gate import (
+        ConfigError,
+        GateInputError,
+        run_gate,
+        summary_lines,
+        to_json,
+        to_junit,
+        to_markdown,
+    )
+
+    try:
+        report = run_gate(out, config, checkpoint=checkpoint, selected=selected,
+                          baseline=baseline)
+    except (ConfigError, GateInputError) as exc:
+        _die("gate", str(exc))
+        return
+    for line in summary_lines(report):
+        click.echo(line)
+    written = []
+    if junit:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        to_junit(report).write(junit, encoding="utf-8", xml_declaration=True)
+        written.append(f"JUnit {junit}")
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(to_markdown(report), encoding="utf-8")
+        written.append(f"Markdown {markdown}")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
+        written.append(f"JSON {json_path}")
+    if written:
+        click.echo("wrote " + ", ".join(written), err=True)
+    sys.exit(report.exit_code)
+
+
+@click.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--checkpoint", "checkpoint", metavar="NAME",
+              help="The checkpoint to record (e.g. the deployed one).")
+@click.option("--selected", is_flag=True,
+              help="Record the checkpoint named by OUT/selection.json (evalkit select).")
+@click.option("--write", "write", type=click.Path(path_type=Path, dir_okay=False),
+              required=True, help="The baseline JSON file to write (commit it).")
+def baseline(out: Path, checkpoint: str | None, selected: bool, write: Path) -> None:
+    """Record a checkpoint's results in OUT (values, CIs, n, dataset and checkpoint hashes,
+    provenance) as a small baseline JSON file for `evalkit gate --baseline`."""
+    from evalkit.baseline import GateInputError, make_baseline, write_baseline
+
+    try:
+        record = make_baseline(out, checkpoint=checkpoint, selected=selected)
+    except GateInputError as exc:
+        _die("baseline", str(exc))
+        return
+    write_baseline(record, write)
+    n = sum(len(m) for m in record["metrics"].values())
+    click.echo(f"baseline: {record['checkpoint']} (step {record['step']}, "
+               f"{(record['content_hash'] or '?')[:12]}), {n} metrics on "
+               f"{', '.join(record['datasets'])} -> {write}")
