@@ -157,3 +157,37 @@ def test_with_the_edge_pipeline_on_real_sketches(tmp_path: Path):
     vals = {v.metric: v for v in AdherenceMetrics().compute(
         MetricContext(ds, blank, "c", "h", tmp_path))}
     assert vals["adherence_f1"].value == 0.0
+
+
+@pytest.mark.slow
+def test_seed_run_with_sketches_has_adherence_per_checkpoint(seed_run: Path, heldout_dir: Path,
+                                                              tmp_path: Path):
+    """Done-when of issue #5: a seed-format run evaluated with sketches has adherence_* in
+    [0, 1] per checkpoint for the sketch dataset (and the mismatch table shows both)."""
+    from evalkit.data.pairs import load_pairs
+    from evalkit.engine import RunOptions, evaluate_run
+    from evalkit.mismatch import mismatch_table
+    from evalkit.sketches.dataset import load_sketches
+    from evalkit.store import load_results
+
+    sketches = load_sketches(shared_path("sketches", "real"), size=32, domain="car", limit=3)
+    assert all(stroke_skeleton(x).any() for x in sketches.inputs)
+    heldout = load_pairs(heldout_dir, size=32, limit=3)
+    evaluate_run(seed_run, tmp_path / "out", [heldout, sketches],
+                 RunOptions(image_size=32, progress=False),
+                 families=[AdherenceMetrics()], log=lambda s: None)
+    df = load_results(tmp_path / "out")
+    adh = df[(df.dataset == "sketches") & df.metric.str.startswith("adherence_")]
+    assert len(adh) == 3 * 3  # 3 checkpoints x 3 metrics
+    assert (adh.status == "ok").all() and adh.value.between(0, 1).all() and (adh.n == 3).all()
+    table = mismatch_table(df)
+    assert set(table.metric) == {"adherence_precision", "adherence_recall", "adherence_f1"}
+    assert len(table) == 9
+
+
+def test_faint_inputs_still_have_strokes_but_noise_does_not():
+    x = np.ones((32, 32), np.float32)
+    x[16, 4:28] = 0.6  # a thin pen line blurred to grey by a downscale
+    assert stroke_skeleton(x).sum() == 24
+    x[16, 4:28] = 0.9  # paper texture / JPEG noise level
+    assert not stroke_skeleton(x).any()

@@ -4,10 +4,13 @@ No ground-truth photo is needed, so it applies to hand-drawn sketches as well as
 inputs (the mismatch table compares the two). Per sample:
 
 * **Input strokes** ``S``: pixels of the *served* input (:mod:`evalkit.data.serving`) darker
-  than 0.5, thinned to 1 px (scikit-image ``thin``, MATLAB's ``bwmorph(.., 'thin', Inf)``).
+  than ``t = max(0.5, (1 + darkest) / 2)``, thinned to 1 px (scikit-image ``thin``, MATLAB's ``bwmorph(.., 'thin', Inf)``).
   Thinning makes a 3-px pen stroke count once, like the 1-px output edges it is matched to:
   without it every stroke would have 2 px of its width that no edge can match, and recall
-  would measure pen width rather than structure.
+  would measure pen width rather than structure. ``t`` is 0.5 for a sketch with black
+  ink and halfway between white and the darkest pixel for fainter ones (pencil; thin pens
+  served below 256 px are bicubic-blurred to grey). A served input with no pixel darker
+  than ``1 - MIN_CONTRAST`` has no strokes.
 * **Output edges** ``E``: :func:`evalkit.edges.edge_map` of the served uint8 RGB output, the
   same pipeline (detector + PostprocessHED) that made the training inputs, thinned likewise.
 * **Matching** (Martin, Fowlkes & Malik 2004, "Learning to detect natural image boundaries
@@ -54,8 +57,10 @@ from evalkit.metrics.stats import summarize
 
 #: BSDS benchmark default tolerance, as a fraction of the image diagonal.
 BSDS_MAX_DIST = 0.0075
-#: Served input values below this are stroke pixels.
+#: Served input values below this are stroke pixels (lower for faint inputs, see above).
 STROKE_THRESHOLD = 0.5
+#: An input whose darkest pixel is lighter than ``1 - MIN_CONTRAST`` has no strokes.
+MIN_CONTRAST = 0.15
 METRICS = ("adherence_precision", "adherence_recall", "adherence_f1")
 
 
@@ -92,11 +97,15 @@ def tolerance_for(shape: tuple[int, int], max_dist: float = BSDS_MAX_DIST) -> fl
 
 
 def stroke_skeleton(served_input: np.ndarray, threshold: float = STROKE_THRESHOLD) -> np.ndarray:
-    """1-px input strokes: ``thin(served_input < threshold)`` of an ``(H, W)`` [0, 1] input."""
+    """1-px input strokes of an ``(H, W)`` [0, 1] served input: ``thin(x < t)`` with
+    ``t = max(threshold, (1 + min(x)) / 2)``; none when ``min(x) > 1 - MIN_CONTRAST``."""
     x = np.asarray(served_input)
     if x.ndim == 3:
         x = x[..., 0]
-    return thin(x < threshold)
+    darkest = float(x.min()) if x.size else 1.0
+    if darkest > 1 - MIN_CONTRAST:
+        return np.zeros(x.shape, dtype=bool)
+    return thin(x < max(threshold, (1 + darkest) / 2))
 
 
 def match_pixels(edges: np.ndarray, strokes: np.ndarray, tolerance_px: float) -> Match:
@@ -162,7 +171,8 @@ class AdherenceMetrics:
         return {"metrics": list(self.metrics), "max_dist": self.max_dist,
                 "tolerance_px": self.tolerance_px, "detector": det,
                 "edge_fn": getattr(self.edge_fn, "id", None) if self.edge_fn else None,
-                "stroke_threshold": STROKE_THRESHOLD, "version": 1}
+                "stroke_threshold": STROKE_THRESHOLD, "min_contrast": MIN_CONTRAST,
+                "version": 2}
 
     def _edge_function(self, ctx: MetricContext) -> tuple[Callable, str]:
         if self.edge_fn is not None:
