@@ -408,7 +408,7 @@ def _check_regression(rule: Rule, res: RuleResult, baseline: Baseline) -> None:
         if worse > allowed:
             exceeded.append(f"{rule.max_regression_pct:g}% of baseline ({allowed:.4g})")
     change = (f"{rule.metric} = {res.value:.4g} vs baseline {base:.4g} "
-              f"({'worse' if worse > 0 else 'not worse'} by {abs(worse):.4g}, "
+              f"({'worse' if worse > 0 else 'better'} by {abs(worse):.4g}, "
               f"{direction} is better)")
     if not exceeded:
         res.notes.append(change + ": within tolerance")
