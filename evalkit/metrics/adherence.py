@@ -34,6 +34,12 @@ Empty maps, following BSDS's ``x / (n + (n == 0))`` convention where it is meani
 * an input with no strokes: the sample has no value (NaN, left out of the mean and of ``n``),
   counted in the ``empty_inputs`` flag (``evalkit sketches check`` rejects such sketches).
 
+Detector caveat (measured): with the Sobel fallback detector (no HED weights), an output
+that *is* the line drawing scores recall 1.0 but precision 0.42-0.55 on the real sketches,
+because a gradient detector fires on both sides of a drawn line and the matching is
+one-to-one; HED responds once to a thin line. Outputs that are pictures (regions with
+boundaries) do not have this doubling. Compare values only within one ``edge_detector``.
+
 Each metric is the mean over samples (:func:`evalkit.metrics.stats.summarize`: mean, std,
 95% bootstrap CI, n). The flags also carry the BSDS-style *pooled* value (matched and total
 pixel counts summed over the dataset before dividing), the tolerance in px and the edge
