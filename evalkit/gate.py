@@ -498,8 +498,7 @@ def run_gate(out: str | Path, config: str | Path, checkpoint: str | None = None,
         raise GateInputError(str(exc)) from exc
     choice = choose_checkpoint(out, results, ckpts, checkpoint, selected)
     base_path = Path(baseline) if baseline is not None else cfg.baseline
-    needs_baseline = any(r.is_regression for r in cfg.rules)
-    base = read_baseline(base_path) if base_path is not None and needs_baseline else None
+    base = read_baseline(base_path) if base_path is not None else None
     rows = results[results.checkpoint == choice.name]
     check_inputs(cfg.rules, rows, results, choice, base)
     return GateReport(out=out, config=cfg.path, checkpoint=choice, baseline=base,

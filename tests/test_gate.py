@@ -429,6 +429,9 @@ def test_missing_inputs_exit_2(out, tmp_path):
     assert "ckpt-1, ckpt-2, ckpt-3" in r.output
     r = gate_cli(out, "--config", cfg, "--checkpoint", "ckpt-1", "--selected")
     assert r.exit_code == 2 and "not both" in r.output
+    # An explicit baseline is read even when no rule needs it: a wrong path is an error.
+    r = gate_cli(out, "--config", cfg, "--baseline", tmp_path / "typo.json")
+    assert r.exit_code == 2 and "typo.json not found" in r.output
 
 
 def test_explicit_and_selected_checkpoint(out_copy, tmp_path):
