@@ -47,12 +47,18 @@ import pandas as pd
 from evalkit.baseline import Baseline, CheckpointChoice, GateInputError
 from evalkit.config import ConfigError, load_config
 
-#: Which way is better, per metric: "lower" or "higher". The one place gate rules read it.
-DIRECTIONS: dict[str, str] = {
-    "l1": "lower", "fid": "lower", "kid": "lower", "lpips": "lower",
-    "ssim": "higher", "psnr": "higher", "adherence_precision": "higher",
-    "adherence_recall": "higher", "adherence_f1": "higher",
-}
+#: Which way is better, per metric: "lower" or "higher". The one place gate rules read it:
+#: :data:`evalkit.ranking.DIRECTIONS` (shared with the ranking) when that module is present,
+#: else this same table.
+DIRECTIONS: dict[str, str]
+try:
+    from evalkit.ranking import DIRECTIONS
+except ImportError:  # pragma: no cover - a checkout without the ranking module
+    DIRECTIONS = {
+        "l1": "lower", "fid": "lower", "kid": "lower", "lpips": "lower",
+        "ssim": "higher", "psnr": "higher", "adherence_precision": "higher",
+        "adherence_recall": "higher", "adherence_f1": "higher",
+    }
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 
