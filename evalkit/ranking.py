@@ -1,0 +1,565 @@
+"""Ranking checkpoints: weighted normalized ranks, and how stable the winner is.
+
+The method (documented for users in ``docs/ranking.md``):
+
+1. **Participants.** Every checkpoint with status ``ok`` and stored results. Failed
+   checkpoints are listed as excluded, with their error.
+2. **Counted metrics.** ``[ranking.metrics]`` says which metrics count, with a weight
+   (>= 0) and, for a metric evalkit does not know, a direction. A (dataset, metric) pair
+   counts when its metric has weight > 0, its dataset's track weight is > 0, and at least
+   one participant has an ``ok`` finite value for it. Everything else is shown in the
+   report as "not counted", with the reason.
+3. **Normalized rank.** For each counted (dataset, metric), participants are ranked by value
+   in the metric's better direction (rank 1 = best, ties share the average rank) and the
+   rank is mapped to ``r = (rank - 1) / (K - 1)`` in [0, 1] (``K`` participants; ``r = 0``
+   when ``K == 1``). A participant without a value there (metric skipped or failed for it)
+   gets ``r = 1``, the worst: a checkpoint cannot win by not being measured.
+4. **Weights.** Within a dataset ("track") the metric weights are normalized to sum to 1
+   over its counted metrics; the tracks are then weighted by ``[ranking.tracks]`` and
+   normalized to sum to 1. So the effective weight of (dataset d, metric m) is
+   ``w_d * w_m / (sum_m' w_m') / (sum_d' w_d')`` and all effective weights sum to 1. A track
+   with many metrics does not outweigh a track with few.
+5. **Score.** ``score = sum of effective weight * r``, in [0, 1]: 0 = best on every
+   counted metric, 1 = worst on every one. Lowest score ranks first; ties go to the later
+   checkpoint (higher step), then the name.
+6. **Stability.** ``B`` bootstrap resamples (``[ranking] bootstrap``, default 1000,
+   seed ``[ranking] seed``, default 0): for each dataset, its samples are drawn with
+   replacement (one draw per resample, shared by every checkpoint and metric of that
+   dataset: a paired bootstrap), every per-sample metric is re-averaged over the drawn
+   samples, and steps 3-5 are repeated. Reported per checkpoint: ``p_first`` (fraction of
+   resamples in which it ranks first), its mean rank and 5-95 % rank interval.
+   Set-level metrics without per-sample values (FID, KID) cannot be resampled by sample:
+   with ``set_level = "ci"`` (default) each resample draws them from a normal distribution
+   with the stored value as mean and the stored 95 % CI's half-width / 1.96 as standard
+   deviation (independently per checkpoint), and keeps the point value when there is no
+   CI; with ``set_level = "fixed"`` they keep their point value in every resample.
+
+Configuration, in ``evalkit.toml`` (every key optional)::
+
+    [ranking]
+    bootstrap = 1000        # resamples for the stability estimate (0 = none)
+    seed = 0                # bootstrap seed
+    set_level = "ci"        # "ci" or "fixed": FID/KID in the bootstrap (see above)
+
+    [ranking.tracks]        # weight of each dataset, by dataset name or kind
+    heldout = 1.0
+    sketches = 1.0
+
+    [ranking.metrics]       # REPLACES the default list: only these metrics count
+    l1 = 1.0
+    ssim = 1.0
+    my_metric = { weight = 0.5, direction = "higher" }
+
+Defaults: :data:`DEFAULT_METRIC_WEIGHTS` and :data:`DEFAULT_TRACK_WEIGHTS` (the hand-drawn
+track counts as much as the held-out one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evalkit.config import ConfigError, find_config, find_line, load_config
+
+#: Which way is better, per known metric.
+DIRECTIONS: dict[str, str] = {
+    "l1": "lower", "fid": "lower", "kid": "lower", "lpips": "lower",
+    "ssim": "higher", "psnr": "higher", "adherence_precision": "higher",
+    "adherence_recall": "higher", "adherence_f1": "higher",
+}
+
+#: Default weight per metric. PSNR is a function of the per-image MSE, already close to
+#: L1, so it counts half; FID is biased at the small n of evaluation sets and KID is the
+#: number to compare there, so FID is shown but not counted; adherence precision and recall
+#: are summarized by their F1.
+DEFAULT_METRIC_WEIGHTS: dict[str, float] = {
+    "l1": 1.0, "ssim": 1.0, "psnr": 0.5, "lpips": 1.0, "kid": 1.0, "fid": 0.0,
+    "adherence_f1": 1.0, "adherence_precision": 0.0, "adherence_recall": 0.0,
+}
+
+#: Default weight per track (dataset name or kind): hand-drawn counts as much as held-out.
+DEFAULT_TRACK_WEIGHTS: dict[str, float] = {"heldout": 1.0, "sketches": 1.0}
+
+DEFAULT_BOOTSTRAP = 1000
+DEFAULT_SEED = 0
+SET_LEVEL_MODES = ("ci", "fixed")
+RANKING_KEYS = {"bootstrap", "seed", "set_level", "tracks", "metrics"}
+METRIC_KEYS = {"weight", "direction"}
+METHOD = "weighted normalized ranks"
+_Z95 = 1.959963984540054
+
+
+@dataclass
+class MetricRule:
+    """How one metric counts: weight >= 0 (0 = shown, not counted) and better direction."""
+
+    metric: str
+    weight: float
+    direction: str
+
+
+@dataclass
+class RankingConfig:
+    """The validated ``[ranking]`` section (or the defaults).
+
+    Attributes:
+        metrics: metric name -> rule; only these metrics can count.
+        tracks: dataset name or kind -> weight >= 0.
+        tracks_given: whether ``[ranking.tracks]`` was in the file (then a dataset it does
+            not name, by name or kind, has weight 0; otherwise 1).
+        bootstrap: number of bootstrap resamples (0 = no stability estimate).
+        seed: bootstrap seed.
+        set_level: ``"ci"`` or ``"fixed"``, see the module docstring.
+        source: the config file the section came from, or None for the defaults.
+    """
+
+    metrics: dict[str, MetricRule] = field(default_factory=lambda: {
+        m: MetricRule(m, w, DIRECTIONS[m]) for m, w in DEFAULT_METRIC_WEIGHTS.items()})
+    tracks: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TRACK_WEIGHTS))
+    tracks_given: bool = False
+    bootstrap: int = DEFAULT_BOOTSTRAP
+    seed: int = DEFAULT_SEED
+    set_level: str = "ci"
+    source: Path | None = None
+
+    def track_weight(self, dataset: str, kind: str | None) -> float:
+        """Weight of a dataset: by its name, else by its kind, else 0 (tracks given) or 1."""
+        if dataset in self.tracks:
+            return self.tracks[dataset]
+        if kind is not None and kind in self.tracks:
+            return self.tracks[kind]
+        return 0.0 if self.tracks_given else 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": METHOD, "source": str(self.source) if self.source else None,
+                "metrics": {m: {"weight": r.weight, "direction": r.direction}
+                            for m, r in self.metrics.items()},
+                "tracks": dict(self.tracks), "bootstrap": self.bootstrap, "seed": self.seed,
+                "set_level": self.set_level}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def ranking_config(path: str | Path | None) -> RankingConfig:
+    """Read and validate ``[ranking]`` of an evalkit.toml; ``None`` (or no section) gives
+    the defaults. Raises :class:`ConfigError` naming ``file:line`` and what to fix."""
+    if path is None:
+        return RankingConfig()
+    cfg = load_config(path)
+    raw = cfg.raw.get("ranking")
+    if raw is None:
+        return RankingConfig(source=cfg.path)
+    text = cfg.text
+
+    def where(key: str, section: str = "ranking") -> str:
+        line = find_line(text, key, section)
+        return f"{cfg.path}:{line}" if line else str(cfg.path)
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where('ranking', None)}: 'ranking' must be a table ([ranking])")
+    out = RankingConfig(source=cfg.path)
+    for key in raw:
+        if key not in RANKING_KEYS:
+            raise ConfigError(f"{where(key)}: unknown key '{key}' in [ranking]; known keys: "
+                              f"{', '.join(sorted(RANKING_KEYS))}")
+    if "bootstrap" in raw:
+        b = raw["bootstrap"]
+        if not isinstance(b, int) or isinstance(b, bool) or b < 0:
+            raise ConfigError(f"{where('bootstrap')}: 'bootstrap' must be an integer >= 0 "
+                              f"(number of resamples), got {b!r}")
+        out.bootstrap = b
+    if "seed" in raw:
+        s = raw["seed"]
+        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
+            raise ConfigError(f"{where('seed')}: 'seed' must be an integer >= 0, got {s!r}")
+        out.seed = s
+    if "set_level" in raw:
+        mode = raw["set_level"]
+        if mode not in SET_LEVEL_MODES:
+            raise ConfigError(f"{where('set_level')}: 'set_level' must be one of "
+                              f"{', '.join(repr(m) for m in SET_LEVEL_MODES)}, got {mode!r}")
+        out.set_level = mode
+    if "tracks" in raw:
+        tracks = raw["tracks"]
+        if not isinstance(tracks, dict):
+            raise ConfigError(f"{where('tracks')}: 'tracks' must be a table of dataset "
+                              "name (or kind) = weight")
+        for name, w in tracks.items():
+            if not _is_number(w) or w < 0:
+                raise ConfigError(f"{where(name, 'ranking.tracks')}: track weight of "
+                                  f"'{name}' must be a number >= 0, got {w!r}")
+        if not any(w > 0 for w in tracks.values()):
+            raise ConfigError(f"{where('tracks')}: every track weight in [ranking.tracks] "
+                              "is 0: nothing would count")
+        out.tracks = {k: float(v) for k, v in tracks.items()}
+        out.tracks_given = True
+    if "metrics" in raw:
+        metrics = raw["metrics"]
+        if not isinstance(metrics, dict) or not metrics:
+            raise ConfigError(f"{where('metrics')}: 'metrics' must be a non-empty table of "
+                              "metric = weight or metric = {weight = W, direction = "
+                              "\"lower\"|\"higher\"}")
+        rules: dict[str, MetricRule] = {}
+        for name, spec in metrics.items():
+            section = f"ranking.metrics.{name}"
+            at = where(name, "ranking.metrics")
+            if isinstance(spec, dict):
+                unknown = set(spec) - METRIC_KEYS
+                if unknown:
+                    k = sorted(unknown)[0]
+                    at_k = where(k, section) if find_line(text, k, section) else at
+                    raise ConfigError(f"{at_k}: unknown key '{k}' for metric '{name}'; "
+                                      f"known keys: {', '.join(sorted(METRIC_KEYS))}")
+                weight = spec.get("weight", 1.0)
+                direction = spec.get("direction")
+                at_w = where("weight", section) if find_line(text, "weight", section) else at
+            else:
+                weight, direction, at_w = spec, None, at
+            if not _is_number(weight) or weight < 0:
+                raise ConfigError(f"{at_w}: weight of metric '{name}' must be a number >= 0, "
+                                  f"got {weight!r}")
+            if direction is None:
+                direction = DIRECTIONS.get(name)
+                if direction is None:
+                    raise ConfigError(
+                        f"{at}: evalkit does not know whether lower or higher '{name}' is "
+                        f"better: write {name} = {{ weight = {weight}, direction = "
+                        "\"lower\" }} (or \"higher\")")
+            elif direction not in ("lower", "higher"):
+                at_d = (where("direction", section) if find_line(text, "direction", section)
+                        else at)
+                raise ConfigError(f"{at_d}: direction of metric '{name}' must be \"lower\" "
+                                  f"or \"higher\", got {direction!r}")
+            rules[name] = MetricRule(name, float(weight), direction)
+        if not any(r.weight > 0 for r in rules.values()):
+            raise ConfigError(f"{where('metrics')}: every metric weight in [ranking.metrics] "
+                              "is 0: nothing would count")
+        out.metrics = rules
+    return out
+
+
+@dataclass
+class Ranking:
+    """The ranking of one evaluation folder.
+
+    Attributes:
+        config: the rule applied.
+        table: one row per checkpoint (participants first, in rank order, then failed
+            ones): ``checkpoint, step, status, content_hash, rank`` (1 = best; NA for
+            excluded), ``score`` in [0, 1] (lower is better), ``p_first`` in [0, 1],
+            ``mean_rank``, ``rank_lo``/``rank_hi`` (5-95 % bootstrap rank interval),
+            ``error`` (why a checkpoint is excluded).
+        components: one row per (checkpoint, counted dataset/metric): ``value``,
+            ``norm_rank`` in [0, 1] (0 = best), ``weight`` (effective).
+        counted: one row per counted (dataset, metric): ``dataset, metric, direction,
+            weight`` (effective, summing to 1), ``resampled`` (``per-sample``, ``ci`` or
+            ``fixed``: how the bootstrap treats it).
+        not_counted: ``dataset, metric, reason`` for metrics present but not counted.
+        bootstrap: resamples actually drawn (0 when none or fewer than 2 participants).
+    """
+
+    config: RankingConfig
+    table: pd.DataFrame
+    components: pd.DataFrame
+    counted: pd.DataFrame
+    not_counted: pd.DataFrame
+    bootstrap: int
+
+    @property
+    def participants(self) -> pd.DataFrame:
+        return self.table[self.table["rank"].notna()]
+
+    @property
+    def winner(self) -> str | None:
+        p = self.participants
+        return None if p.empty else str(p.iloc[0]["checkpoint"])
+
+    @property
+    def runner_up(self) -> str | None:
+        p = self.participants
+        return None if len(p) < 2 else str(p.iloc[1]["checkpoint"])
+
+    def rule_text(self) -> str:
+        """The rule in one sentence (what ``selection.json`` calls ``rule.text``)."""
+        parts = [f"{r.dataset} {r.metric} ({'lower' if r.direction == 'lower' else 'higher'}"
+                 f" better, weight {r.weight:.3f})" for r in self.counted.itertuples()]
+        src = str(self.config.source) if self.config.source else "evalkit defaults"
+        boot = (f"; stability from {self.bootstrap} paired bootstrap resamples of the samples "
+                f"(seed {self.config.seed}, set-level metrics: {self.config.set_level})"
+                if self.bootstrap else "")
+        return (f"lowest {METHOD} score over " + ", ".join(parts)
+                + f" (rule from {src}); ties go to the later step{boot}")
+
+
+def _direction(config: RankingConfig, metric: str) -> str | None:
+    rule = config.metrics.get(metric)
+    return rule.direction if rule else DIRECTIONS.get(metric)
+
+
+def _norm_ranks(values: np.ndarray, lower_better: bool) -> np.ndarray:
+    """Normalized ranks along axis 0 of ``values`` ``(K, ...)``: 0 = best, 1 = worst;
+    NaN (no value) -> 1. Ties share the average rank."""
+    from scipy.stats import rankdata
+
+    k = values.shape[0]
+    if k == 1:
+        return np.where(np.isnan(values), 1.0, 0.0) if k else values
+    signed = values if lower_better else -values
+    ranks = rankdata(signed, axis=0, method="average", nan_policy="omit")
+    norm = (ranks - 1.0) / (k - 1)
+    return np.where(np.isnan(values), 1.0, norm)
+
+
+def _order(scores: np.ndarray, steps: np.ndarray, names: list[str]) -> np.ndarray:
+    """Participant order: lowest score, then higher step, then name."""
+    keys = sorted(range(len(names)), key=lambda i: (round(float(scores[i]), 12), -steps[i],
+                                                    names[i]))
+    return np.array(keys, dtype=int)
+
+
+def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
+                     sample_metrics: pd.DataFrame | None = None,
+                     config: RankingConfig | None = None) -> Ranking:
+    """Rank checkpoints by weighted normalized ranks (see the module docstring).
+
+    Args:
+        results: :meth:`evalkit.store.Store.results` (long: one row per checkpoint,
+            dataset, metric).
+        checkpoints: :meth:`evalkit.store.Store.checkpoints`.
+        sample_metrics: :meth:`evalkit.store.Store.sample_metrics`, for the bootstrap;
+            None or empty gives no per-sample resampling (set-level treatment everywhere).
+        config: the rule; default :class:`RankingConfig()`.
+    """
+    config = config or RankingConfig()
+    ck = checkpoints.copy()
+    evaluated = set(results["checkpoint"]) if len(results) else set()
+    ok_ck = ck[(ck["status"] == "ok") & ck["name"].isin(evaluated)].sort_values(
+        ["step", "name"])
+    names = ok_ck["name"].tolist()
+    steps = ok_ck["step"].to_numpy(dtype=float)
+    idx = {n: i for i, n in enumerate(names)}
+    K = len(names)
+    kinds = (results.drop_duplicates("dataset").set_index("dataset")["kind"].to_dict()
+             if len(results) else {})
+
+    # which (dataset, metric) pairs count, and which do not (with the reason)
+    res = results[results["checkpoint"].isin(names)]
+    okv = res[(res["status"] == "ok") & res["value"].notna()]
+    okv = okv[np.isfinite(okv["value"].astype(float))]
+    counted_rows, not_counted = [], []
+    for (ds, metric), _ in res.groupby(["dataset", "metric"], sort=True):
+        rule = config.metrics.get(metric)
+        tw = config.track_weight(ds, kinds.get(ds))
+        have = okv[(okv["dataset"] == ds) & (okv["metric"] == metric)]
+        if rule is None:
+            reason = "not in the ranking's metric list"
+        elif rule.weight == 0:
+            reason = "weight 0"
+        elif tw == 0:
+            reason = f"track '{ds}' has weight 0"
+        elif have.empty:
+            sub = res[(res["dataset"] == ds) & (res["metric"] == metric)]
+            reasons = sorted({str(r) for r in sub["reason"].dropna()})
+            reason = "no checkpoint has a value" + (f" ({reasons[0]})" if reasons else "")
+        else:
+            counted_rows.append((ds, metric, rule.direction, rule.weight, tw))
+            continue
+        not_counted.append({"dataset": ds, "metric": metric, "reason": reason})
+    counted = pd.DataFrame(counted_rows, columns=["dataset", "metric", "direction", "mw", "tw"])
+    if not counted.empty:
+        track_sum = counted.groupby("dataset")["mw"].transform("sum")
+        tw_total = counted.drop_duplicates("dataset")["tw"].sum()
+        counted["weight"] = counted["mw"] / track_sum * counted["tw"] / tw_total
+    else:
+        counted["weight"] = []
+
+    # per-sample matrices for the bootstrap: (dataset, metric) -> (K, N) with NaN gaps
+    per_sample: dict[tuple[str, str], np.ndarray] = {}
+    sample_ids: dict[str, list[str]] = {}
+    if sample_metrics is not None and len(sample_metrics) and not counted.empty:
+        sm = sample_metrics[sample_metrics["checkpoint"].isin(names)]
+        for ds in counted["dataset"].unique():
+            sds = sm[sm["dataset"] == ds]
+            if sds.empty:
+                continue
+            order = sds.drop_duplicates("sample_id").sort_values("idx", kind="stable")
+            ids = order["sample_id"].tolist()
+            sample_ids[ds] = ids
+            col = {s: j for j, s in enumerate(ids)}
+            for metric in counted[counted["dataset"] == ds]["metric"]:
+                sub = sds[sds["metric"] == metric]
+                if sub.empty:
+                    continue
+                mat = np.full((K, len(ids)), np.nan)
+                mat[sub["checkpoint"].map(idx).to_numpy(),
+                    sub["sample_id"].map(col).to_numpy()] = sub["value"].to_numpy(float)
+                per_sample[(ds, metric)] = mat
+
+    # point values (the stored aggregates), normalized ranks, scores
+    point = np.full((len(counted), K), np.nan)
+    ci_sd = np.full((len(counted), K), np.nan)
+    resampled = []
+    comp_rows = []
+    for j, r in enumerate(counted.itertuples()):
+        sub = okv[(okv["dataset"] == r.dataset) & (okv["metric"] == r.metric)]
+        for row in sub.itertuples():
+            i = idx[row.checkpoint]
+            point[j, i] = float(row.value)
+            if pd.notna(row.ci_low) and pd.notna(row.ci_high):
+                ci_sd[j, i] = (float(row.ci_high) - float(row.ci_low)) / (2 * _Z95)
+        resampled.append("per-sample" if (r.dataset, r.metric) in per_sample
+                         else ("ci" if config.set_level == "ci" else "fixed"))
+    counted["resampled"] = resampled
+    weights = counted["weight"].to_numpy(float)
+    norm = np.stack([_norm_ranks(point[j], r.direction == "lower")
+                     for j, r in enumerate(counted.itertuples())]) if len(counted) else \
+        np.zeros((0, K))
+    scores = weights @ norm if len(counted) else np.zeros(K)
+    for j, r in enumerate(counted.itertuples()):
+        for i, name in enumerate(names):
+            comp_rows.append({"checkpoint": name, "dataset": r.dataset, "metric": r.metric,
+                              "value": point[j, i], "norm_rank": norm[j, i],
+                              "weight": weights[j]})
+    order = _order(scores, steps, names) if K else np.zeros(0, int)
+    rank = np.empty(K)
+    rank[order] = np.arange(1, K + 1)
+
+    # bootstrap stability
+    B = config.bootstrap if (K >= 2 and len(counted)) else 0
+    p_first = np.full(K, np.nan)
+    mean_rank = np.full(K, np.nan)
+    rank_lo = np.full(K, np.nan)
+    rank_hi = np.full(K, np.nan)
+    if K == 1 and len(counted):
+        p_first[:] = 1.0
+        mean_rank[:] = rank_lo[:] = rank_hi[:] = 1.0
+    if B:
+        boot_ranks = _bootstrap_ranks(counted, point, ci_sd, per_sample, sample_ids, weights,
+                                      steps, names, config, B)
+        p_first = (boot_ranks == 1).mean(axis=0)
+        mean_rank = boot_ranks.mean(axis=0)
+        rank_lo = np.percentile(boot_ranks, 5, axis=0, method="lower")
+        rank_hi = np.percentile(boot_ranks, 95, axis=0, method="higher")
+
+    table = pd.DataFrame({
+        "checkpoint": names, "step": ok_ck["step"].to_numpy(), "status": "ok",
+        "content_hash": ok_ck["content_hash"].to_numpy(), "rank": rank, "score": scores,
+        "p_first": p_first, "mean_rank": mean_rank, "rank_lo": rank_lo, "rank_hi": rank_hi,
+        "error": None,
+    }).sort_values("rank")
+    excluded = ck[~ck["name"].isin(names)]
+    if len(excluded):
+        ex = pd.DataFrame({
+            "checkpoint": excluded["name"].to_numpy(), "step": excluded["step"].to_numpy(),
+            "status": excluded["status"].to_numpy(),
+            "content_hash": excluded["content_hash"].to_numpy(),
+            "rank": np.nan, "score": np.nan, "p_first": np.nan, "mean_rank": np.nan,
+            "rank_lo": np.nan, "rank_hi": np.nan,
+            "error": [e if isinstance(e, str) and e else "no results stored"
+                      for e in excluded["error"]],
+        })
+        table = pd.concat([table, ex], ignore_index=True)
+    table = table.reset_index(drop=True)
+    return Ranking(config=config, table=table,
+                   components=pd.DataFrame(comp_rows, columns=[
+                       "checkpoint", "dataset", "metric", "value", "norm_rank", "weight"]),
+                   counted=counted[["dataset", "metric", "direction", "weight", "resampled"]],
+                   not_counted=pd.DataFrame(not_counted, columns=["dataset", "metric",
+                                                                  "reason"]),
+                   bootstrap=B)
+
+
+def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray,
+                     per_sample: dict, sample_ids: dict, weights: np.ndarray,
+                     steps: np.ndarray, names: list[str], config: RankingConfig,
+                     B: int) -> np.ndarray:
+    """``(B, K)`` ranks (1 = first) of each participant in each bootstrap resample."""
+    K = point.shape[1]
+    # one multinomial count matrix per dataset, seeded by (seed, dataset name), so that
+    # adding a dataset does not change another dataset's draws
+    counts: dict[str, np.ndarray] = {}
+    for ds, ids in sample_ids.items():
+        rng = np.random.default_rng([config.seed, zlib.crc32(ds.encode())])
+        n = len(ids)
+        counts[ds] = rng.multinomial(n, np.full(n, 1.0 / n), size=B).astype(np.float64)
+    set_rng = np.random.default_rng([config.seed, 1])
+    score_b = np.zeros((B, K))
+    for j, r in enumerate(counted.itertuples()):
+        key = (r.dataset, r.metric)
+        vals = np.repeat(point[j][None, :], B, axis=0)  # (B, K)
+        if key in per_sample:
+            mat = per_sample[key]
+            mask = np.isfinite(mat)
+            num = counts[r.dataset] @ np.where(mask, mat, 0.0).T  # (B, K)
+            den = counts[r.dataset] @ mask.T.astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot = num / den
+            has_ps = mask.any(axis=1)
+            # a checkpoint without per-sample values here keeps the set-level treatment
+            vals = np.where(has_ps[None, :], boot, vals)
+            # where a resample drew only samples without a value, fall back to the point
+            vals = np.where(has_ps[None, :] & ~np.isfinite(vals), point[j][None, :], vals)
+            set_cols = ~has_ps
+        else:
+            set_cols = np.ones(K, bool)
+        if config.set_level == "ci":
+            sd = np.where(set_cols & np.isfinite(ci_sd[j]) & np.isfinite(point[j]),
+                          ci_sd[j], 0.0)
+            vals = vals + set_rng.standard_normal((B, K)) * sd[None, :]
+        norm = _norm_ranks(vals.T, r.direction == "lower").T  # (B, K)
+        score_b += weights[j] * norm
+    ranks = np.empty((B, K), dtype=np.int64)
+    for b in range(B):
+        order = _order(score_b[b], steps, names)
+        ranks[b, order] = np.arange(1, K + 1)
+    return ranks
+
+
+def config_for(out_dir: str | Path, config_path: str | Path | None = None) -> Path | None:
+    """The evalkit.toml whose ``[ranking]`` applies to ``out_dir``: ``config_path`` if given,
+    else the one found for the run folder of the latest run recorded there (see
+    :func:`evalkit.config.find_config`), else None (defaults)."""
+    if config_path is not None:
+        return Path(config_path)
+    from evalkit.store import Store
+
+    with Store(out_dir, create=False) as store:
+        runs = store.runs()
+    for run_dir in reversed(runs["run_dir"].dropna().tolist()):
+        if Path(run_dir).is_dir():
+            return find_config(Path(run_dir))
+    return None
+
+
+def rank_out(out_dir: str | Path, config_path: str | Path | None = None) -> Ranking:
+    """Rank the checkpoints evaluated in ``out_dir`` (reads ``OUT/results.sqlite``)."""
+    from evalkit.store import Store
+
+    config = ranking_config(config_for(out_dir, config_path))
+    with Store(out_dir, create=False) as store:
+        results = store.results()
+        checkpoints = store.checkpoints()
+        samples = store.sample_metrics() if config.bootstrap else None
+    return rank_checkpoints(results, checkpoints, samples, config)
+
+
+def results_digest(results: pd.DataFrame) -> str:
+    """sha256 of the aggregate values a ranking reads (to tell whether it is reproducible
+    from the same results)."""
+    import hashlib
+
+    cols = ["checkpoint", "checkpoint_hash", "dataset", "dataset_hash", "metric", "value",
+            "ci_low", "ci_high", "status"]
+    rows = results[cols].sort_values(["checkpoint", "dataset", "metric"]).astype(object)
+    rows = rows.where(pd.notna(rows), None)
+    blob = json.dumps(rows.values.tolist(), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

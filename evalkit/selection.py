@@ -1,0 +1,286 @@
+"""Choosing the deployment checkpoint, explaining the choice, and exporting it.
+
+:func:`select` ranks the checkpoints of an evaluation folder (:mod:`evalkit.ranking`) and
+writes ``OUT/selection.json``::
+
+    {
+      "format": "evalkit-selection/1",
+      "checkpoint": "ckpt-7", "step": 7, "content_hash": "<sha256 of its files>",
+      "path": "/abs/run/ckpt-7", "score": 0.08,
+      "metrics": {"heldout": {"l1": {"value", "ci_low", "ci_high", "std", "n", "status",
+                                     "reason", "flags"}}, ...},
+      "runner_up": {"checkpoint", "step", "content_hash", "score", "p_first"} | null,
+      "stability": {"p_first", "mean_rank", "rank_lo", "rank_hi", "bootstrap", "seed",
+                    "set_level"},
+      "rule": {"method", "text", "counted": [{"dataset", "metric", "direction", "weight",
+               "resampled"}], "not_counted": [...], "config": {...}},
+      "ranking": [{"checkpoint", "step", "rank", "score", "p_first", ...}, ...],
+      "excluded": [{"checkpoint", "error"}],
+      "results_digest": "<sha256 of the aggregate values ranked>",
+      "evalkit_version": "0.1.0", "created_at": "<ISO 8601 UTC>",
+      "explanation": "<one paragraph>"
+    }
+
+The same results and the same rule give the same file (except ``created_at``): the
+bootstrap is seeded, and ``results_digest`` says which numbers were ranked.
+
+:func:`export_checkpoint` writes a serving-ready folder in the seed's layout: a
+``checkpoint`` state file naming ``ckpt-1``, and the chosen checkpoint's ``.index`` and
+every ``.data-*`` shard renamed ``ckpt-1.*``, so the seed's own
+``tf.train.Checkpoint(generator=...).restore(DIR/ckpt-1)`` restores it unchanged. The
+source files are hashed before copying (they must still be the files that were evaluated)
+and the copies after (they must hash to the same content hash).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evalkit.ranking import Ranking, rank_checkpoints, ranking_config, results_digest
+
+FORMAT = "evalkit-selection/1"
+SELECTION_NAME = "selection.json"
+EXPORT_PREFIX = "ckpt-1"
+#: The seed's ``checkpoint`` state file (tf.train.CheckpointState text proto) for ckpt-1.
+STATE_FILE = ('model_checkpoint_path: "ckpt-1"\n'
+              'all_model_checkpoint_paths: "ckpt-1"\n')
+
+
+class SelectionError(ValueError):
+    """Nothing to select, or an export that cannot be done safely (message says why)."""
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe scalar (NaN/NA -> None, numpy -> Python)."""
+    if v is None:
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return v
+
+
+def _flags(raw: Any) -> dict:
+    if not raw:
+        return {}
+    try:
+        out = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (TypeError, ValueError):
+        return {"raw": str(raw)}
+    return out if isinstance(out, dict) else {"raw": out}
+
+
+def checkpoint_metrics(results: pd.DataFrame, checkpoint: str) -> dict[str, dict[str, dict]]:
+    """``{dataset: {metric: {value, ci_low, ci_high, std, n, status, reason, flags}}}``."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in results[results["checkpoint"] == checkpoint].itertuples():
+        out.setdefault(r.dataset, {})[r.metric] = {
+            "value": _clean(r.value), "ci_low": _clean(r.ci_low), "ci_high": _clean(r.ci_high),
+            "std": _clean(r.std), "n": _clean(r.n), "status": r.status,
+            "reason": _clean(r.reason), "flags": _flags(r.flags)}
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.4g}"
+
+
+def explain(sel: dict) -> str:
+    """One paragraph saying what was chosen, by which rule, how clearly, and its numbers."""
+    st = sel["stability"]
+    ru = sel["runner_up"]
+    counted = sel["rule"]["counted"]
+    parts = [f"{sel['checkpoint']} (step {sel['step']}, content hash "
+             f"{(sel['content_hash'] or '?')[:12]}) is selected for deployment: it has the "
+             f"lowest weighted normalized-rank score, {sel['score']:.3f} (0 = best of "
+             f"{sel['n_candidates']} candidates on every counted metric, 1 = worst)"]
+    if ru:
+        parts[-1] += f", ahead of {ru['checkpoint']} (step {ru['step']}, {ru['score']:.3f})"
+    parts[-1] += "."
+    tracks = sorted({c["dataset"] for c in counted})
+    per_track = []
+    for t in tracks:
+        ms = [f"{c['metric']} {c['weight']:.2f}" for c in counted if c["dataset"] == t]
+        per_track.append(f"{t}: " + ", ".join(ms))
+    parts.append("Counted metrics and their effective weights: " + "; ".join(per_track) + ".")
+    if st.get("bootstrap"):
+        pf = st["p_first"]
+        lo, hi = st["rank_lo"], st["rank_hi"]
+        span = f"rank {_fmt(lo)}" if lo == hi else f"rank {_fmt(lo)} to {_fmt(hi)}"
+        s = (f"It ranks first in {pf:.0%} of {st['bootstrap']} bootstrap resamples of the "
+             f"samples (seed {st['seed']}), {span} in 90% of them")
+        if ru and ru.get("p_first") is not None:
+            s += f"; {ru['checkpoint']} ranks first in {ru['p_first']:.0%}"
+        s += "."
+        if pf < 0.5:
+            s += (" The choice is NOT stable: the top checkpoints are within the noise of "
+                  "these evaluation sets; look at the report's grids before shipping.")
+        parts.append(s)
+    shown = []
+    for c in counted:
+        m = sel["metrics"].get(c["dataset"], {}).get(c["metric"])
+        if m and m.get("value") is not None:
+            ci = (f" [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]"
+                  if m.get("ci_low") is not None else "")
+            shown.append(f"{c['dataset']} {c['metric']} {_fmt(m['value'])}{ci}")
+    if shown:
+        parts.append("Its numbers (95% CI): " + "; ".join(shown) + ".")
+    if sel["excluded"]:
+        parts.append("Excluded: " + "; ".join(f"{e['checkpoint']} ({e['error']})"
+                                               for e in sel["excluded"]) + ".")
+    return " ".join(parts)
+
+
+def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.DataFrame
+                    ) -> dict:
+    """The ``selection.json`` content for a ranking (see the module docstring)."""
+    import evalkit
+
+    winner = ranking.winner
+    if winner is None:
+        failed = ranking.table[ranking.table["rank"].isna()]
+        why = "; ".join(f"{r.checkpoint}: {r.error}" for r in failed.itertuples())
+        raise SelectionError("no checkpoint can be selected: none was evaluated successfully"
+                             + (f" ({why})" if why else ""))
+    if ranking.counted.empty:
+        raise SelectionError("no metric counts for the ranking: none of the configured "
+                             "metrics has a value (see `evalkit results OUT`)")
+    t = ranking.table.set_index("checkpoint")
+    row = t.loc[winner]
+    paths = checkpoints.set_index("name")["path"].to_dict()
+
+    def stab(name: str) -> dict:
+        r = t.loc[name]
+        return {"p_first": _clean(r["p_first"]), "mean_rank": _clean(r["mean_rank"]),
+                "rank_lo": _clean(r["rank_lo"]), "rank_hi": _clean(r["rank_hi"])}
+
+    ru = ranking.runner_up
+    sel: dict[str, Any] = {
+        "format": FORMAT,
+        "checkpoint": winner, "step": _clean(row["step"]),
+        "content_hash": _clean(row["content_hash"]), "path": _clean(paths.get(winner)),
+        "score": _clean(row["score"]),
+        "n_candidates": int(ranking.table["rank"].notna().sum()),
+        "metrics": checkpoint_metrics(results, winner),
+        "runner_up": None if ru is None else {
+            "checkpoint": ru, "step": _clean(t.loc[ru]["step"]),
+            "content_hash": _clean(t.loc[ru]["content_hash"]),
+            "score": _clean(t.loc[ru]["score"]), **stab(ru)},
+        "stability": {**stab(winner), "bootstrap": ranking.bootstrap,
+                      "seed": ranking.config.seed, "set_level": ranking.config.set_level},
+        "rule": {"method": "weighted normalized ranks", "text": ranking.rule_text(),
+                 "counted": [{k: _clean(v) for k, v in r.items()}
+                             for r in ranking.counted.to_dict("records")],
+                 "not_counted": ranking.not_counted.to_dict("records"),
+                 "config": ranking.config.to_json()},
+        "ranking": [{k: _clean(v) for k, v in r.items()}
+                    for r in ranking.table.drop(columns=["error"]).to_dict("records")
+                    if _clean(r["rank"]) is not None],
+        "excluded": [{"checkpoint": r.checkpoint, "error": r.error}
+                     for r in ranking.table[ranking.table["rank"].isna()].itertuples()],
+        "results_digest": results_digest(results),
+        "evalkit_version": evalkit.__version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    sel["explanation"] = explain(sel)
+    return sel
+
+
+def select(out_dir: str | Path, config_path: str | Path | None = None,
+           write: bool = True) -> dict:
+    """Rank the checkpoints of ``out_dir``, write ``OUT/selection.json`` (when ``write``)
+    and return its content. Raises :class:`SelectionError` when nothing can be selected,
+    :class:`evalkit.config.ConfigError` on a bad ``[ranking]`` section,
+    :class:`evalkit.store.ResultsError` when ``out_dir`` has no results."""
+    from evalkit.ranking import config_for
+    from evalkit.store import Store
+
+    out_dir = Path(out_dir)
+    config = ranking_config(config_for(out_dir, config_path))
+    with Store(out_dir, create=False) as store:
+        results = store.results()
+        checkpoints = store.checkpoints()
+        samples = store.sample_metrics() if config.bootstrap else None
+    ranking = rank_checkpoints(results, checkpoints, samples, config)
+    sel = build_selection(ranking, results, checkpoints)
+    if write:
+        tmp = out_dir / (SELECTION_NAME + ".tmp")
+        tmp.write_text(json.dumps(sel, indent=2) + "\n")
+        os.replace(tmp, out_dir / SELECTION_NAME)
+    return sel
+
+
+def _source_files(prefix: Path) -> list[Path]:
+    from evalkit.checkpoints.discover import _shards
+
+    index = prefix.with_name(prefix.name + ".index")
+    if not index.is_file():
+        raise SelectionError(f"cannot export: {index} not found (the run folder moved or "
+                             "the checkpoint was deleted since it was evaluated)")
+    shards, problem = _shards(prefix)
+    if problem:
+        raise SelectionError(f"cannot export {prefix}: {problem}")
+    return [index, *shards]
+
+
+def export_checkpoint(selection: dict, dest: str | Path, force: bool = False) -> Path:
+    """Write the selected checkpoint to ``dest`` in the seed's layout; returns ``dest``.
+
+    ``dest`` gets ``checkpoint`` (:data:`STATE_FILE`), ``ckpt-1.index``, every
+    ``ckpt-1.data-XXXXX-of-YYYYY`` shard and ``selection.json`` (provenance). ``dest`` must
+    not exist or be empty unless ``force`` (then its ``checkpoint``/``ckpt-*`` files are
+    replaced). Raises :class:`SelectionError` when the source files no longer hash to the
+    selected content hash, or the copies do not.
+    """
+    from evalkit.checkpoints.discover import CheckpointRef
+
+    dest = Path(dest)
+    if not selection.get("path"):
+        raise SelectionError("the selection has no checkpoint path to export from")
+    prefix = Path(selection["path"])
+    files = _source_files(prefix)
+    want = selection.get("content_hash")
+    src_ref = CheckpointRef(name=prefix.name, step=0, prefix=prefix, files=files)
+    got = src_ref.content_hash()
+    if want and got != want:
+        raise SelectionError(
+            f"cannot export {prefix}: its files now hash to {got[:12]}, but the evaluated "
+            f"checkpoint hashed to {want[:12]}; the files changed after evaluation: run "
+            "'evalkit run' again, then 'evalkit select'")
+    if dest.exists() and any(dest.iterdir()):
+        if not force:
+            raise SelectionError(f"export folder {dest} is not empty: choose a new folder "
+                                 "or pass --force to replace its checkpoint files")
+        for p in dest.iterdir():
+            if p.name == "checkpoint" or p.name.startswith("ckpt-"):
+                p.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for f in files:
+        target = dest / (EXPORT_PREFIX + f.name[len(prefix.name):])
+        shutil.copyfile(f, target)
+        copied.append(target)
+    (dest / "checkpoint").write_text(STATE_FILE)
+    (dest / SELECTION_NAME).write_text(json.dumps(selection, indent=2) + "\n")
+    out_ref = CheckpointRef(name=EXPORT_PREFIX, step=1, prefix=dest / EXPORT_PREFIX,
+                            files=copied)
+    if out_ref.content_hash() != got:
+        raise SelectionError(f"export to {dest} is corrupt: the copies hash to "
+                             f"{out_ref.content_hash()[:12]}, the source to {got[:12]}")
+    return dest
