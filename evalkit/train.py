@@ -51,6 +51,7 @@ class TrainConfig:
     flip: bool = True             # random horizontal flips of (edge, photo) pairs
     seed: int = 0
     limit: int | None = None      # use only the first N training pairs
+    eager: bool = False           # skip tf.function (no ~15 s tracing; slower steps): tests
 
 
 @dataclass
@@ -68,24 +69,27 @@ class TrainResult:
     run_dir: Path
     config: TrainConfig
     epochs: list[EpochLog] = field(default_factory=list)
+    generator: object = None   # the trained generator (tf-keras model)
 
 
 def patchgan_discriminator(input_channels: int = 4, base_channels: int = 64) -> tf_keras.Model:
     """pix2pix's 70x70 PatchGAN: ``(N, H, W, input_channels)`` -> ``(N, H/8 - 2, W/8 - 2, 1)``
     raw scores (no sigmoid: LSGAN). Each output sees a 70x70 input patch."""
-    conv_init = tf_keras.initializers.RandomNormal(0.0, 0.02)
+    def conv_init():  # a fresh initializer per layer (a reused unseeded one repeats values)
+        return tf_keras.initializers.RandomNormal(0.0, 0.02)
+
     inp = tf_keras.Input((None, None, input_channels))
     x = inp
     for i, (mult, stride) in enumerate([(1, 2), (2, 2), (4, 2), (8, 1)]):
         x = tf_keras.layers.ZeroPadding2D(1)(x)
         x = tf_keras.layers.Conv2D(base_channels * mult, 4, strides=stride, padding="valid",
-                                   use_bias=i == 0, kernel_initializer=conv_init)(x)
+                                   use_bias=i == 0, kernel_initializer=conv_init())(x)
         if i > 0:
             x = InstanceNormalization()(x)
         x = tf_keras.layers.LeakyReLU(0.2)(x)
     x = tf_keras.layers.ZeroPadding2D(1)(x)
     out = tf_keras.layers.Conv2D(1, 4, strides=1, padding="valid",
-                                 kernel_initializer=conv_init)(x)
+                                 kernel_initializer=conv_init())(x)
     return tf_keras.Model(inp, out, name="patchgan")
 
 
@@ -99,7 +103,8 @@ class Pix2PixTrainer:
         self.discriminator = patchgan_discriminator(4, config.disc_channels)
         self.g_opt = tf_keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
         self.d_opt = tf_keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
-        self._step = tf.function(self._train_step, reduce_retracing=True)
+        self._step = (self._train_step if config.eager
+                      else tf.function(self._train_step, reduce_retracing=True))
 
     def _train_step(self, x, y):
         l1_weight = self.config.l1_weight
@@ -160,7 +165,7 @@ def train(train_dir: str | Path, run_dir: str | Path, config: TrainConfig | None
     manager = tf.train.CheckpointManager(ckpt, str(run_dir), max_to_keep=None,
                                          checkpoint_name="ckpt")
     rng = np.random.default_rng(config.seed)
-    result = TrainResult(run_dir=run_dir, config=config)
+    result = TrainResult(run_dir=run_dir, config=config, generator=trainer.generator)
     steps = n // config.batch_size
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
