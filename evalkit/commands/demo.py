@@ -92,7 +92,7 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
     click.echo(f"{len(summary.checkpoints) - n_failed} of {len(summary.checkpoints)} "
                f"checkpoints evaluated; results in {out / 'results.sqlite'}", err=True)
     try:
-        import evalkit.report  # noqa: F401
+        from evalkit.report import render_report  # noqa: F401
     except ImportError:
         click.echo("report: not available in this version of evalkit "
                    "(`evalkit results OUT` prints the numbers)", err=True)
