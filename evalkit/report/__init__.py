@@ -1,0 +1,401 @@
+"""The HTML report of an evaluation folder: ``OUT/report/index.html``.
+
+A self-contained folder: ``index.html`` (overview, the selection and why, the sortable
+ranking table, comparison grids per dataset, plots), one page per checkpoint
+(``c<N>.html``) and ``img/`` with every image as a file beside them. jinja2 renders with
+autoescaping on, so sample ids, file names and dataset metadata are always text, never
+markup; the pages make no network request (a Content-Security-Policy forbids any) and
+carry one tiny inline script (table sorting, grid views). It opens from disk in any
+browser.
+
+Usage: ``render_report(out_dir)`` (also ``evalkit report OUT`` and the end of
+``evalkit run``) returns the path of ``index.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evalkit.report import grids, plots
+
+__all__ = ["render_report"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+#: Canonical metric order in tables.
+METRIC_ORDER = ["l1", "ssim", "psnr", "lpips", "kid", "fid", "adherence_f1",
+                "adherence_precision", "adherence_recall"]
+#: Flags shown as a badge beside the value they qualify.
+BADGE_FLAGS = {"biased_small_n": "biased: small n", "comparable": "not comparable"}
+
+
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _num
+    env.filters["pct"] = lambda v: "–" if v is None or _nan(v) else f"{float(v):.0%}"
+    return env
+
+
+def _nan(v: Any) -> bool:
+    try:
+        return v is None or pd.isna(v) or (isinstance(v, float) and not math.isfinite(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _num(v: Any, digits: int = 4) -> str:
+    """A value for display: 4 significant digits, ``–`` when missing."""
+    if _nan(v):
+        return "–"
+    v = float(v)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}"
+
+
+def _flags(raw: Any) -> dict:
+    if not raw or _nan(raw):
+        return {}
+    try:
+        f = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (TypeError, ValueError):
+        return {"flags": str(raw)}
+    return f if isinstance(f, dict) else {"flags": str(f)}
+
+
+def _badges(flags: dict) -> list[str]:
+    out = []
+    if flags.get("biased_small_n"):
+        out.append(BADGE_FLAGS["biased_small_n"])
+    if flags.get("comparable") is False:
+        out.append(BADGE_FLAGS["comparable"])
+    return out
+
+
+def _metric_sort_key(m: str) -> tuple:
+    return (METRIC_ORDER.index(m), m) if m in METRIC_ORDER else (len(METRIC_ORDER), m)
+
+
+class _Notes:
+    """Footnotes: each distinct reason gets one number."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def ref(self, text: str) -> int:
+        if text not in self.items:
+            self.items.append(text)
+        return self.items.index(text) + 1
+
+
+def _ranking_rows(results: pd.DataFrame, ranking, columns: list[tuple[str, str]],
+                  directions: dict[str, str], pages: dict[str, str], notes: _Notes
+                  ) -> list[dict]:
+    """Rows of the ranking table: participants in rank order, then excluded ones."""
+    by_key = {(r.checkpoint, r.dataset, r.metric): r for r in results.itertuples()}
+    # best value per column among participants
+    best: dict[tuple[str, str], float] = {}
+    part = ranking.participants["checkpoint"].tolist()
+    for ds, m in columns:
+        vals = [float(by_key[(c, ds, m)].value) for c in part
+                if (c, ds, m) in by_key and by_key[(c, ds, m)].status == "ok"
+                and not _nan(by_key[(c, ds, m)].value)]
+        d = directions.get(m)
+        if vals and d in ("lower", "higher") and len(part) > 1:
+            best[(ds, m)] = min(vals) if d == "lower" else max(vals)
+    rows = []
+    for r in ranking.table.itertuples():
+        row = {"checkpoint": r.checkpoint, "step": r.step, "page": pages.get(r.checkpoint),
+               "excluded": _nan(r.rank), "error": r.error, "rank": r.rank, "score": r.score,
+               "p_first": r.p_first, "rank_lo": r.rank_lo, "rank_hi": r.rank_hi,
+               "cells": []}
+        for ds, m in columns:
+            x = by_key.get((r.checkpoint, ds, m))
+            cell: dict[str, Any] = {"v": "", "text": "–", "ci": None, "cls": "", "note": None,
+                                    "badges": [], "title": ""}
+            if x is not None:
+                flags = _flags(x.flags)
+                cell["badges"] = _badges(flags)
+                if x.status == "ok" and not _nan(x.value):
+                    cell["v"] = repr(float(x.value))
+                    cell["text"] = _num(x.value)
+                    if not _nan(x.ci_low) and not _nan(x.ci_high):
+                        cell["ci"] = f"{_num(x.ci_low)} – {_num(x.ci_high)}"
+                    cell["title"] = f"n = {x.n}"
+                    if (ds, m) in best and float(x.value) == best[(ds, m)]:
+                        cell["cls"] = "best"
+                else:
+                    cell["text"] = x.status
+                    cell["cls"] = x.status
+                    reason = x.reason if isinstance(x.reason, str) and x.reason else "no reason"
+                    cell["note"] = notes.ref(f"{ds} {m} {x.status}: {reason}")
+                    cell["title"] = reason
+            row["cells"].append(cell)
+        rows.append(row)
+    return rows
+
+
+def _provenance(results: pd.DataFrame) -> list[dict]:
+    """Per (dataset, metric): n, status counts, flags constant across checkpoints (and
+    which ones vary), skip/fail reasons."""
+    out = []
+    for (ds, m), g in results.groupby(["dataset", "metric"], sort=False):
+        flags = [_flags(f) for f in g["flags"]]
+        keys = sorted({k for f in flags for k in f})
+        shown = []
+        for k in keys:
+            vals = {json.dumps(f.get(k), sort_keys=True, default=str) for f in flags if k in f}
+            if len(vals) == 1:
+                v = next(iter(vals))
+                shown.append((k, json.loads(v) if v else v))
+            else:
+                shown.append((k, f"varies by checkpoint ({len(vals)} values)"))
+        ns = sorted({int(n) for n in g["n"].dropna()})
+        out.append({"dataset": ds, "metric": m,
+                    "n": "–" if not ns else (str(ns[0]) if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"),
+                    "status": g["status"].value_counts().to_dict(), "flags": shown,
+                    "reasons": sorted({str(x) for x in g["reason"].dropna() if x})})
+    out.sort(key=lambda p: (p["dataset"], _metric_sort_key(p["metric"])))
+    return out
+
+
+def _dataset_info(datasets: pd.DataFrame) -> list[dict]:
+    out = []
+    for r in datasets.itertuples():
+        try:
+            meta = json.loads(r.meta or "{}")
+        except ValueError:
+            meta = {"meta": r.meta}
+        try:
+            skipped = json.loads(r.skipped or "[]")
+        except ValueError:
+            skipped = []
+        facts = []
+        for k, v in (meta.items() if isinstance(meta, dict) else []):
+            if isinstance(v, list) and v and isinstance(v[0], dict):
+                facts.append((k, f"{len(v)} entries"))
+            else:
+                facts.append((k, v if isinstance(v, str) else json.dumps(v, default=str)))
+        det = Path(str(r.root)) / "detector.json"
+        detector = None
+        if det.is_file():
+            try:
+                dj = json.loads(det.read_text())
+                detector = {"name": str(dj.get("detector", "?")),
+                            "description": str(dj.get("description", ""))}
+            except (OSError, ValueError, AttributeError):
+                detector = None
+        out.append({"name": r.name, "kind": r.kind, "n": r.n, "root": r.root,
+                    "hash": (r.content_hash or "")[:16], "facts": facts, "skipped": skipped,
+                    "detector": detector})
+    return out
+
+
+def _existing_selection(out_dir: Path, selection: dict | None) -> dict | None:
+    """What ``OUT/selection.json`` says, and whether it agrees with this report."""
+    p = out_dir / "selection.json"
+    if not p.is_file():
+        return None
+    try:
+        s = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {"checkpoint": None, "agrees": False, "created_at": None,
+                "note": f"{p.name} is not readable JSON"}
+    agrees = bool(selection) and s.get("checkpoint") == selection["checkpoint"] and \
+        s.get("results_digest") == selection["results_digest"]
+    return {"checkpoint": s.get("checkpoint"), "created_at": s.get("created_at"),
+            "agrees": agrees, "note": None}
+
+
+def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
+    """Render ``out_dir/report/`` from ``out_dir/results.sqlite``; returns the path of
+    ``index.html``. The ranking rule comes from ``config_path`` or the run's evalkit.toml
+    (see :func:`evalkit.ranking.config_for`). The folder is rebuilt from scratch."""
+    import evalkit
+    from evalkit.ranking import config_for, rank_checkpoints, ranking_config
+    from evalkit.selection import SelectionError, build_selection
+    from evalkit.store import Store
+
+    out_dir = Path(out_dir)
+    config = ranking_config(config_for(out_dir, config_path))
+    with Store(out_dir, create=False) as store:
+        results = store.results()
+        ckpts = store.checkpoints()
+        datasets = store.datasets()
+        sm = store.sample_metrics()
+        evals = store.evaluations()
+        runs = store.runs()
+        samples = pd.read_sql_query("SELECT dataset, idx, sample_id, has_target FROM samples",
+                                    store.conn)
+    ranking = rank_checkpoints(results, ckpts, sm, config)
+    directions = {m: r.direction for m, r in config.metrics.items()}
+    from evalkit.ranking import DIRECTIONS
+    for m in results["metric"].unique():
+        directions.setdefault(m, DIRECTIONS.get(m, ""))
+    selection, selection_error = None, None
+    try:
+        selection = build_selection(ranking, results, ckpts)
+    except SelectionError as exc:
+        selection_error = str(exc)
+    winner = ranking.winner
+
+    report_dir = out_dir / "report"
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
+    (report_dir / "img" / "plots").mkdir(parents=True)
+
+    # plots
+    table = ranking.table
+    sel_step = None
+    if winner is not None:
+        sel_step = int(table.loc[table["checkpoint"] == winner, "step"].iloc[0])
+    metric_figs = plots.metric_plots(results, report_dir / "img" / "plots", directions,
+                                     sel_step)
+    mismatch_figs = plots.mismatch_plots(results, report_dir / "img" / "plots", directions,
+                                         winner)
+
+    # which samples each page shows
+    grid_cols, reduced = grids.grid_columns(table)
+    ds_names = datasets["name"].tolist()
+    n_of = {r.name: int(r.n) for r in datasets.itertuples()}
+    ds_views: dict[str, dict] = {}
+    needed: dict[str, set[int]] = {}
+    for ds in ds_names:
+        metric = grids.sort_metric(sm, ds, directions)
+        v = grids.views(sm, ds, n_of[ds], winner, metric, directions.get(metric))
+        ds_views[ds] = {"metric": metric, "direction": directions.get(metric), "views": v}
+        needed[ds] = {i for idx in v.values() for i in idx} | set(
+            range(min(n_of[ds], grids.MAX_PAGE_SAMPLES)))
+    latest = runs.iloc[-1] if len(runs) else None
+    size = int(latest["image_size"]) if latest is not None else 256
+    limit = None
+    if latest is not None:
+        try:
+            limit = json.loads(latest["options"] or "{}").get("limit")
+        except ValueError:
+            limit = None
+    participants = ranking.participants["checkpoint"].tolist()
+    sets = grids.build_display_sets(out_dir, report_dir, datasets, samples, evals,
+                                    participants, size, limit, needed)
+    sm_lookup: dict[tuple[str, str, str, int], float] = {}
+    for r in sm.itertuples():
+        if not _nan(r.idx):
+            sm_lookup[(r.checkpoint, r.dataset, r.metric, int(r.idx))] = r.value
+
+    # ranking table columns: per dataset, counted metrics first, then the rest
+    counted = {(r.dataset, r.metric): r.weight for r in ranking.counted.itertuples()}
+    columns: list[tuple[str, str]] = []
+    for ds in ds_names:
+        ms = sorted(results.loc[results["dataset"] == ds, "metric"].unique(),
+                    key=_metric_sort_key)
+        columns += [(ds, m) for m in ms if (ds, m) in counted]
+        columns += [(ds, m) for m in ms if (ds, m) not in counted]
+    col_info = [{"dataset": ds, "metric": m, "direction": directions.get(m, ""),
+                 "weight": counted.get((ds, m))} for ds, m in columns]
+    pages = {c: f"c{j}.html" for j, c in enumerate(ckpts["name"])}
+    notes = _Notes()
+    rows = _ranking_rows(results, ranking, columns, directions, pages, notes)
+
+    # grids
+    grid_data = []
+    for disp in sets:
+        dv = ds_views[disp.name]
+        view_rows = {}
+        for view, idxs in dv["views"].items():
+            view_rows[view] = [_grid_row(disp, i, grid_cols, sm_lookup, dv["metric"])
+                               for i in idxs]
+        grid_data.append({"set": disp, "columns": grid_cols, "views": view_rows,
+                          "metric": dv["metric"], "direction": dv["direction"]})
+
+    detectors: dict[str, list[str]] = {}
+    for d in _dataset_info(datasets):
+        if d["detector"]:
+            detectors.setdefault(d["detector"]["name"], []).append(f"made {d['name']} inputs")
+    for p in _provenance(results):
+        for k, v in p["flags"]:
+            if k == "edge_detector":
+                uses = detectors.setdefault(str(v), [])
+                label = f"{p['dataset']} {p['metric'].split('_')[0]} metrics"
+                if label not in uses:
+                    uses.append(label)
+    run_info = [] if runs.empty else runs.to_dict("records")
+    for r in run_info:
+        try:
+            r["argv"] = " ".join(json.loads(r["argv"] or "[]"))
+        except ValueError:
+            pass
+    env = _env()
+    common = {"evalkit_version": evalkit.__version__, "winner": winner,
+              "directions": directions}
+    ctx = {
+        **common,
+        "title": "evalkit report",
+        "out_dir": str(out_dir.resolve()),
+        "runs": run_info,
+        "image_size": size,
+        "datasets": _dataset_info(datasets),
+        "provenance": _provenance(results), "detectors": detectors,
+        "selection": selection, "selection_error": selection_error,
+        "existing_selection": _existing_selection(out_dir, selection),
+        "ranking": ranking, "columns": col_info, "rows": rows, "notes": notes.items,
+        "not_counted": ranking.not_counted.to_dict("records"),
+        "grids": grid_data, "reduced": reduced, "top_k": grids.TOP_K,
+        "metric_figs": metric_figs, "mismatch_figs": mismatch_figs,
+        "config": config,
+    }
+    (report_dir / "index.html").write_text(env.get_template("index.html").render(**ctx),
+                                           encoding="utf-8")
+    tmpl = env.get_template("checkpoint.html")
+    trow = table.set_index("checkpoint")
+    for c in ckpts.itertuples():
+        mine = results[results["checkpoint"] == c.name].copy()
+        metric_rows = []
+        for r in sorted(mine.itertuples(), key=lambda r: (r.dataset, _metric_sort_key(r.metric))):
+            metric_rows.append({"dataset": r.dataset, "metric": r.metric, "value": r.value,
+                                "ci_low": r.ci_low, "ci_high": r.ci_high, "std": r.std,
+                                "n": r.n, "status": r.status, "reason": r.reason,
+                                "flags": _flags(r.flags), "badges": _badges(_flags(r.flags)),
+                                "direction": directions.get(r.metric, ""),
+                                "weight": counted.get((r.dataset, r.metric))})
+        comp = ranking.components[ranking.components["checkpoint"] == c.name]
+        cols = [c.name] + ([winner] if winner and winner != c.name else [])
+        outputs = []
+        for disp in sets:
+            if c.name not in disp.outputs:
+                continue
+            n_show = min(len(disp.ids), grids.MAX_PAGE_SAMPLES)
+            outputs.append({"set": disp, "columns": cols, "n_total": len(disp.ids),
+                            "rows": [_grid_row(disp, i, cols, sm_lookup,
+                                               ds_views[disp.name]["metric"])
+                                     for i in range(n_show)]})
+        info = trow.loc[c.name] if c.name in trow.index else None
+        html = tmpl.render(
+            **common, title=f"{c.name} – evalkit report", ck=c._asdict(),
+            info=None if info is None else info.to_dict(),
+            metrics=metric_rows, components=comp.to_dict("records"), outputs=outputs,
+            metric=None)
+        (report_dir / pages[c.name]).write_text(html, encoding="utf-8")
+    return report_dir / "index.html"
+
+
+def _grid_row(disp: grids.DisplaySet, i: int, cols: list[str], sm_lookup: dict,
+              metric: str | None) -> dict:
+    """One sample's row: id, input, target, and per column checkpoint image + value."""
+    cells = []
+    for c in cols:
+        paths = disp.outputs.get(c)
+        v = sm_lookup.get((c, disp.name, metric, i)) if metric else None
+        cells.append({"checkpoint": c, "src": paths[i] if paths else None,
+                      "value": None if v is None else _num(v, 3)})
+    return {"index": i, "id": disp.ids[i] if i < len(disp.ids) else str(i),
+            "input": disp.inputs[i] if i < len(disp.inputs) else None,
+            "target": disp.targets[i] if i < len(disp.targets) else None, "cells": cells}
