@@ -305,18 +305,34 @@ def _direction(config: RankingConfig, metric: str) -> str | None:
     return rule.direction if rule else DIRECTIONS.get(metric)
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks along axis 0 (1 = smallest), ties share their average rank, NaN stays NaN.
+
+    ``rank_i = #{j: x_j < x_i} + (#{j: x_j == x_i} + 1) / 2`` over the non-NaN entries of
+    the column (what ``scipy.stats.rankdata(method="average", nan_policy="omit")`` gives,
+    without importing scipy.stats, which costs seconds). Chunked over columns to keep the
+    ``(K, K, chunk)`` comparison under ~50 MB.
+    """
+    k = values.shape[0]
+    flat = values.reshape(k, -1)
+    out = np.full(flat.shape, np.nan)
+    step = max(1, int(5e7 // max(1, k * k)))
+    for a in range(0, flat.shape[1], step):
+        x = flat[:, a:a + step]
+        less = (x[None, :, :] < x[:, None, :]).sum(axis=1)
+        equal = (x[None, :, :] == x[:, None, :]).sum(axis=1)
+        out[:, a:a + step] = np.where(np.isnan(x), np.nan, less + (equal + 1) / 2.0)
+    return out.reshape(values.shape)
+
+
 def _norm_ranks(values: np.ndarray, lower_better: bool) -> np.ndarray:
     """Normalized ranks along axis 0 of ``values`` ``(K, ...)``: 0 = best, 1 = worst;
     NaN (no value) -> 1. Ties share the average rank."""
-    from scipy.stats import rankdata
-
     k = values.shape[0]
-    if k == 1:
-        return np.where(np.isnan(values), 1.0, 0.0) if k else values
-    signed = values if lower_better else -values
-    ranks = rankdata(signed, axis=0, method="average", nan_policy="omit")
-    norm = (ranks - 1.0) / (k - 1)
-    return np.where(np.isnan(values), 1.0, norm)
+    if k <= 1:
+        return np.where(np.isnan(values), 1.0, 0.0)
+    ranks = _average_ranks(values if lower_better else -values)
+    return np.where(np.isnan(values), 1.0, (ranks - 1.0) / (k - 1))
 
 
 def _order(scores: np.ndarray, steps: np.ndarray, names: list[str]) -> np.ndarray:
@@ -517,10 +533,12 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
             vals = vals + set_rng.standard_normal((B, K)) * sd[None, :]
         norm = _norm_ranks(vals.T, r.direction == "lower").T  # (B, K)
         score_b += weights[j] * norm
+    # same order as _order, vectorized: score (rounded), then the tie-break position
+    tie = np.empty(K, dtype=np.int64)
+    tie[sorted(range(K), key=lambda i: (-steps[i], names[i]))] = np.arange(K)
+    order = np.lexsort((np.broadcast_to(tie, (B, K)), np.round(score_b, 12)), axis=-1)
     ranks = np.empty((B, K), dtype=np.int64)
-    for b in range(B):
-        order = _order(score_b[b], steps, names)
-        ranks[b, order] = np.arange(1, K + 1)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1, K + 1), (B, K)), axis=-1)
     return ranks
 
 
