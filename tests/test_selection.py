@@ -1,0 +1,150 @@
+"""`evalkit select`: selection.json, the explanation, and the seed-layout export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from evalkit.cli import cli
+from evalkit.ranking import RankingConfig, rank_checkpoints
+from evalkit.selection import SelectionError, build_selection, export_checkpoint, select
+from evalkit.store import Store
+from tests.conftest import make_ab_folder
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """A seed-format run (3 checkpoints, written by independent code) evaluated once."""
+    from evalkit.data.pairs import load_pairs
+    from evalkit.engine import RunOptions, evaluate_run
+    from tests.seed_reference import save_seed_checkpoint
+
+    d = tmp_path_factory.mktemp("select")
+    heldout = make_ab_folder(d / "heldout", n=6)
+    (d / "run").mkdir()
+    save_seed_checkpoint(d / "run", n=3, hidden=4)
+    ds = load_pairs(heldout, size=SIZE)
+    summary = evaluate_run(d / "run", d / "out", [ds], RunOptions(image_size=SIZE,
+                                                                 progress=False),
+                           log=lambda s: None)
+    assert summary.exit_code == 0
+    return d, ds
+
+
+def test_selection_file_names_the_ranking_winner_with_its_hash_and_metrics(evaluated):
+    d, _ = evaluated
+    sel = select(d / "out")
+    on_disk = json.loads((d / "out" / "selection.json").read_text())
+    assert on_disk["checkpoint"] == sel["checkpoint"]
+    with Store(d / "out", create=False) as store:
+        ck = store.checkpoints().set_index("name")
+        res = store.results()
+    assert sel["content_hash"] == ck.loc[sel["checkpoint"], "content_hash"]
+    assert sel["path"] == ck.loc[sel["checkpoint"], "path"]
+    mine = res[(res.checkpoint == sel["checkpoint"]) & (res.metric == "l1")]
+    assert sel["metrics"]["heldout"]["l1"]["value"] == pytest.approx(float(mine.value.iloc[0]))
+    assert sel["runner_up"]["checkpoint"] != sel["checkpoint"]
+    assert sel["runner_up"]["score"] >= sel["score"]
+    assert 0 <= sel["stability"]["p_first"] <= 1 and sel["stability"]["bootstrap"] == 1000
+    assert {c["metric"] for c in sel["rule"]["counted"]} >= {"l1", "ssim"}
+    assert sum(c["weight"] for c in sel["rule"]["counted"]) == pytest.approx(1.0)
+    assert sel["checkpoint"] in sel["explanation"] and "bootstrap" in sel["explanation"]
+
+
+def test_selection_is_reproducible(evaluated):
+    d, _ = evaluated
+    a, b = select(d / "out", write=False), select(d / "out", write=False)
+    a.pop("created_at"), b.pop("created_at")
+    assert a == b
+
+
+def test_export_restores_in_a_seed_layout_generator_and_reproduces_outputs(evaluated, tmp_path):
+    """The exported ckpt-1 restores into an independently built seed-layout generator
+    (different initial weights) that reproduces the selected checkpoint's cached outputs."""
+    from evalkit._tf import tf
+    from tests.seed_reference import SeedLikeGenerator, serve_output
+
+    d, ds = evaluated
+    sel = select(d / "out")
+    dest = export_checkpoint(sel, tmp_path / "deploy")
+    names = sorted(p.name for p in dest.iterdir())
+    assert names == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
+                     "selection.json"]
+    assert (dest / "checkpoint").read_text() == ('model_checkpoint_path: "ckpt-1"\n'
+                                                 'all_model_checkpoint_paths: "ckpt-1"\n')
+    assert tf.train.latest_checkpoint(str(dest)) == str(dest / "ckpt-1")
+
+    g = SeedLikeGenerator(hidden=4, seed=1234)  # weights differ from every checkpoint
+    status = tf.train.Checkpoint(generator=g).restore(str(dest / "ckpt-1"))
+    status.assert_existing_objects_matched()
+    served = serve_output(g(ds.inputs).numpy())
+
+    with Store(d / "out", create=False) as store:
+        ev = store.evaluations()
+    folder = d / "out" / ev[ev.checkpoint == sel["checkpoint"]].outputs_dir.iloc[0]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["ids"] == ds.ids
+    cached = np.stack([np.asarray(Image.open(folder / f).convert("RGB"))
+                       for f in manifest["files"]])
+    assert served.shape == cached.shape
+    assert np.array_equal(served, cached)
+    # ... and they are the selected checkpoint's outputs, not any checkpoint's
+    others = ev[ev.checkpoint != sel["checkpoint"]].outputs_dir
+    for o in others:
+        m = json.loads((d / "out" / o / "manifest.json").read_text())
+        other = np.stack([np.asarray(Image.open(d / "out" / o / f).convert("RGB"))
+                          for f in m["files"]])
+        assert not np.array_equal(served, other)
+
+
+def test_export_refuses_changed_source_and_non_empty_destination(evaluated, tmp_path):
+    d, _ = evaluated
+    sel = select(d / "out", write=False)
+    export_checkpoint(sel, tmp_path / "a")
+    with pytest.raises(SelectionError, match="not empty"):
+        export_checkpoint(sel, tmp_path / "a")
+    export_checkpoint(sel, tmp_path / "a", force=True)  # replaces its ckpt files
+
+    copy = tmp_path / "copy"
+    shutil.copytree(d / "run", copy)
+    prefix = copy / Path(sel["path"]).name
+    with open(prefix.with_name(prefix.name + ".data-00000-of-00001"), "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(SelectionError, match="changed after evaluation"):
+        export_checkpoint({**sel, "path": str(prefix)}, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_select_cli_prints_explanation_and_exports(evaluated, tmp_path):
+    d, _ = evaluated
+    r = CliRunner().invoke(cli, ["select", str(d / "out"), "--export", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output
+    sel = json.loads((d / "out" / "selection.json").read_text())
+    assert sel["explanation"] in r.output
+    assert (tmp_path / "x" / "ckpt-1.index").is_file()
+
+
+def test_select_cli_usage_errors(tmp_path):
+    r = CliRunner().invoke(cli, ["select", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no results" in r.output
+
+
+def test_no_selectable_checkpoint_is_an_error():
+    results = pd.DataFrame(columns=["checkpoint", "step", "dataset", "kind", "metric", "value",
+                                    "n", "std", "ci_low", "ci_high", "status", "reason",
+                                    "flags", "checkpoint_hash", "dataset_hash"])
+    ckpts = pd.DataFrame({"name": ["ckpt-1"], "step": [1], "content_hash": [None],
+                          "path": ["/x/ckpt-1"], "status": ["failed"],
+                          "error": ["truncated data shard"], "architecture": [None]})
+    ranking = rank_checkpoints(results, ckpts, None, RankingConfig())
+    with pytest.raises(SelectionError, match="truncated data shard"):
+        build_selection(ranking, results, ckpts)
