@@ -20,13 +20,23 @@ def pair():
     return pred, target
 
 
-def test_ssim_matches_skimage(pair):
+def test_ssim_matches_skimage_and_torchmetrics(pair):
+    import torch
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+
     pred, target = pair
     ours = ssim_per_sample(pred, target)
     ref = [structural_similarity(p, t, gaussian_weights=True, sigma=1.5,
                                  use_sample_covariance=False, data_range=255, channel_axis=-1)
            for p, t in zip(pred, target, strict=True)]
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+    # torchmetrics (float64) averages a reflect-padded border too: crop 5 px like skimage
+    p = torch.from_numpy(pred.astype(np.float64)).permute(0, 3, 1, 2)
+    t = torch.from_numpy(target.astype(np.float64)).permute(0, 3, 1, 2)
+    _, full = tm_ssim(p, t, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=255.0,
+                      reduction="none", return_full_image=True)
+    np.testing.assert_allclose(ours, full[:, :, 5:-5, 5:-5].mean(dim=(1, 2, 3)).numpy(),
+                               atol=1e-4)
     assert ours[0] == pytest.approx(1.0)
 
 
