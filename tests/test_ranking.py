@@ -1,0 +1,204 @@
+"""Ranking: [ranking] config validation, weighted normalized ranks, bootstrap stability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evalkit.config import ConfigError
+from evalkit.ranking import RankingConfig, rank_checkpoints, ranking_config
+
+COLS = ["checkpoint", "step", "dataset", "kind", "metric", "value", "n", "std", "ci_low",
+        "ci_high", "status", "reason", "flags", "checkpoint_hash", "dataset_hash"]
+
+
+def _results(rows: list[tuple]) -> pd.DataFrame:
+    """rows: (checkpoint, step, dataset, metric, value[, status, ci_low, ci_high])."""
+    out = []
+    for r in rows:
+        ck, step, ds, metric, value = r[:5]
+        status = r[5] if len(r) > 5 else "ok"
+        lo, hi = (r[6], r[7]) if len(r) > 7 else (None, None)
+        out.append({"checkpoint": ck, "step": step, "dataset": ds,
+                    "kind": "sketches" if ds == "sketches" else "heldout", "metric": metric,
+                    "value": value, "n": 10, "std": None, "ci_low": lo, "ci_high": hi,
+                    "status": status, "reason": None if status == "ok" else "no weights",
+                    "flags": "{}", "checkpoint_hash": f"h{ck}", "dataset_hash": f"d{ds}"})
+    return pd.DataFrame(out, columns=COLS)
+
+
+def _ckpts(names: list[str], failed: dict[str, str] | None = None) -> pd.DataFrame:
+    failed = failed or {}
+    return pd.DataFrame({
+        "name": names, "step": [int(n.split("-")[1]) for n in names],
+        "content_hash": [f"h{n}" for n in names], "path": [f"/run/{n}" for n in names],
+        "status": ["failed" if n in failed else "ok" for n in names],
+        "error": [failed.get(n) for n in names], "architecture": [None] * len(names)})
+
+
+# A: best heldout l1, worst ssim and sketch f1; B: best ssim and f1.
+THREE = [
+    ("ckpt-1", 1, "heldout", "l1", 0.1), ("ckpt-2", 2, "heldout", "l1", 0.2),
+    ("ckpt-3", 3, "heldout", "l1", 0.3),
+    ("ckpt-1", 1, "heldout", "ssim", 0.5), ("ckpt-2", 2, "heldout", "ssim", 0.9),
+    ("ckpt-3", 3, "heldout", "ssim", 0.7),
+    ("ckpt-1", 1, "sketches", "adherence_f1", 0.1), ("ckpt-2", 2, "sketches", "adherence_f1", 0.3),
+    ("ckpt-3", 3, "sketches", "adherence_f1", 0.2),
+]
+
+
+def test_scores_are_weighted_normalized_ranks_computed_by_hand():
+    r = rank_checkpoints(_results(THREE), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]), None,
+                         RankingConfig(bootstrap=0))
+    # effective weights: heldout l1 .25, heldout ssim .25, sketches f1 .5 (tracks 1:1)
+    w = r.counted.set_index(["dataset", "metric"])["weight"]
+    assert w[("heldout", "l1")] == pytest.approx(0.25)
+    assert w[("heldout", "ssim")] == pytest.approx(0.25)
+    assert w[("sketches", "adherence_f1")] == pytest.approx(0.5)
+    s = r.table.set_index("checkpoint")["score"]
+    assert s["ckpt-1"] == pytest.approx(0.25 * 0 + 0.25 * 1 + 0.5 * 1)
+    assert s["ckpt-2"] == pytest.approx(0.25 * 0.5 + 0.25 * 0 + 0.5 * 0)
+    assert s["ckpt-3"] == pytest.approx(0.25 * 1 + 0.25 * 0.5 + 0.5 * 0.5)
+    assert r.winner == "ckpt-2" and r.runner_up == "ckpt-3"
+    assert r.table["rank"].tolist() == [1, 2, 3]
+
+
+def test_config_chooses_metrics_and_tracks(tmp_path):
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text("[ranking]\nbootstrap = 0\n[ranking.tracks]\nheldout = 1\nsketches = 0\n"
+                   "[ranking.metrics]\nl1 = 1.0\n")
+    r = rank_checkpoints(_results(THREE), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]), None,
+                         ranking_config(cfg))
+    assert r.winner == "ckpt-1"
+    assert r.counted[["dataset", "metric"]].values.tolist() == [["heldout", "l1"]]
+    reasons = r.not_counted.set_index(["dataset", "metric"])["reason"]
+    assert reasons[("heldout", "ssim")] == "not in the ranking's metric list"
+    assert "weight 0" in reasons[("sketches", "adherence_f1")] or \
+        "not in the ranking" in reasons[("sketches", "adherence_f1")]
+
+
+def test_missing_value_ranks_worst_and_failed_checkpoints_are_excluded():
+    rows = [("ckpt-1", 1, "heldout", "l1", 0.1), ("ckpt-2", 2, "heldout", "l1", None, "skipped"),
+            ("ckpt-3", 3, "heldout", "l1", 0.3)]
+    r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3", "ckpt-4"],
+                                                {"ckpt-4": "truncated shard"}),
+                         None, RankingConfig(bootstrap=0))
+    s = r.table.set_index("checkpoint")
+    assert s.loc["ckpt-2", "score"] == 1.0  # unmeasured: worst, not best
+    assert s.loc["ckpt-3", "score"] == pytest.approx(0.5)
+    assert np.isnan(s.loc["ckpt-4", "rank"]) and s.loc["ckpt-4", "error"] == "truncated shard"
+    assert r.winner == "ckpt-1"
+
+
+def test_ties_go_to_the_later_step():
+    rows = [("ckpt-1", 1, "heldout", "l1", 0.2), ("ckpt-2", 2, "heldout", "l1", 0.2)]
+    r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2"]), None,
+                         RankingConfig(bootstrap=0))
+    assert r.winner == "ckpt-2"
+
+
+def _samples(values: dict[str, np.ndarray], dataset="heldout", metric="l1") -> pd.DataFrame:
+    rows = []
+    for ck, v in values.items():
+        for i, x in enumerate(v):
+            rows.append({"checkpoint": ck, "dataset": dataset, "sample_id": f"s{i}",
+                         "metric": metric, "value": float(x), "idx": i})
+    return pd.DataFrame(rows)
+
+
+def _from_samples(values: dict[str, np.ndarray]) -> pd.DataFrame:
+    return _results([(ck, int(ck.split("-")[1]), "heldout", "l1", float(np.mean(v)))
+                     for ck, v in values.items()])
+
+
+def test_bootstrap_clear_winner_always_first_and_noise_spreads_first_place():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.3, 0.05, 40)
+    clear = {"ckpt-1": base + 0.2, "ckpt-2": base, "ckpt-3": base + 0.1}
+    r = rank_checkpoints(_from_samples(clear), _ckpts(list(clear)), _samples(clear),
+                         RankingConfig(bootstrap=300))
+    t = r.table.set_index("checkpoint")
+    assert r.winner == "ckpt-2" and t.loc["ckpt-2", "p_first"] == 1.0
+    assert t["p_first"].sum() == pytest.approx(1.0)
+    assert (t.loc["ckpt-2", "rank_lo"], t.loc["ckpt-2", "rank_hi"]) == (1, 1)
+    assert r.counted["resampled"].tolist() == ["per-sample"]
+
+    noise = {f"ckpt-{i}": rng.normal(0.3, 0.05, 40) for i in (1, 2, 3)}
+    r2 = rank_checkpoints(_from_samples(noise), _ckpts(list(noise)), _samples(noise),
+                          RankingConfig(bootstrap=300))
+    pf = r2.table.set_index("checkpoint")["p_first"]
+    assert pf.sum() == pytest.approx(1.0)
+    assert pf.max() < 0.9 and (pf > 0).sum() >= 2
+    # seeded: the same inputs give the same stability; another seed another draw
+    again = rank_checkpoints(_from_samples(noise), _ckpts(list(noise)), _samples(noise),
+                             RankingConfig(bootstrap=300))
+    assert again.table["p_first"].tolist() == r2.table["p_first"].tolist()
+    other = rank_checkpoints(_from_samples(noise), _ckpts(list(noise)), _samples(noise),
+                             RankingConfig(bootstrap=300, seed=5))
+    assert other.table["p_first"].tolist() != r2.table["p_first"].tolist()
+
+
+def test_bootstrap_is_paired_across_checkpoints():
+    """Checkpoint 2 is better than 1 on EVERY sample by a hair, while samples vary a lot:
+    a paired bootstrap (same draw for both) always ranks 2 first."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.1, 0.9, 30)
+    vals = {"ckpt-1": base + 0.001, "ckpt-2": base}
+    r = rank_checkpoints(_from_samples(vals), _ckpts(list(vals)), _samples(vals),
+                         RankingConfig(bootstrap=200))
+    assert r.table.set_index("checkpoint").loc["ckpt-2", "p_first"] == 1.0
+
+
+def test_set_level_metrics_use_their_ci_or_stay_fixed():
+    rows = [("ckpt-1", 1, "heldout", "kid", 0.010, "ok", 0.0, 0.030),
+            ("ckpt-2", 2, "heldout", "kid", 0.011, "ok", 0.0, 0.030)]
+    ck = _ckpts(["ckpt-1", "ckpt-2"])
+    fixed = rank_checkpoints(_results(rows), ck, None, RankingConfig(bootstrap=200,
+                                                                     set_level="fixed"))
+    assert fixed.counted["resampled"].tolist() == ["fixed"]
+    assert fixed.table.set_index("checkpoint").loc["ckpt-1", "p_first"] == 1.0
+    ci = rank_checkpoints(_results(rows), ck, None, RankingConfig(bootstrap=400))
+    assert ci.counted["resampled"].tolist() == ["ci"]
+    pf = ci.table.set_index("checkpoint")["p_first"]
+    assert 0.3 < pf["ckpt-1"] < 0.7  # overlapping CIs: a coin flip, and it says so
+
+
+def test_default_config_hand_drawn_counts_at_least_as_much():
+    c = RankingConfig()
+    assert c.track_weight("sketches", "sketches") >= c.track_weight("heldout", "heldout") > 0
+    assert ranking_config(None).bootstrap == 1000
+
+
+@pytest.mark.parametrize("body, line, match", [
+    ("[ranking]\nbogus = 1\n", 2, "unknown key 'bogus'"),
+    ("[ranking]\nbootstrap = -3\n", 2, "'bootstrap' must be an integer"),
+    ("[ranking]\nset_level = \"wild\"\n", 2, "'set_level' must be one of"),
+    ("[ranking.metrics]\nl1 = -1\n", 2, "weight of metric 'l1'"),
+    ("[ranking.metrics]\nl1 = 1\nsharpness = 2\n", 3, "does not know whether lower or higher"),
+    ("[ranking.metrics]\nsharp = { weight = 1, direction = \"up\" }\n", 2, "direction of metric"),
+    ("[ranking.metrics]\n\n[ranking.metrics.l1]\nweight = 1\nhow = 2\n", 5, "unknown key 'how'"),
+    ("[ranking.tracks]\nheldout = \"a lot\"\n", 2, "track weight of 'heldout'"),
+    ("[ranking.tracks]\nheldout = 0\nsketches = 0\n", None, "every track weight"),
+    ("[ranking.metrics]\nl1 = 0\n", None, "every metric weight"),
+])
+def test_config_errors_name_file_and_line(tmp_path, body, line, match):
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text("[run]\nimage_size = 32\n\n" + body)
+    with pytest.raises(ConfigError, match=match) as exc:
+        ranking_config(cfg)
+    if line is not None:
+        assert f"{cfg}:{line + 3}:" in str(exc.value)
+    else:
+        assert str(cfg) in str(exc.value)
+
+
+def test_custom_metric_with_direction(tmp_path):
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text("[ranking]\nbootstrap = 0\n[ranking.metrics]\n"
+                   "sharp = { weight = 1, direction = \"higher\" }\n")
+    rows = [("ckpt-1", 1, "heldout", "sharp", 3.0), ("ckpt-2", 2, "heldout", "sharp", 1.0)]
+    r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2"]), None,
+                         ranking_config(cfg))
+    assert r.winner == "ckpt-1"
+    assert str(cfg) in r.rule_text()
