@@ -171,7 +171,8 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
         for ds in datasets:
             store.put_dataset(ds)
         total = len(refs) * sum(len(d) for d in datasets)
-        bar = tqdm(total=total, unit="img", desc="evaluating", disable=not options.progress,
+        interactive = options.progress and sys.stderr.isatty()
+        bar = tqdm(total=total, unit="img", desc="evaluating", disable=not interactive,
                    file=sys.stderr, dynamic_ncols=True)
         for ref in refs:
             bar.set_postfix_str(ref.name)
@@ -180,6 +181,9 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
             summary.checkpoints.append(outcome)
             if outcome.status == "failed":
                 log(f"FAILED {ref.name}: {outcome.error}")
+            elif options.progress and not interactive:  # logs (CI): one line per checkpoint
+                log(f"{ref.name}: {outcome.status} in {outcome.seconds:.1f} s "
+                    f"[{len(summary.checkpoints)}/{len(refs)}]")
         bar.close()
         store.finish_run(run_id)
         summary.notes = _skip_notes(store)
