@@ -29,8 +29,8 @@ from evalkit.checkpoints.load import Architecture  # noqa: E402
 from evalkit.data.pairs import load_pairs  # noqa: E402
 from evalkit.engine import RunOptions, evaluate_run  # noqa: E402
 from evalkit.generate import Runner  # noqa: E402
-from evalkit.models import resnet_generator  # noqa: E402
 from evalkit.metrics.paired import PairedMetrics  # noqa: E402
+from evalkit.models import resnet_generator  # noqa: E402
 from tests.conftest import make_ab_folder  # noqa: E402
 
 SIZE = 256
@@ -60,7 +60,6 @@ def main() -> None:
         batched = runner.run(x, batch_size=bs)
         traced[bs] = time.perf_counter() - t
         assert np.abs(batched - eager).max() < 1e-4
-    t_batched = traced[args.batch_size]
 
     tmp = Path(tempfile.mkdtemp())
     try:
