@@ -1,0 +1,211 @@
+"""The HTML report: structure, images as local files, escaping of names and metadata.
+
+The evaluation folder is written through :class:`evalkit.store.Store` and the output cache
+directly (no generator runs), with hostile sample names and dataset metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evalkit.data.pairs import load_pairs
+from evalkit.generate import OutputCache
+from evalkit.metrics.base import MetricValue
+from evalkit.metrics.stats import summarize
+from evalkit.store import Store
+from tests.conftest import make_ab_folder
+
+EVIL_NAME = "<img src=x onerror=alert(1)>"
+EVIL_META = "<script>alert('meta')</script>"
+SIZE = 32
+
+
+def make_out(root: Path) -> Path:
+    """An evaluation folder: 3 evaluated checkpoints + 1 failed, a held-out dataset whose
+    first sample file is named like an HTML tag, metadata with a script tag, a skipped
+    metric whose reason holds markup, and a biased-flagged set-level metric."""
+    heldout = make_ab_folder(root / "heldout", n=5, half=SIZE)
+    (heldout / "pair_00.png").rename(heldout / f"{EVIL_NAME}.png")
+    ds = load_pairs(heldout, size=SIZE)
+    assert EVIL_NAME in ds.ids
+    ds.meta["note"] = EVIL_META
+    out = root / "out"
+    cache = OutputCache(out)
+    rng = np.random.default_rng(0)
+    with Store(out) as store:
+        run_id = store.start_run(str(root / "run"), ["evalkit", "run"], SIZE,
+                                 {"limit": None})
+        store.put_dataset(ds)
+        for k in (1, 2, 3):
+            name = f"ckpt-{k}"
+            outputs = rng.integers(0, 255, (len(ds), SIZE, SIZE, 3)).astype(np.uint8)
+            l1 = rng.uniform(0.1, 0.5, len(ds)) - 0.05 * k
+            chash = f"{k:064x}"
+            folder = cache.save(chash, ds, outputs, l1)
+            values = [summarize("l1", l1), summarize("ssim", rng.uniform(0.2, 0.6, len(ds))),
+                      MetricValue("kid", 0.01 * k, n=len(ds), ci_low=0.0, ci_high=0.03 * k,
+                                  flags={"biased_small_n": True, "extractor": "test-net"}),
+                      MetricValue.skipped("lpips", "weights <b>missing</b>: run evalkit weights")]
+            store.put_checkpoint(name, k, chash, str(root / "run" / name), "ok")
+            store.put_evaluation(name, ds.name, chash, ds.content_hash, run_id,
+                                 str(folder.relative_to(out)), values, ds.ids)
+        store.put_checkpoint("ckpt-4", 4, None, str(root / "run" / "ckpt-4"), "failed",
+                             "data shard <ckpt-4.data> is truncated")
+        store.finish_run(run_id)
+    return out
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[str] = []
+        self.links: list[str] = []
+        self.scripts: list[dict] = []
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        if tag in ("a", "link"):
+            self.links.append(a.get("href", ""))
+        if tag == "script":
+            self.scripts.append(a)
+
+
+def _parse(path: Path) -> _Collect:
+    p = _Collect()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from evalkit.report import render_report
+
+    root = tmp_path_factory.mktemp("report")
+    out = make_out(root)
+    index = render_report(out)
+    return out, index
+
+
+def test_report_folder_and_pages(report):
+    out, index = report
+    assert index == out / "report" / "index.html"
+    pages = sorted(p.name for p in (out / "report").glob("c*.html"))
+    assert pages == ["c0.html", "c1.html", "c2.html", "c3.html"]
+    html = index.read_text()
+    # ranking table: one row per checkpoint, the failed one with its (escaped) error
+    table = html[html.index('id="ranking-table"'):html.index("</table>", html.index(
+        'id="ranking-table"'))]
+    assert len(re.findall(r"<tr[ >]", table)) == 1 + 4  # header + 4 checkpoints
+    assert "data shard &lt;ckpt-4.data&gt; is truncated" in table
+    # skipped metric and its reason, flags as badges, provenance
+    assert "skipped" in table and "weights &lt;b&gt;missing&lt;/b&gt;" in html
+    assert "biased: small n" in table
+    assert "extractor: test-net" in html
+    # the best value per column is highlighted: the lowest l1 belongs to ckpt-3 here
+    assert table.count('class="num best"') >= 2
+    assert "Selected checkpoint" in html and "OUT/selection.json" in html
+
+
+def test_every_image_is_a_local_file_and_nothing_external(report):
+    out, index = report
+    for page in (out / "report").glob("*.html"):
+        p = _parse(page)
+        assert bool(p.imgs) == (page.name != "c3.html"), page  # c3: the failed checkpoint
+        for src in p.imgs:
+            assert not re.match(r"^(https?:)?//", src), src
+            assert (page.parent / src).is_file(), (page.name, src)
+            assert Path(src).parts[0] == "img"
+        for href in p.links:
+            assert not re.match(r"^(https?:)?//", href), href
+        assert all("src" not in s for s in p.scripts)  # inline only
+        text = page.read_text()
+        assert "http://" not in text and "https://" not in text
+        assert "Content-Security-Policy" in text
+
+
+def test_grids_show_inputs_targets_and_each_checkpoint(report):
+    out, index = report
+    html = index.read_text()
+    for view in ("best", "worst", "random"):
+        assert f'id="grid-0-{view}"' in html
+    grid = html[html.index('id="grid-0-best"'):html.index('id="grid-0-worst"')]
+    p = _Collect()
+    p.feed(grid)
+    srcs = p.imgs
+    assert any("/in/" in s for s in srcs) and any("/tg/" in s for s in srcs)
+    for j in range(3):
+        assert any(f"/c{j}/" in s for s in srcs)
+    # "best" rows come in order of the selected checkpoint's per-sample l1 (lower first)
+    vals = [float(v) for v in re.findall(r'class="val">l1 ([0-9.]+)', grid)]
+    sel = json.loads(json.dumps(re.findall(r"<b>(ckpt-\d)</b>", html)))[0]
+    cols = 3
+    mine = vals[["ckpt-1", "ckpt-2", "ckpt-3"].index(sel)::cols]
+    assert mine == sorted(mine) and len(mine) == 5
+    # images are the cached outputs (hard links or copies), byte for byte
+    with Store(out, create=False) as store:
+        ev = store.evaluations()
+    folder = out / ev[ev.checkpoint == "ckpt-1"].outputs_dir.iloc[0]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    linked = out / "report" / "img" / "d0" / "c0" / "00000.png"
+    assert linked.read_bytes() == (folder / manifest["files"][0]).read_bytes()
+    # the served input is what the model saw
+    shown = np.asarray(Image.open(out / "report" / "img" / "d0" / "in" / "00000.png"))
+    ds = load_pairs(out.parent / "heldout", size=SIZE)
+    assert np.array_equal(shown, ds.input_uint8()[0])
+
+
+def test_html_in_file_names_and_metadata_is_escaped(report):
+    out, _ = report
+    for page in (out / "report").glob("*.html"):
+        text = page.read_text()
+        assert EVIL_NAME not in text
+        assert "<script>alert" not in text
+        assert "onerror=alert" not in [a.get("onerror") for _, a in _parse(page).tags]
+        assert all("onerror" not in a for _, a in _parse(page).tags)
+    index = (out / "report" / "index.html").read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in index
+    assert "&lt;script&gt;alert(&#39;meta&#39;)&lt;/script&gt;" in index
+
+
+def test_plots_exist_for_each_metric(report):
+    out, _ = report
+    plots = sorted(p.name for p in (out / "report" / "img" / "plots").glob("*.png"))
+    assert plots == ["metric_kid.png", "metric_l1.png", "metric_ssim.png"]
+    with Image.open(out / "report" / "img" / "plots" / "metric_l1.png") as im:
+        assert im.size[0] > 300 and im.size[1] > 200
+
+
+def test_rerender_replaces_the_folder_and_cli(report):
+    from click.testing import CliRunner
+
+    from evalkit.cli import cli
+
+    out, index = report
+    stale = out / "report" / "img" / "stale.png"
+    stale.write_bytes(b"x")
+    r = CliRunner().invoke(cli, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    assert str(index) in r.output and not stale.exists()
+    r = CliRunner().invoke(cli, ["report", str(out.parent / "missing")])
+    assert r.exit_code == 2 and "no results" in r.output
+
+
+def test_inputs_note_when_dataset_changed(tmp_path):
+    from evalkit.report import render_report
+
+    out = make_out(tmp_path)
+    make_ab_folder(tmp_path / "heldout", n=5, half=SIZE, seed=9)  # overwrite pair_01..04
+    html = render_report(out).read_text()
+    assert "changed since they were evaluated" in html
+    assert "/in/" not in html  # no input shown that the outputs were not made from
