@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,9 @@ def torchscript_extractor(path: str | Path, batch_size: int = 32,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"feature extractor {path} not found")
-    module = torch.jit.load(str(path), map_location=device).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
+        module = torch.jit.load(str(path), map_location=device).eval()
     d = getattr(module, "num_features", None)
     if isinstance(d, torch.Tensor):
         d = int(d.item())
