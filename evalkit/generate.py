@@ -46,7 +46,8 @@ class Runner:
         self.model = resnet_generator(arch.input_channels, arch.output_channels,
                                       arch.hidden_channels)
         spec = tf.TensorSpec((None, size, size, arch.input_channels), tf.float32)
-        self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec],
+                               autograph=False)
 
     def load(self, prefix: str | Path) -> None:
         """Read, check and assign a checkpoint's weights (CheckpointError on failure)."""
