@@ -39,7 +39,7 @@ SIZE = 256
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--images", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=4)
     args = ap.parse_args()
     n = args.images
     x = np.random.default_rng(0).random((n, SIZE, SIZE, 1)).astype(np.float32)

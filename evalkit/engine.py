@@ -34,7 +34,7 @@ class RunOptions:
     """Settings of one evaluation run."""
 
     image_size: int = 256
-    batch_size: int = 8
+    batch_size: int = 4  # fastest measured on 2 cores (reports/benchmarks.md)
     limit: int | None = None
     feature_extractor: Path | None = None
     domain: str | None = None

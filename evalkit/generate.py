@@ -53,7 +53,7 @@ class Runner:
         """Read, check and assign a checkpoint's weights (CheckpointError on failure)."""
         assign_weights(self.model, read_generator_weights(prefix, self.model))
 
-    def run(self, inputs: np.ndarray, batch_size: int = 8,
+    def run(self, inputs: np.ndarray, batch_size: int = 4,
             on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Raw outputs ``(N, S, S, out)`` float32 in [-1, 1] for inputs ``(N, S, S, in)``."""
         outs = []
@@ -136,7 +136,7 @@ class OutputCache:
         return folder
 
 
-def generate(runner: Runner, ds: Dataset, batch_size: int = 8,
+def generate(runner: Runner, ds: Dataset, batch_size: int = 4,
              on_batch: Callable[[int], None] | None = None
              ) -> tuple[np.ndarray, np.ndarray | None]:
     """Run the loaded generator on a dataset: served uint8 outputs and per-sample raw L1

@@ -47,7 +47,7 @@ def print_table(out: Path) -> None:
               help="evalkit.toml to use [default: found in RUN_DIR or above].")
 @click.option("--domain", help="Domain of the run (selects the sketch subset).")
 @click.option("--image-size", type=int, help="Size the model is served at [default: 256].")
-@click.option("--batch-size", type=int, help="Inference batch size [default: 8].")
+@click.option("--batch-size", type=int, help="Inference batch size [default: 4].")
 @click.option("--limit", type=int, help="Use only the first N images of each dataset.")
 @click.option("--feature-extractor", type=click.Path(path_type=Path, dir_okay=False),
               help="TorchScript FID/KID feature extractor (uint8 NCHW -> (N, D)).")
@@ -68,7 +68,7 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         raise click.UsageError(str(exc)) from exc
     opts = RunOptions(
         image_size=image_size or cfg.image_size or 256,
-        batch_size=batch_size or cfg.batch_size or 8,
+        batch_size=batch_size or cfg.batch_size or 4,
         limit=limit if limit is not None else cfg.limit,
         feature_extractor=feature_extractor or cfg.feature_extractor,
         domain=domain or cfg.domain,
