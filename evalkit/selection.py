@@ -243,7 +243,7 @@ def export_checkpoint(selection: dict, dest: str | Path, force: bool = False) ->
     """Write the selected checkpoint to ``dest`` in the seed's layout; returns ``dest``.
 
     ``dest`` gets ``checkpoint`` (:data:`STATE_FILE`), ``ckpt-1.index``, every
-    ``ckpt-1.data-XXXXX-of-YYYYY`` shard and ``selection.json`` (provenance). ``dest`` must
+    ``ckpt-1.data-NNNNN-of-MMMMM`` shard and ``selection.json`` (provenance). ``dest`` must
     not exist or be empty unless ``force`` (then its ``checkpoint``/``ckpt-*`` files are
     replaced). Raises :class:`SelectionError` when the source files no longer hash to the
     selected content hash, or the copies do not.

@@ -45,6 +45,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalkit.hashing import file_sha256
+
 ENV_DIR = "EVALKIT_WEIGHTS_DIR"
 FIX_COMMAND = "evalkit weights fetch"
 IMPORT_COMMAND = "evalkit weights import FILE"
@@ -162,14 +164,6 @@ def search_dirs() -> list[Path]:
 def default_dest() -> Path:
     """Where fetch/import put files: ``$EVALKIT_WEIGHTS_DIR`` if set, else the torch hub cache."""
     return search_dirs()[0]
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # (path, size, mtime_ns) -> sha256: hashing 100-250 MB once per process is enough.
