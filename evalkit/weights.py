@@ -132,7 +132,8 @@ class WeightsMissing(RuntimeError):
         self.fix_command = FIX_COMMAND
         self.import_command = IMPORT_COMMAND
         where = ", ".join(str(p) for p in self.looked_in) or "nowhere"
-        what = problem or f"not found (looked in {where})"
+        hint = "" if os.environ.get(ENV_DIR) else f"; set {ENV_DIR} to add a folder"
+        what = problem or f"not found (looked in {where}{hint})"
         super().__init__(
             f"weights file {weight.name} {what}; run '{FIX_COMMAND}' on a connected machine "
             f"or '{IMPORT_COMMAND}' with a copy fetched elsewhere")

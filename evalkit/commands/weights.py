@@ -8,6 +8,7 @@ elsewhere and puts it where evalkit looks. See :mod:`evalkit.weights` for the lo
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def status_cmd(as_json: bool, check: bool) -> None:
         click.echo(json.dumps({"search_dirs": [str(d) for d in W.search_dirs()],
                                "files": [r.as_dict() for r in rows]}, indent=2))
     else:
-        click.echo("evalkit looks in: " + ", ".join(str(d) for d in W.search_dirs()))
+        click.echo("evalkit looks in: " + ", ".join(str(d) for d in W.search_dirs())
+                   + ("" if os.environ.get(W.ENV_DIR) else f"  (set {W.ENV_DIR} to add a folder)"))
         for r in rows:
             click.echo(f"\n{r.name}  [{r.state}]")
             click.echo(f"  used by:  {', '.join(r.used_by)}  ({r.description})")
