@@ -148,7 +148,7 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
     if not datasets:
         raise UsageError("no dataset to evaluate on: pass --heldout DIR and/or --sketches DIR "
                          "(or name them in evalkit.toml)")
-    refs = discover_checkpoints(run_dir)
+    refs = discover_checkpoints(run_dir, exclude=[out_dir])
     if not refs:
         raise UsageError(f"no checkpoints under {run_dir}: expected files like ckpt-1.index "
                          "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save)")

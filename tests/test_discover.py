@@ -61,3 +61,11 @@ def test_custom_prefix_and_hash_changes_with_content(tmp_path):
 
 def test_empty_folder(tmp_path):
     assert discover_checkpoints(tmp_path) == []
+
+
+def test_output_folder_inside_the_run_is_excluded(tmp_path):
+    ckpt(tmp_path, "ckpt-1")
+    ckpt(tmp_path / "evalkit-out" / "deploy", "ckpt-1")  # an export written inside OUT
+    assert [r.name for r in discover_checkpoints(tmp_path)] == ["ckpt-1", "evalkit-out/deploy/ckpt-1"]
+    refs = discover_checkpoints(tmp_path, exclude=[tmp_path / "evalkit-out"])
+    assert [r.name for r in refs] == ["ckpt-1"]

@@ -57,14 +57,18 @@ def _shards(prefix: Path) -> tuple[list[Path], str | None]:
     return found, None
 
 
-def discover_checkpoints(run_dir: str | Path) -> list[CheckpointRef]:
-    """Every checkpoint under ``run_dir`` (subfolders included, hidden ones skipped),
-    ordered by step then name."""
+def discover_checkpoints(run_dir: str | Path,
+                         exclude: list[str | Path] | None = None) -> list[CheckpointRef]:
+    """Every checkpoint under ``run_dir`` (subfolders included, hidden ones and those in
+    ``exclude`` -- e.g. evalkit's own output folder -- skipped), ordered by step then name."""
     run_dir = Path(run_dir)
+    skip = [Path(p).resolve() for p in exclude or []]
     refs = []
     for index in run_dir.rglob("*.index"):
         rel = index.relative_to(run_dir)
         if any(part.startswith(".") for part in rel.parts):
+            continue
+        if any(index.resolve().is_relative_to(s) for s in skip):
             continue
         m = _INDEX_RE.match(index.name)
         if not m:
