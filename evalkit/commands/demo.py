@@ -63,7 +63,12 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
     Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 when the example is
     missing.
     """
-    from evalkit.commands.run import _render_report, load_datasets, print_table
+    from evalkit.commands.run import (
+        announce_datasets,
+        load_datasets,
+        print_summary,
+        render_report_safely,
+    )
     from evalkit.config import load_config
     from evalkit.engine import RunOptions, evaluate_run
 
@@ -78,24 +83,12 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
     click.echo(f"evalkit demo: evaluating {example / 'checkpoints'} "
                f"(served at {opts.image_size} px) into {out}", err=True)
     datasets = load_datasets(cfg.heldout, cfg.sketches, opts.image_size, None, opts.domain)
-    for ds in datasets:
-        click.echo(f"dataset {ds.name}: {len(ds)} samples from {ds.root}", err=True)
+    announce_datasets(datasets)
     summary = evaluate_run(example / "checkpoints", out, datasets, opts, argv=sys.argv)
-    print_table(out)
-    for note in summary.notes:
-        click.echo(f"note: {note}", err=True)
+    print_summary(out, summary)
     for metric, a, b, better in first_vs_last(out):
         verdict = "better" if better else "NOT better"
         click.echo(f"held-out {metric}: first checkpoint {a:.4f} -> last {b:.4f} ({verdict})",
                    err=True)
-    n_failed = len(summary.failed)
-    click.echo(f"{len(summary.checkpoints) - n_failed} of {len(summary.checkpoints)} "
-               f"checkpoints evaluated; results in {out / 'results.sqlite'}", err=True)
-    try:
-        from evalkit.report import render_report  # noqa: F401
-    except ImportError:
-        click.echo("report: not available in this version of evalkit "
-                   "(`evalkit results OUT` prints the numbers)", err=True)
-    else:
-        _render_report(out)
+    render_report_safely(out)
     sys.exit(summary.exit_code)

@@ -86,13 +86,26 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         raise click.UsageError(f"feature extractor {opts.feature_extractor} not found")
     try:
         datasets = load_datasets(heldout, sketches, opts.image_size, opts.limit, opts.domain)
-        for ds in datasets:
-            click.echo(f"dataset {ds.name}: {len(ds)} samples from {ds.root}", err=True)
-            for s in ds.skipped:
-                click.echo(f"  skipped {s.file}: {s.reason}", err=True)
+        announce_datasets(datasets)
         summary = evaluate_run(run_dir, out, datasets, opts, argv=sys.argv)
     except (UsageError, DatasetError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from exc
+    print_summary(out, summary)
+    if not no_report:
+        render_report_safely(out)
+    sys.exit(summary.exit_code)
+
+
+def announce_datasets(datasets: list) -> None:
+    """One line per dataset on stderr, and one per file it skipped."""
+    for ds in datasets:
+        click.echo(f"dataset {ds.name}: {len(ds)} samples from {ds.root}", err=True)
+        for s in ds.skipped:
+            click.echo(f"  skipped {s.file}: {s.reason}", err=True)
+
+
+def print_summary(out: Path, summary) -> None:
+    """The final table (stdout), then notes, the count and the failed checkpoints (stderr)."""
     print_table(out)
     for note in summary.notes:
         click.echo(f"note: {note}", err=True)
@@ -101,12 +114,10 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
                f"checkpoints evaluated; results in {out / 'results.sqlite'}", err=True)
     for c in summary.failed:
         click.echo(f"  failed {c.name}: {c.error}", err=True)
-    if not no_report:
-        _render_report(out)
-    sys.exit(summary.exit_code)
 
 
-def _render_report(out: Path) -> None:
+def render_report_safely(out: Path) -> None:
+    """Render OUT/report; a report problem is printed, never fatal (results are stored)."""
     try:
         from evalkit.report import render_report
     except ImportError:
