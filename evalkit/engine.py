@@ -21,7 +21,7 @@ from evalkit.checkpoints.discover import CheckpointRef, discover_checkpoints
 from evalkit.checkpoints.load import CheckpointError, infer_architecture, read_shapes
 from evalkit.data.dataset import Dataset
 from evalkit.generate import OutputCache, RunnerPool, generate
-from evalkit.metrics.base import FAILED, SKIPPED, MetricContext, MetricValue
+from evalkit.metrics.base import FAILED, MetricContext, MetricValue
 from evalkit.store import Store
 
 
@@ -111,10 +111,7 @@ def _is_complete(ev: dict | None, checkpoint: str, ckpt_hash: str, ds: Dataset,
         return False
     # A metric skipped for a reason that may have gone away (e.g. weights now imported)
     # is retried; skipped-because-not-applicable is final.
-    retry = store.conn.execute(
-        "SELECT COUNT(*) FROM metrics WHERE checkpoint=? AND dataset=? AND status=? "
-        "AND flags LIKE '%\"retryable\": true%'", (checkpoint, ds.name, SKIPPED)).fetchone()
-    return retry[0] == 0
+    return not store.retryable_skip_reasons(checkpoint, ds.name)
 
 
 def _compute_metrics(families: list, ctx: MetricContext) -> list[MetricValue]:
@@ -264,7 +261,4 @@ def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference,
 
 def _skip_notes(store: Store) -> list[str]:
     """One line per distinct reason a metric was skipped for something fixable."""
-    rows = store.conn.execute(
-        "SELECT DISTINCT reason FROM metrics WHERE status=? AND flags LIKE "
-        "'%\"retryable\": true%'", (SKIPPED,)).fetchall()
-    return [r[0] for r in rows if r[0]]
+    return [r for r in store.retryable_skip_reasons() if r]

@@ -200,6 +200,19 @@ class Store:
                         rows.append((checkpoint, dataset, sid, v.metric, float(x)))
             self.conn.executemany("INSERT INTO sample_metrics VALUES (?,?,?,?,?)", rows)
 
+    def retryable_skip_reasons(self, checkpoint: str | None = None,
+                               dataset: str | None = None) -> list[str]:
+        """Distinct reasons of metrics skipped for something that may go away (flag
+        ``retryable``, e.g. missing weights), optionally for one checkpoint and dataset."""
+        where, args = ["status='skipped'", "json_extract(flags, '$.retryable') = 1"], []
+        for column, value in (("checkpoint", checkpoint), ("dataset", dataset)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        rows = self.conn.execute(
+            f"SELECT DISTINCT reason FROM metrics WHERE {' AND '.join(where)}", args).fetchall()
+        return [r[0] or "" for r in rows]
+
     # -- reading -----------------------------------------------------------------------
     def results(self) -> pd.DataFrame:
         df = pd.read_sql_query(

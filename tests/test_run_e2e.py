@@ -224,3 +224,43 @@ def test_config_names_heldout(tmp_path):
     (tmp_path / "evalkit.toml").write_text('[run]\nheldout = 3\n')
     r = run_cli("run", str(run), "--no-report")
     assert r.exit_code == 2 and "evalkit.toml:2" in r.output
+
+
+class FlakyWeights:
+    """A family whose metric is skipped (retryable) until its 'weights' appear."""
+
+    name, metrics = "flaky", ("flaky",)
+
+    def __init__(self, available: bool):
+        self.available = available
+
+    def compute(self, ctx):
+        from evalkit.metrics.base import MetricValue
+
+        if not self.available:
+            return [MetricValue.skipped("flaky", "weights file w.pth not found", retryable=True)]
+        return [MetricValue(metric="flaky", value=1.0, n=len(ctx.dataset))]
+
+
+def test_retryable_skips_are_retried_and_reported_once(tmp_path):
+    heldout = make_ab_folder(tmp_path / "heldout", n=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_seed_checkpoint(run, n=2, hidden=4)
+    ds = [load_pairs(heldout, size=SIZE)]
+    opts = RunOptions(image_size=SIZE, progress=False)
+    first = evaluate_run(run, tmp_path / "out", ds, opts,
+                         families=[PairedMetrics(), FlakyWeights(False)])
+    assert first.notes == ["weights file w.pth not found"]
+    # still missing: retried (not counted as done), reported once again
+    again = evaluate_run(run, tmp_path / "out", ds, opts,
+                         families=[PairedMetrics(), FlakyWeights(False)])
+    assert [c.status for c in again.checkpoints] == ["evaluated", "evaluated"]
+    fixed = evaluate_run(run, tmp_path / "out", ds, opts,
+                         families=[PairedMetrics(), FlakyWeights(True)])
+    assert fixed.notes == []
+    df = evalkit.load_results(tmp_path / "out")
+    assert (df[df.metric == "flaky"].status == "ok").all()
+    done = evaluate_run(run, tmp_path / "out", ds, opts,
+                        families=[PairedMetrics(), FlakyWeights(True)])
+    assert [c.status for c in done.checkpoints] == ["cached", "cached"]
