@@ -36,6 +36,18 @@ def _arrow(direction: str | None) -> str:
                                                                                  "")
 
 
+def _finish(fig, ax, metric: str, directions: dict[str, str], dest: Path, prefix: str) -> str:
+    """Title, ticks, grid and legend shared by every plot; save as PNG and return its name."""
+    ax.set_title(metric + _arrow(directions.get(metric)), fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    name = f"{prefix}_{_SAFE.sub('_', metric)}.png"
+    fig.savefig(dest / name)
+    return name
+
+
 def metric_plots(results: pd.DataFrame, dest: Path, directions: dict[str, str],
                  selected_step: int | None = None) -> list[dict]:
     """Write ``dest/metric_<name>.png`` per metric with ok values; returns
@@ -64,14 +76,8 @@ def metric_plots(results: pd.DataFrame, dest: Path, directions: dict[str, str],
                                 label="95% CI" if i == 0 else None)
         if selected_step is not None:
             ax.axvline(selected_step, color="#444", ls="--", lw=1, label="selected")
-        ax.set_title(metric + _arrow(directions.get(metric)), fontsize=10)
         ax.set_xlabel("training step (checkpoint N)", fontsize=8)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
-        fig.tight_layout()
-        name = f"metric_{_SAFE.sub('_', metric)}.png"
-        fig.savefig(dest / name)
+        name = _finish(fig, ax, metric, directions, dest, "metric")
         out.append({"metric": metric, "file": name,
                     "datasets": sorted(sub["dataset"].unique().tolist())})
     return out
@@ -112,12 +118,6 @@ def mismatch_plots(results: pd.DataFrame, dest: Path, directions: dict[str, str]
         hed, drawn = t["hed_dataset"].iloc[0], t["drawn_dataset"].iloc[0]
         ax.set_xlabel(f"{hed} (HED edges)", fontsize=8)
         ax.set_ylabel(f"{drawn} (hand-drawn)", fontsize=8)
-        ax.set_title(metric + _arrow(directions.get(metric)), fontsize=10)
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False)
-        fig.tight_layout()
-        name = f"mismatch_{_SAFE.sub('_', metric)}.png"
-        fig.savefig(dest / name)
+        name = _finish(fig, ax, metric, directions, dest, "mismatch")
         out.append({"metric": metric, "file": name, "hed": hed, "drawn": drawn})
     return out
