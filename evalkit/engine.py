@@ -102,9 +102,7 @@ def _is_complete(ev: dict | None, checkpoint: str, ckpt_hash: str, ds: Dataset,
                  families: list, signature: str, store: Store) -> bool:
     if ev is None or ev["checkpoint_hash"] != ckpt_hash or ev["dataset_hash"] != ds.content_hash:
         return False
-    row = store.conn.execute("SELECT value FROM meta WHERE key=?",
-                             (f"signature:{ev['run_id']}",)).fetchone()
-    if row is None or row[0] != signature:
+    if store.run_signature(ev["run_id"]) != signature:
         return False
     expected = {m for f in families for m in f.metrics}
     if not expected <= set(ev["metrics"]):
@@ -162,9 +160,7 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
                                  {"batch_size": options.batch_size, "limit": options.limit,
                                   "feature_extractor": options.feature_extractor,
                                   "datasets": [d.name for d in datasets]})
-        with store.conn:
-            store.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                               (f"signature:{run_id}", signature))
+        store.set_run_signature(run_id, signature)
         for ds in datasets:
             store.put_dataset(ds)
         total = len(refs) * sum(len(d) for d in datasets)
@@ -195,16 +191,14 @@ def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference,
                          ) -> CheckpointOutcome:
     t0 = time.perf_counter()
     n_images = sum(len(d) for d in datasets)
+    done = [0]  # images accounted for in the progress bar
 
     def fail(reason: str, ckpt_hash: str | None = None) -> CheckpointOutcome:
-        with store.conn:
-            store._delete_evaluations(checkpoint=ref.name)
-        store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "failed", reason)
+        store.mark_checkpoint_failed(ref.name, ref.step, ckpt_hash, str(ref.prefix), reason)
         bar.update(n_images - done[0])
         return CheckpointOutcome(ref.name, ref.step, "failed", reason,
                                  time.perf_counter() - t0)
 
-    done = [0]
     if ref.problem:
         return fail(ref.problem)
     try:
@@ -220,9 +214,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference,
         else:
             todo.append(ds)
     if not todo:
-        row = store.conn.execute("SELECT status FROM checkpoints WHERE name=?",
-                                 (ref.name,)).fetchone()
-        if row is None or row[0] != "ok":
+        if store.checkpoint_status(ref.name) != "ok":
             store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok")
         return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
     try:

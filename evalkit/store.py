@@ -131,6 +131,32 @@ class Store:
                 "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?)",
                 (name, step, content_hash, path, status, error, architecture, time.time()))
 
+    def mark_checkpoint_failed(self, name: str, step: int, content_hash: str | None,
+                               path: str, reason: str) -> None:
+        """Record a failed checkpoint and drop its evaluations, in one transaction (results
+        of earlier content must not stand beside a failure of the current content)."""
+        with self.conn:
+            self._delete_evaluations(checkpoint=name)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?)",
+                (name, step, content_hash, path, "failed", reason, None, time.time()))
+
+    def checkpoint_status(self, name: str) -> str | None:
+        row = self.conn.execute("SELECT status FROM checkpoints WHERE name=?",
+                                (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_run_signature(self, run_id: int, signature: str) -> None:
+        """The metric settings a run used (the engine recomputes when they change)."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                              (f"signature:{run_id}", signature))
+
+    def run_signature(self, run_id: int) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?",
+                                (f"signature:{run_id}",)).fetchone()
+        return None if row is None else row[0]
+
     def put_dataset(self, ds) -> None:
         """Record a dataset; if its content changed, its old evaluations are dropped."""
         with self.conn:
