@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 DB_NAME = "results.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: checkpoints.domain, datasets.domain
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -41,10 +41,10 @@ CREATE TABLE IF NOT EXISTS runs (
     image_size INTEGER, options TEXT);
 CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT PRIMARY KEY, step INTEGER, content_hash TEXT, path TEXT, status TEXT,
-    error TEXT, architecture TEXT, updated_at REAL);
+    error TEXT, architecture TEXT, updated_at REAL, domain TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS datasets (
     name TEXT PRIMARY KEY, kind TEXT, content_hash TEXT, n INTEGER, root TEXT,
-    skipped TEXT, meta TEXT, updated_at REAL);
+    skipped TEXT, meta TEXT, updated_at REAL, domain TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS samples (
     dataset TEXT, idx INTEGER, sample_id TEXT, has_target INTEGER,
     PRIMARY KEY (dataset, idx));
@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS sample_metrics (
 """
 
 #: Columns of :func:`load_results`, in order.
-RESULT_COLUMNS = ["checkpoint", "step", "dataset", "kind", "metric", "value", "n", "std",
+RESULT_COLUMNS = ["checkpoint", "step", "domain", "dataset", "kind", "metric", "value", "n", "std",
                   "ci_low", "ci_high", "status", "reason", "flags", "checkpoint_hash",
                   "dataset_hash"]
 
@@ -125,21 +125,22 @@ class Store:
     # -- checkpoints and datasets ---------------------------------------------------------
     def put_checkpoint(self, name: str, step: int, content_hash: str | None, path: str,
                        status: str, error: str | None = None,
-                       architecture: str | None = None) -> None:
+                       architecture: str | None = None, domain: str = "") -> None:
         with self.conn:
             self.conn.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?)",
-                (name, step, content_hash, path, status, error, architecture, time.time()))
+                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
+                (name, step, content_hash, path, status, error, architecture, time.time(),
+                 domain))
 
     def mark_checkpoint_failed(self, name: str, step: int, content_hash: str | None,
-                               path: str, reason: str) -> None:
+                               path: str, reason: str, domain: str = "") -> None:
         """Record a failed checkpoint and drop its evaluations, in one transaction (results
         of earlier content must not stand beside a failure of the current content)."""
         with self.conn:
             self._delete_evaluations(checkpoint=name)
             self.conn.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?)",
-                (name, step, content_hash, path, "failed", reason, None, time.time()))
+                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
+                (name, step, content_hash, path, "failed", reason, None, time.time(), domain))
 
     def checkpoint_status(self, name: str) -> str | None:
         row = self.conn.execute("SELECT status FROM checkpoints WHERE name=?",
@@ -165,10 +166,10 @@ class Store:
             if row and row[0] != ds.content_hash:
                 self._delete_evaluations(dataset=ds.name)
             self.conn.execute(
-                "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?,?)",
                 (ds.name, ds.kind, ds.content_hash, len(ds), str(ds.root),
                  json.dumps([s.__dict__ for s in ds.skipped]),
-                 json.dumps(ds.meta, default=str), time.time()))
+                 json.dumps(ds.meta, default=str), time.time(), ds.domain))
             self.conn.execute("DELETE FROM samples WHERE dataset=?", (ds.name,))
             self.conn.executemany(
                 "INSERT INTO samples VALUES (?,?,?,?)",
@@ -242,7 +243,8 @@ class Store:
     # -- reading -----------------------------------------------------------------------
     def results(self) -> pd.DataFrame:
         df = pd.read_sql_query(
-            "SELECT m.checkpoint, c.step, m.dataset, d.kind, m.metric, m.value, m.n, m.std, "
+            "SELECT m.checkpoint, c.step, COALESCE(d.domain, c.domain, '') AS domain, m.dataset, "
+            "d.kind, m.metric, m.value, m.n, m.std, "
             "m.ci_low, m.ci_high, m.status, m.reason, m.flags, e.checkpoint_hash, "
             "e.dataset_hash FROM metrics m "
             "JOIN evaluations e ON e.checkpoint=m.checkpoint AND e.dataset=m.dataset "

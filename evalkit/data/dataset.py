@@ -35,7 +35,10 @@ class Dataset:
             (when ``targets`` is not None).
         content_hash: sha256 over files, image size and loader version.
         skipped: files reported and left out.
-        meta: free-form facts (domain, edge detector, manifest entries...).
+        meta: free-form facts (edge detector, manifest entries...).
+        domain: the generator subject this dataset belongs to (``car``...), ``""`` when the
+            run has no domains, ``"all"`` for an explicitly pooled evaluation. Part of the
+            dataset's identity: :func:`dataset_name` gives ``heldout/car``.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Dataset:
     target_mask: np.ndarray | None = None
     skipped: list[Skipped] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    domain: str = ""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,3 +69,12 @@ class Dataset:
     def input_uint8(self) -> np.ndarray:
         """Served inputs as ``(N, S, S)`` uint8 (for display and edge matching)."""
         return np.round(self.inputs[..., 0] * 255.0).astype(np.uint8)
+
+
+#: The domain of an explicitly pooled evaluation (``--domain all``).
+POOLED = "all"
+
+
+def dataset_name(kind: str, domain: str = "") -> str:
+    """A dataset's identity in results: ``heldout/car``; just the kind without a domain."""
+    return f"{kind}/{domain}" if domain else kind
