@@ -1,22 +1,27 @@
-"""Baseline files: one checkpoint's recorded results as a small JSON file to commit.
+"""Baseline files: the recorded results of one checkpoint per domain, a small JSON file to
+commit; and the choice of the checkpoint(s) a gate or baseline is about.
 
-``evalkit baseline OUT --checkpoint NAME --write baseline.json`` writes it; ``evalkit gate
---baseline baseline.json`` compares a new checkpoint against it. Shape::
+``evalkit baseline OUT --selected --write baseline.json`` (or ``--checkpoint NAME``, once per
+domain) writes it; ``evalkit gate --baseline baseline.json`` compares new checkpoints against
+it, each domain against its own entry. Shape::
 
     {
-      "format": "evalkit-baseline/1",
-      "checkpoint": "ckpt-2", "step": 2, "content_hash": "<checkpoint sha256>",
+      "format": "evalkit-baseline/2",
+      "checkpoints": {"car": {"checkpoint": "car/ckpt-2", "step": 2,
+                              "content_hash": "<checkpoint sha256>"}, ...},
       "created_at": "2025-01-01T12:00:00+00:00",
       "provenance": {"out_dir": ..., "runs": [{"id", "run_dir", "evalkit_version",
                      "tensorflow_version", "torch_version", "image_size", "finished_at"}]},
-      "datasets": {"heldout": {"kind": "heldout", "content_hash": "...", "n": 8}},
-      "metrics": {"heldout": {"ssim": {"value", "ci_low", "ci_high", "std", "n",
-                                        "status", "reason", "flags"}}}
+      "datasets": {"heldout/car": {"kind": "heldout", "domain": "car",
+                                   "content_hash": "...", "n": 8}},
+      "metrics": {"heldout/car": {"ssim": {"value", "ci_low", "ci_high", "std", "n",
+                                            "status", "reason", "flags"}}}
     }
 
-``content_hash`` is the checkpoint's content hash, as in ``evalkit results`` and
-``OUT/selection.json``; each dataset's ``content_hash`` covers its files and the image size,
-so a gate can refuse to compare numbers computed on different data.
+Dataset names carry the domain, so one file holds every domain without mixing them. Each
+dataset's ``content_hash`` covers its files and the image size, so a gate can refuse to
+compare numbers computed on different data. Format 1 files (one checkpoint, no domains)
+are still read.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from typing import Any
 
 import pandas as pd
 
-FORMAT = "evalkit-baseline/1"
+FORMAT = "evalkit-baseline/2"
+FORMATS = (FORMAT, "evalkit-baseline/1")
 
 
 class GateInputError(ValueError):
@@ -66,69 +72,108 @@ class CheckpointChoice:
     how: str
 
 
-def choose_checkpoint(out: Path, results: pd.DataFrame, checkpoints: pd.DataFrame,
-                      checkpoint: str | None, selected: bool,
-                      default_latest: bool = True) -> CheckpointChoice:
-    """Resolve ``--checkpoint NAME`` / ``--selected`` / the default.
+def _choice(out: Path, results: pd.DataFrame, ckpts: pd.DataFrame, name: str,
+            how: str) -> CheckpointChoice:
+    """The candidate ``name``; GateInputError when it failed or has no results."""
+    rows = ckpts[ckpts["name"] == name]
+    if len(rows) and rows["status"].iloc[0] == "failed":
+        raise GateInputError(f"checkpoint {name} failed to evaluate "
+                             f"({rows['error'].iloc[0]}); it has no results to check")
+    sub = results[results.checkpoint == name]
+    if sub.empty:
+        names = ", ".join(results.drop_duplicates("checkpoint").checkpoint) or "none"
+        raise GateInputError(f"no results for checkpoint {name!r} in {out}; "
+                             f"checkpoints with results: {names}")
+    step = _clean(sub.step.iloc[0])
+    hashes = sub.checkpoint_hash.dropna().unique()
+    return CheckpointChoice(name, None if step is None else int(step),
+                            str(hashes[0]) if len(hashes) else None, how)
 
-    The default (neither given) is the latest evaluated checkpoint, i.e. the one with the
-    highest step among those with results; with ``default_latest=False`` one of the two
-    options is required.
+
+def _domain_of(ckpts: pd.DataFrame, results: pd.DataFrame, name: str) -> str:
+    rows = ckpts[ckpts["name"] == name]
+    if len(rows):
+        return str(rows["domain"].iloc[0] or "")
+    rows = results[results["checkpoint"] == name]
+    return str(rows["domain"].iloc[0] or "") if len(rows) else ""
+
+
+def choose_candidates(out: Path, results: pd.DataFrame, checkpoints: pd.DataFrame,
+                      names: list[str] | None = None, selected: bool = False,
+                      default_newest: bool = True
+                      ) -> dict[str, tuple[CheckpointChoice | None, str | None]]:
+    """The checkpoint each domain is judged on: ``{domain: (choice, problem)}``.
+
+    * ``names`` (``--checkpoint``, repeatable): those checkpoints, one per domain; only
+      their domains are judged. A name without results is a GateInputError (exit 2).
+    * ``selected``: each domain's choice in ``OUT/selection.json``.
+    * default: each domain's newest *discovered* checkpoint (highest step, failed and
+      not-yet-evaluated ones included). When it failed or has no results the domain gets a
+      ``problem`` (the gate fails, exit 1): a release whose newest checkpoint failed never
+      passes by falling back to an older one. With ``default_newest=False`` one of the two
+      options is required.
     """
-    if checkpoint and selected:
+    names = list(names or [])
+    if names and selected:
         raise GateInputError("pass either --checkpoint NAME or --selected, not both")
-    evaluated = results.drop_duplicates("checkpoint")[["checkpoint", "step"]]
-    ckpt_rows = checkpoints.set_index("name") if not checkpoints.empty else None
-
-    def info(name: str, how: str) -> CheckpointChoice:
-        if ckpt_rows is not None and name in ckpt_rows.index:
-            row = ckpt_rows.loc[name]
-            if row["status"] != "ok":
-                raise GateInputError(f"checkpoint {name} failed to evaluate "
-                                     f"({row['error']}); it has no results to check")
-        if name not in set(evaluated.checkpoint):
-            names = ", ".join(evaluated.checkpoint) or "none"
-            raise GateInputError(f"no results for checkpoint {name!r} in {out}; "
-                                 f"checkpoints with results: {names}")
-        sub = results[results.checkpoint == name]
-        step = _clean(sub.step.iloc[0])
-        hashes = sub.checkpoint_hash.dropna().unique()
-        return CheckpointChoice(name, None if step is None else int(step),
-                                str(hashes[0]) if len(hashes) else None, how)
-
-    if checkpoint:
-        return info(checkpoint, "--checkpoint")
+    out_: dict[str, tuple[CheckpointChoice | None, str | None]] = {}
+    if names:
+        for name in names:
+            d = _domain_of(checkpoints, results, name)
+            if d in out_:
+                raise GateInputError(f"--checkpoint {name}: domain '{d}' already has "
+                                     f"--checkpoint {out_[d][0].name}; one per domain")
+            out_[d] = (_choice(out, results, checkpoints, name, "--checkpoint"), None)
+        return out_
     if selected:
+        from evalkit.selection import SelectionError, read_selection
+
         sel_path = out / "selection.json"
         if not sel_path.is_file():
             raise GateInputError(f"--selected: {sel_path} not found; run 'evalkit select "
                                  f"{out}' first")
         try:
-            sel = json.loads(sel_path.read_text())
-            name = sel["checkpoint"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise GateInputError(f"--selected: {sel_path} is not a selection file "
-                                 f"(expected {{\"checkpoint\": NAME, ...}}): {exc}") from exc
-        choice = info(str(name), f"--selected ({sel_path.name})")
-        want = sel.get("content_hash")
-        if want and choice.content_hash and want != choice.content_hash:
-            raise GateInputError(
-                f"--selected: {sel_path} names {name} with content hash {want[:12]}, but "
-                f"its results in {out} are for content hash {choice.content_hash[:12]}; "
-                f"run 'evalkit select {out}' again")
-        return choice
-    if not default_latest:
+            entries = read_selection(sel_path)
+        except SelectionError as exc:
+            raise GateInputError(f"--selected: {exc}") from exc
+        for d, entry in entries.items():
+            name = str(entry.get("checkpoint"))
+            choice = _choice(out, results, checkpoints, name, f"--selected ({sel_path.name})")
+            want = entry.get("content_hash")
+            if want and choice.content_hash and want != choice.content_hash:
+                raise GateInputError(
+                    f"--selected: {sel_path} names {name} with content hash {want[:12]}, but "
+                    f"its results in {out} are for content hash {choice.content_hash[:12]}; "
+                    f"run 'evalkit select {out}' again")
+            out_[d] = (choice, None)
+        return out_
+    if not default_newest:
         raise GateInputError("say which checkpoint: --checkpoint NAME or --selected")
-    if evaluated.empty:
+    if checkpoints.empty and results.empty:
         raise GateInputError(f"no results in {out}: run 'evalkit run RUN_DIR --out {out}'")
-    latest = evaluated.sort_values(["step", "checkpoint"]).iloc[-1].checkpoint
-    return info(str(latest), "default: the latest evaluated checkpoint (highest step); "
-                             "pass --checkpoint NAME or --selected to choose")
+    for d, rows in checkpoints.groupby("domain", sort=True):
+        newest = rows.sort_values(["step", "name"]).iloc[-1]
+        how = ("default: the newest discovered checkpoint of the domain (highest step); "
+               "pass --checkpoint NAME or --selected to choose")
+        name = str(newest["name"])
+        if newest["status"] == "failed":
+            out_[str(d)] = (CheckpointChoice(name, int(newest["step"]), None, how),
+                            f"the newest checkpoint {name} (step {int(newest['step'])}) failed "
+                            f"to evaluate: {newest['error']}; fix or remove it, or gate another "
+                            "with --checkpoint NAME / --selected")
+        elif results[results.checkpoint == name].empty:
+            out_[str(d)] = (CheckpointChoice(name, int(newest["step"]), None, how),
+                            f"the newest checkpoint {name} (step {int(newest['step'])}) has no "
+                            "results (not evaluated yet): run 'evalkit run' again")
+        else:
+            out_[str(d)] = (_choice(out, results, checkpoints, name, how), None)
+    return out_
 
 
-def make_baseline(out: str | Path, checkpoint: str | None = None,
+def make_baseline(out: str | Path, checkpoint: str | list[str] | None = None,
                   selected: bool = False) -> dict[str, Any]:
-    """The baseline record of one checkpoint of evaluation folder ``out``."""
+    """The baseline record of one checkpoint per domain of evaluation folder ``out``
+    (``--checkpoint`` names, or ``--selected``)."""
     from evalkit.store import ResultsError, Store
 
     out = Path(out)
@@ -141,25 +186,34 @@ def make_baseline(out: str | Path, checkpoint: str | None = None,
             runs = store.runs()
     except ResultsError as exc:
         raise GateInputError(str(exc)) from exc
-    choice = choose_checkpoint(out, results, ckpts, checkpoint, selected,
-                               default_latest=False)
-    rows = results[results.checkpoint == choice.name]
+    names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint or [])
+    choices = choose_candidates(out, results, ckpts, names, selected, default_newest=False)
     ds_info = datasets.set_index("name")
     record_ds: dict[str, Any] = {}
     metrics: dict[str, dict[str, Any]] = {}
-    for ds_name, sub in rows.groupby("dataset", sort=True):
-        hashes = sub.dataset_hash.dropna().unique()
-        n = ds_info.loc[ds_name, "n"] if ds_name in ds_info.index else None
-        record_ds[str(ds_name)] = {"kind": _clean(sub.kind.iloc[0]),
-                                   "content_hash": str(hashes[0]) if len(hashes) else None,
-                                   "n": _clean(n)}
-        metrics[str(ds_name)] = {
-            str(r.metric): {"value": _clean(r.value), "ci_low": _clean(r.ci_low),
-                            "ci_high": _clean(r.ci_high), "std": _clean(r.std),
-                            "n": _clean(r.n), "status": r.status, "reason": _clean(r.reason),
-                            "flags": json.loads(r.flags) if isinstance(r.flags, str) else {}}
-            for r in sub.sort_values("metric").itertuples()}
-    run_ids = sorted(set(evals[evals.checkpoint == choice.name].run_id.dropna().astype(int)))
+    chosen = {}
+    for d, (choice, _) in sorted(choices.items()):
+        assert choice is not None
+        chosen[d] = {"checkpoint": choice.name, "step": choice.step,
+                     "content_hash": choice.content_hash}
+        rows = results[results.checkpoint == choice.name]
+        for ds_name, sub in rows.groupby("dataset", sort=True):
+            hashes = sub.dataset_hash.dropna().unique()
+            n = ds_info.loc[ds_name, "n"] if ds_name in ds_info.index else None
+            record_ds[str(ds_name)] = {"kind": _clean(sub.kind.iloc[0]), "domain": d,
+                                       "content_hash": str(hashes[0]) if len(hashes) else None,
+                                       "n": _clean(n)}
+            metrics[str(ds_name)] = {
+                str(r.metric): {"value": _clean(r.value), "ci_low": _clean(r.ci_low),
+                                "ci_high": _clean(r.ci_high), "std": _clean(r.std),
+                                "n": _clean(r.n), "status": r.status,
+                                "reason": _clean(r.reason),
+                                "flags": json.loads(r.flags) if isinstance(r.flags, str)
+                                else {}}
+                for r in sub.sort_values("metric").itertuples()}
+    names_chosen = {c["checkpoint"] for c in chosen.values()}
+    run_ids = sorted(set(evals[evals.checkpoint.isin(names_chosen)].run_id.dropna()
+                         .astype(int)))
     run_rows = runs[runs.id.isin(run_ids)]
     provenance = {
         "out_dir": str(out.resolve()),
@@ -170,8 +224,7 @@ def make_baseline(out: str | Path, checkpoint: str | None = None,
                   "image_size": _clean(r.image_size),
                   "finished_at": _iso(_clean(r.finished_at))} for r in run_rows.itertuples()],
     }
-    return {"format": FORMAT, "checkpoint": choice.name, "step": choice.step,
-            "content_hash": choice.content_hash,
+    return {"format": FORMAT, "checkpoints": chosen,
             "created_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
             "provenance": provenance, "datasets": record_ds, "metrics": metrics}
 
@@ -198,12 +251,11 @@ class Baseline:
     data: dict[str, Any]
 
     @property
-    def checkpoint(self) -> str:
-        return str(self.data.get("checkpoint"))
-
-    @property
-    def content_hash(self) -> str | None:
-        return self.data.get("content_hash")
+    def checkpoints(self) -> dict[str, dict[str, Any]]:
+        """``{domain: {"checkpoint", "step", "content_hash"}}`` (format 1: domain "")."""
+        if "checkpoints" in self.data:
+            return self.data["checkpoints"]
+        return {"": {k: self.data.get(k) for k in ("checkpoint", "step", "content_hash")}}
 
     def dataset_hash(self, dataset: str) -> str | None:
         """The content hash of ``dataset`` when the baseline was recorded (None: absent)."""
@@ -214,9 +266,9 @@ class Baseline:
         return (self.data.get("metrics", {}).get(dataset) or {}).get(metric)
 
     def describe(self) -> str:
-        step = self.data.get("step")
-        h = (self.content_hash or "")[:12]
-        return f"{self.path} ({self.checkpoint}, step {step}, {h})"
+        parts = [f"{c['checkpoint']}, step {c.get('step')}, {(c.get('content_hash') or '')[:12]}"
+                 for c in self.checkpoints.values()]
+        return f"{self.path} ({'; '.join(parts)})"
 
 
 def read_baseline(path: str | Path) -> Baseline:
@@ -229,11 +281,12 @@ def read_baseline(path: str | Path) -> Baseline:
                              f"OUT --checkpoint NAME --write {path}'") from exc
     except (OSError, ValueError) as exc:
         raise GateInputError(f"baseline {path} is not readable JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in FORMATS:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise GateInputError(f"baseline {path} is not an evalkit baseline (format {got!r}, "
                              f"expected {FORMAT!r})")
-    for key, kind in (("checkpoint", str), ("datasets", dict), ("metrics", dict)):
+    who = ("checkpoints", dict) if data["format"] == FORMAT else ("checkpoint", str)
+    for key, kind in (who, ("datasets", dict), ("metrics", dict)):
         if not isinstance(data.get(key), kind):
             raise GateInputError(f"baseline {path}: '{key}' missing or not a "
                                  f"{kind.__name__}")

@@ -12,6 +12,11 @@ Relative paths in the file are relative to the file's folder. Shape::
     batch_size = 8
     feature_extractor = "inception.pt"   # optional TorchScript FID/KID features
 
+    [domains.car]                  # one table per domain (optional; see evalkit.domains)
+    run = "checkpoints/car"        # its checkpoints (default: RUN_DIR/<domain>/)
+    heldout = "data/car/heldout"   # its held-out pairs (default: <heldout>/<domain>/)
+    sketches = "sketches/car"      # its sketch set (default: [run] sketches)
+
     [ranking] ...   # see evalkit.ranking
     [gate] ...      # see evalkit.gate
 
@@ -30,8 +35,21 @@ RUN_KEYS = {"domain": str, "heldout": str, "sketches": str, "image_size": int,
             "batch_size": int, "feature_extractor": str, "limit": int}
 
 
+DOMAIN_KEYS = ("run", "heldout", "sketches")
+
+
 class ConfigError(ValueError):
     """An invalid evalkit.toml; the message names the file, the key and the line."""
+
+
+@dataclass
+class DomainConfig:
+    """A ``[domains.<name>]`` table: where one domain's checkpoints and data are."""
+
+    name: str
+    run: Path | None = None
+    heldout: Path | None = None
+    sketches: Path | None = None
 
 
 @dataclass
@@ -46,6 +64,7 @@ class Config:
     batch_size: int | None = None
     feature_extractor: Path | None = None
     limit: int | None = None
+    domains: dict[str, DomainConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     text: str = ""
 
@@ -84,9 +103,18 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte 0x{data[exc.start]:02x} at "
+                          f"offset {exc.start}); TOML configs must be UTF-8: re-save it as "
+                          "UTF-8, or pass --config with the right file") from exc
+    if "\x00" in text:
+        raise ConfigError(f"{path}: a binary file, not a TOML config (it contains NUL bytes); "
+                          "pass --config with the evalkit.toml")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -107,4 +135,38 @@ def load_config(path: str | Path | None) -> Config:
         if key in ("heldout", "sketches", "feature_extractor"):
             value = (path.parent / value).resolve()
         setattr(cfg, key, value)
+    cfg.domains = _domain_tables(path, text, raw.get("domains", {}))
     return cfg
+
+
+def _domain_tables(path: Path, text: str, tables: Any) -> dict[str, DomainConfig]:
+    """Validate ``[domains.<name>]`` tables; paths are relative to the config file."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: [domains] must hold tables like [domains.car]")
+    out = {}
+    for name, table in tables.items():
+        section = f"domains.{name}"
+        line = _header_line(text, section)
+        where = f"{path}:{line}" if line else str(path)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [domains.{name}] must be a table with keys "
+                              f"{', '.join(DOMAIN_KEYS)}")
+        dc = DomainConfig(name)
+        for key, value in table.items():
+            kl = find_line(text, key, section)
+            kwhere = f"{path}:{kl}" if kl else where
+            if key not in DOMAIN_KEYS:
+                raise ConfigError(f"{kwhere}: unknown key '{key}' in [domains.{name}]; "
+                                  f"known keys: {', '.join(DOMAIN_KEYS)}")
+            if not isinstance(value, str):
+                raise ConfigError(f"{kwhere}: '{key}' must be a path string, got {value!r}")
+            setattr(dc, key, (path.parent / value).resolve())
+        out[name] = dc
+    return out
+
+
+def _header_line(text: str, section: str) -> int | None:
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.strip().replace(" ", "") == f"[{section}]":
+            return i
+    return None

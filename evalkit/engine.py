@@ -129,54 +129,96 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
                  families: list | None = None,
                  log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
                  ) -> RunSummary:
-    """Evaluate every checkpoint under ``run_dir`` on ``datasets``; results in ``out_dir``.
+    """Evaluate every checkpoint under ``run_dir`` (one domain) on ``datasets``.
 
-    The first dataset with targets serves as the reference ("real" photos) for
-    distribution metrics on datasets without targets (the hand-drawn track).
+    The domain is that of the datasets (they must agree); checkpoint names carry it. See
+    :func:`evaluate_domains` for runs of several domains.
+    """
+    from evalkit.domains import DomainPlan
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"run folder {run_dir} does not exist")
+    domains = {d.domain for d in datasets}
+    if len(domains) > 1:
+        raise UsageError(f"datasets of several domains ({', '.join(sorted(domains))}) given "
+                         "for one run folder: evaluate each domain on its own data "
+                         "(evalkit.domains.plan_domains)")
+    domain = domains.pop() if domains else ""
+    refs = discover_checkpoints(run_dir, exclude=[out_dir])
+    if domain:
+        import dataclasses
+        refs = [dataclasses.replace(r, name=f"{domain}/{r.name}") for r in refs]
+    plan = DomainPlan(domain, run_dir, refs, datasets=list(datasets))
+    return evaluate_domains([plan], out_dir, options, argv, families, log)
+
+
+def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | None = None,
+                     argv: list[str] | None = None, families: list | None = None,
+                     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                     ) -> RunSummary:
+    """Evaluate each domain's checkpoints on that domain's datasets only; results in
+    ``out_dir``.
+
+    ``plans`` are :class:`evalkit.domains.DomainPlan` with their datasets loaded. Within a
+    domain, its held-out dataset serves as the reference ("real" photos) for distribution
+    metrics on its datasets without targets (the hand-drawn track): a domain's sketches are
+    never compared with another domain's photos.
     """
     from tqdm import tqdm
 
     options = options or RunOptions()
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"run folder {run_dir} does not exist")
-    if not datasets:
+    out_dir = Path(out_dir)
+    plans = [p for p in plans if p.refs or p.datasets]
+    if not any(p.datasets for p in plans):
         raise UsageError("no dataset to evaluate on: pass --heldout DIR and/or --sketches DIR "
                          "(or name them in evalkit.toml)")
-    refs = discover_checkpoints(run_dir, exclude=[out_dir])
-    if not refs:
-        raise UsageError(f"no checkpoints under {run_dir}: expected files like ckpt-1.index "
+    if not any(p.refs for p in plans):
+        where = ", ".join(sorted({str(p.run_dir) for p in plans})) or "the run folder"
+        raise UsageError(f"no checkpoints under {where}: expected files like ckpt-1.index "
                          "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save)")
     families = families if families is not None else default_families(options)
     signature = _signature(families)
-    reference = next((d for d in datasets if d.targets is not None and d.kind == "heldout"),
-                     None)
-    summary = RunSummary(out_dir=out_dir, datasets=datasets)
+    all_datasets = [d for p in plans for d in p.datasets]
+    summary = RunSummary(out_dir=out_dir, datasets=all_datasets)
     cache = OutputCache(out_dir)
     pool = RunnerPool()
     store = Store(out_dir)
     try:
-        run_id = store.start_run(str(run_dir.resolve()), argv or [], options.image_size,
-                                 {"batch_size": options.batch_size, "limit": options.limit,
-                                  "feature_extractor": options.feature_extractor,
-                                  "datasets": [d.name for d in datasets]})
+        run_id = store.start_run(
+            ", ".join(sorted({str(p.run_dir.resolve()) for p in plans})), argv or [],
+            options.image_size,
+            {"batch_size": options.batch_size, "limit": options.limit,
+             "feature_extractor": options.feature_extractor,
+             "domains": [p.domain for p in plans],
+             "datasets": [d.name for d in all_datasets]})
         store.set_run_signature(run_id, signature)
-        for ds in datasets:
+        for ds in all_datasets:
             store.put_dataset(ds)
-        total = len(refs) * sum(len(d) for d in datasets)
+        for p in plans:  # every discovered checkpoint is on record, even before evaluation
+            for ref in p.refs:
+                store.note_discovered(ref.name, ref.step, str(ref.prefix), p.domain)
+        total = sum(len(p.refs) * sum(len(d) for d in p.datasets) for p in plans)
+        n_refs = sum(len(p.refs) for p in plans if p.datasets)
         interactive = options.progress and sys.stderr.isatty()
         bar = tqdm(total=total, unit="img", desc="evaluating", disable=not interactive,
                    file=sys.stderr, dynamic_ncols=True)
-        for ref in refs:
-            bar.set_postfix_str(ref.name)
-            outcome = _evaluate_checkpoint(ref, datasets, reference, families, signature,
-                                           store, cache, pool, options, run_id, out_dir, bar)
-            summary.checkpoints.append(outcome)
-            if outcome.status == "failed":
-                log(f"FAILED {ref.name}: {outcome.error}")
-            elif options.progress and not interactive:  # logs (CI): one line per checkpoint
-                log(f"{ref.name}: {outcome.status} in {outcome.seconds:.1f} s "
-                    f"[{len(summary.checkpoints)}/{len(refs)}]")
+        for p in plans:
+            if not p.datasets:
+                continue
+            reference = next((d for d in p.datasets
+                              if d.targets is not None and d.kind == "heldout"), None)
+            for ref in p.refs:
+                bar.set_postfix_str(ref.name)
+                outcome = _evaluate_checkpoint(ref, p.domain, p.datasets, reference, families,
+                                               signature, store, cache, pool, options, run_id,
+                                               out_dir, bar)
+                summary.checkpoints.append(outcome)
+                if outcome.status == "failed":
+                    log(f"FAILED {ref.name}: {outcome.error}")
+                elif options.progress and not interactive:  # logs (CI): one line each
+                    log(f"{ref.name}: {outcome.status} in {outcome.seconds:.1f} s "
+                        f"[{len(summary.checkpoints)}/{n_refs}]")
         bar.close()
         store.finish_run(run_id)
         summary.notes = _skip_notes(store)
@@ -185,7 +227,8 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
     return summary
 
 
-def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference, families,
+def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], reference,
+                         families,
                          signature, store: Store, cache: OutputCache, pool: RunnerPool,
                          options: RunOptions, run_id: int, out_dir: Path, bar
                          ) -> CheckpointOutcome:
@@ -194,7 +237,8 @@ def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference,
     done = [0]  # images accounted for in the progress bar
 
     def fail(reason: str, ckpt_hash: str | None = None) -> CheckpointOutcome:
-        store.mark_checkpoint_failed(ref.name, ref.step, ckpt_hash, str(ref.prefix), reason)
+        store.mark_checkpoint_failed(ref.name, ref.step, ckpt_hash, str(ref.prefix), reason,
+                                     domain=domain)
         bar.update(n_images - done[0])
         return CheckpointOutcome(ref.name, ref.step, "failed", reason,
                                  time.perf_counter() - t0)
@@ -215,7 +259,8 @@ def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference,
             todo.append(ds)
     if not todo:
         if store.checkpoint_status(ref.name) != "ok":
-            store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok")
+            store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
+                                 domain=domain)
         return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
     try:
         arch = infer_architecture(read_shapes(ref.prefix))
@@ -247,7 +292,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference,
     except CheckpointError as exc:
         return fail(str(exc), ckpt_hash)
     store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
-                         architecture=arch.describe())
+                         architecture=arch.describe(), domain=domain)
     return CheckpointOutcome(ref.name, ref.step, "evaluated", None, time.perf_counter() - t0)
 
 

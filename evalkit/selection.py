@@ -1,26 +1,29 @@
 """Choosing the deployment checkpoint, explaining the choice, and exporting it.
 
 :func:`select` ranks the checkpoints of an evaluation folder (:mod:`evalkit.ranking`) and
-writes ``OUT/selection.json``::
+writes ``OUT/selection.json``, one entry per domain (``""`` for a run without domains)::
 
     {
-      "format": "evalkit-selection/1",
-      "checkpoint": "ckpt-7", "step": 7, "content_hash": "<sha256 of its files>",
-      "path": "/abs/run/ckpt-7", "score": 0.08,
-      "metrics": {"heldout": {"l1": {"value", "ci_low", "ci_high", "std", "n", "status",
-                                     "reason", "flags"}}, ...},
-      "runner_up": {"checkpoint", "step", "content_hash", "score", "p_first"} | null,
-      "stability": {"p_first", "mean_rank", "rank_lo", "rank_hi", "bootstrap", "seed",
-                    "set_level"},
-      "rule": {"method", "text", "counted": [{"dataset", "metric", "direction", "weight",
-               "resampled"}], "not_counted": [...], "config": {...}},
-      "ranking": [{"checkpoint", "step", "rank", "score", "p_first", ...}, ...],
-      "excluded": [{"checkpoint", "error"}],
-      "results_digest": "<sha256 of the aggregate values ranked>",
-      "evalkit_version": "0.1.0", "created_at": "<ISO 8601 UTC>",
-      "explanation": "<one paragraph>"
+      "format": "evalkit-selection/2",
+      "domains": {"car": {
+        "domain": "car", "checkpoint": "car/ckpt-7", "step": 7,
+        "content_hash": "<sha256 of its files>", "path": "/abs/run/car/ckpt-7", "score": 0.08,
+        "metrics": {"heldout/car": {"l1": {"value", "ci_low", "ci_high", "std", "n",
+                                           "status", "reason", "flags"}}, ...},
+        "runner_up": {"checkpoint", "step", "content_hash", "score", "p_first"} | null,
+        "stability": {"p_first", "mean_rank", "rank_lo", "rank_hi", "bootstrap", "seed",
+                      "set_level"},
+        "rule": {"method", "text", "counted": [{"dataset", "metric", "direction", "weight",
+                 "resampled"}], "not_counted": [...], "config": {...}},
+        "ranking": [{"checkpoint", "step", "rank", "score", "p_first", ...}, ...],
+        "excluded": [{"checkpoint", "error"}],
+        "results_digest": "<sha256 of the domain's aggregate values ranked>",
+        "explanation": "<one paragraph>"}, ...},
+      "errors": {"<domain>": "why nothing could be selected there"},
+      "evalkit_version": "0.1.0", "created_at": "<ISO 8601 UTC>"
     }
 
+Each domain is ranked on its own checkpoints and datasets only (never pooled).
 The same results and the same rule give the same file (except ``created_at``): the
 bootstrap is seeded, and ``results_digest`` says which numbers were ranked.
 
@@ -46,7 +49,7 @@ import pandas as pd
 
 from evalkit.ranking import Ranking, rank_checkpoints, ranking_config, results_digest
 
-FORMAT = "evalkit-selection/1"
+FORMAT = "evalkit-selection/2"
 SELECTION_NAME = "selection.json"
 EXPORT_PREFIX = "ckpt-1"
 #: The seed's ``checkpoint`` state file (tf.train.CheckpointState text proto) for ckpt-1.
@@ -149,9 +152,8 @@ def explain(sel: dict) -> str:
 
 def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.DataFrame
                     ) -> dict:
-    """The ``selection.json`` content for a ranking (see the module docstring)."""
-    import evalkit
-
+    """One domain's entry of ``selection.json`` for its ranking (see the module docstring).
+    """
     winner = ranking.winner
     if winner is None:
         failed = ranking.table[ranking.table["rank"].isna()]
@@ -172,7 +174,6 @@ def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.Dat
 
     ru = ranking.runner_up
     sel: dict[str, Any] = {
-        "format": FORMAT,
         "checkpoint": winner, "step": _clean(row["step"]),
         "content_hash": _clean(row["content_hash"]), "path": _clean(paths.get(winner)),
         "score": _clean(row["score"]),
@@ -195,19 +196,41 @@ def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.Dat
         "excluded": [{"checkpoint": r.checkpoint, "error": r.error}
                      for r in ranking.table[ranking.table["rank"].isna()].itertuples()],
         "results_digest": results_digest(results),
-        "evalkit_version": evalkit.__version__,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     sel["explanation"] = explain(sel)
     return sel
 
 
+def domains_of(checkpoints: pd.DataFrame, results: pd.DataFrame) -> list[str]:
+    """The domains of an evaluation folder, sorted (``""`` for a run without domains)."""
+    ds = set(checkpoints["domain"]) if "domain" in checkpoints else set()
+    ds |= set(results["domain"]) if "domain" in results else set()
+    return sorted(str(d) for d in ds if d is not None and not (isinstance(d, float)))
+
+
+def domain_frames(domain: str, results: pd.DataFrame, checkpoints: pd.DataFrame,
+                  samples: pd.DataFrame | None):
+    """One domain's share of the results, checkpoints and per-sample values."""
+    r = results[results["domain"] == domain]
+    c = checkpoints[checkpoints["domain"] == domain].copy()
+    pending = c["status"] == "pending"
+    c.loc[pending, "error"] = "discovered but not evaluated yet: run 'evalkit run' again"
+    s = None if samples is None else samples[samples["checkpoint"].isin(set(c["name"]))]
+    return r, c, s
+
+
 def select(out_dir: str | Path, config_path: str | Path | None = None,
            write: bool = True) -> dict:
-    """Rank the checkpoints of ``out_dir``, write ``OUT/selection.json`` (when ``write``)
-    and return its content. Raises :class:`SelectionError` when nothing can be selected,
+    """Rank each domain's checkpoints in ``out_dir`` and choose one per domain; write
+    ``OUT/selection.json`` (when ``write``) and return its content::
+
+        {"format": "evalkit-selection/2", "domains": {"car": {<one domain's selection>}},
+         "errors": {"shoe": "why nothing could be selected"}, "created_at", ...}
+
+    Raises :class:`SelectionError` when no domain has a selectable checkpoint,
     :class:`evalkit.config.ConfigError` on a bad ``[ranking]`` section,
     :class:`evalkit.store.ResultsError` when ``out_dir`` has no results."""
+    import evalkit
     from evalkit.ranking import config_for
     from evalkit.store import Store
 
@@ -217,13 +240,75 @@ def select(out_dir: str | Path, config_path: str | Path | None = None,
         results = store.results()
         checkpoints = store.checkpoints()
         samples = store.sample_metrics() if config.bootstrap else None
-    ranking = rank_checkpoints(results, checkpoints, samples, config)
-    sel = build_selection(ranking, results, checkpoints)
+    entries: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    for d in domains_of(checkpoints, results):
+        r, c, s = domain_frames(d, results, checkpoints, samples)
+        try:
+            entry = build_selection(rank_checkpoints(r, c, s, config), r, c)
+        except SelectionError as exc:
+            errors[d] = str(exc)
+            continue
+        entries[d] = {"domain": d, **entry}
+    if not entries:
+        why = "; ".join(f"{d or 'run'}: {e}" for d, e in errors.items())
+        raise SelectionError(why or "no checkpoint can be selected: no results")
+    sel = {"format": FORMAT, "domains": entries, "errors": errors,
+           "evalkit_version": evalkit.__version__,
+           "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     if write:
-        tmp = out_dir / (SELECTION_NAME + ".tmp")
+        tmp = out_dir / (SELECTION_NAME + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(sel, indent=2) + "\n")
         os.replace(tmp, out_dir / SELECTION_NAME)
     return sel
+
+
+def read_selection(path: str | Path) -> dict[str, dict]:
+    """``{domain: entry}`` from a selection file (format 2, or format 1: one entry, domain
+    ``""``). Raises :class:`SelectionError` naming the file when it is not one."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SelectionError(f"{path} not found: run 'evalkit select {path.parent}' "
+                             "first") from exc
+    except (OSError, ValueError) as exc:
+        raise SelectionError(f"{path} is not a readable selection file: {exc}") from exc
+    if isinstance(doc, dict) and doc.get("format") == FORMAT and \
+            isinstance(doc.get("domains"), dict):
+        return doc["domains"]
+    if isinstance(doc, dict) and doc.get("format") == "evalkit-selection/1" and \
+            "checkpoint" in doc:
+        return {"": doc}
+    raise SelectionError(f"{path} is not an evalkit selection (expected format {FORMAT!r}); "
+                         f"run 'evalkit select {path.parent}' again")
+
+
+def explain_all(sel: dict) -> str:
+    """The explanation of every domain's choice, one paragraph per domain."""
+    parts = []
+    for d, entry in sel["domains"].items():
+        parts.append((f"[{d}] " if d else "") + entry["explanation"])
+    for d, err in sel.get("errors", {}).items():
+        parts.append((f"[{d}] " if d else "") + f"nothing selected: {err}")
+    return "\n\n".join(parts)
+
+
+def export_selection(sel: dict, dest: str | Path, force: bool = False) -> dict[str, Path]:
+    """Export every domain's chosen checkpoint: ``dest/<domain>/`` each in the seed's
+    serving layout (ready to replace the service's ``checkpoints/`` folder); a run without
+    domains exports flat into ``dest``. Returns ``{domain: folder}``."""
+    dest = Path(dest)
+    entries = sel["domains"]
+    if list(entries) == [""]:
+        return {"": export_checkpoint(entries[""], dest, force=force)}
+    if dest.exists() and any(p for p in dest.iterdir() if p.name not in entries) and not force:
+        raise SelectionError(f"export folder {dest} holds files other than domain folders: "
+                             "choose a new folder or pass --force")
+    out = {}
+    for d, entry in entries.items():
+        out[d] = export_checkpoint(entry, dest / d, force=force)
+    return out
 
 
 def _source_files(prefix: Path) -> list[Path]:

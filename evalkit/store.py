@@ -132,6 +132,15 @@ class Store:
                 (name, step, content_hash, path, status, error, architecture, time.time(),
                  domain))
 
+    def note_discovered(self, name: str, step: int, path: str, domain: str = "") -> None:
+        """Record a discovered checkpoint as ``pending`` unless it is on record already
+        (the gate's default candidate is the newest *discovered* checkpoint)."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO checkpoints (name, step, path, status, updated_at, "
+                "domain) VALUES (?,?,?,?,?,?)", (name, step, path, "pending", time.time(),
+                                                 domain))
+
     def mark_checkpoint_failed(self, name: str, step: int, content_hash: str | None,
                                path: str, reason: str, domain: str = "") -> None:
         """Record a failed checkpoint and drop its evaluations, in one transaction (results

@@ -31,9 +31,9 @@ def test_baseline_records_values_cis_n_hashes_and_provenance(out, tmp_path):
     res = results(out)
     mine = res[res.checkpoint == "ckpt-2"]
     assert data["format"] == FORMAT
-    assert (data["checkpoint"], data["step"]) == ("ckpt-2", 2)
-    assert data["content_hash"] == mine.checkpoint_hash.iloc[0]
-    assert data["datasets"] == {"heldout": {"kind": "heldout", "n": 8,
+    assert data["checkpoints"] == {"": {"checkpoint": "ckpt-2", "step": 2,
+                                        "content_hash": mine.checkpoint_hash.iloc[0]}}
+    assert data["datasets"] == {"heldout": {"kind": "heldout", "n": 8, "domain": "",
                                             "content_hash": mine.dataset_hash.iloc[0]}}
     recorded = data["metrics"]["heldout"]
     assert set(recorded) == set(mine.metric) == {"l1", "ssim", "psnr", "kid"}
@@ -61,11 +61,13 @@ def test_baseline_records_values_cis_n_hashes_and_provenance(out, tmp_path):
 def test_baseline_of_the_selected_checkpoint(out_copy, tmp_path):  # noqa: F811
     r = baseline_cli(out_copy, "--selected", "--write", tmp_path / "b.json")
     assert r.exit_code == 2 and "run 'evalkit select" in r.output
-    (out_copy / "selection.json").write_text(json.dumps({"checkpoint": "ckpt-1",
-                                                         "content_hash": None}))
+    (out_copy / "selection.json").write_text(json.dumps(
+        {"format": "evalkit-selection/2", "domains": {"": {"checkpoint": "ckpt-1",
+                                                           "content_hash": None}}}))
     r = baseline_cli(out_copy, "--selected", "--write", tmp_path / "b.json")
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "b.json").read_text())["checkpoint"] == "ckpt-1"
+    got = json.loads((tmp_path / "b.json").read_text())["checkpoints"]
+    assert got[""]["checkpoint"] == "ckpt-1"
 
 
 def test_baseline_refuses_bad_inputs(out, tmp_path):
@@ -87,7 +89,7 @@ def test_read_baseline_rejects_what_is_not_a_baseline(tmp_path):
     bad.write_text(json.dumps({"checkpoint": "x"}))
     with pytest.raises(GateInputError, match="not an evalkit baseline"):
         read_baseline(bad)
-    bad.write_text(json.dumps({"format": FORMAT, "checkpoint": "x", "datasets": [],
+    bad.write_text(json.dumps({"format": FORMAT, "checkpoints": {}, "datasets": [],
                                "metrics": {}}))
     with pytest.raises(GateInputError, match="'datasets' missing or not a dict"):
         read_baseline(bad)

@@ -334,7 +334,7 @@ def test_passing_config_exits_0_and_writes_all_outputs(out, tmp_path):
     assert r.exit_code == 0, r.output
     assert "gate PASSED" in r.output
     # Default checkpoint: the latest evaluated one, and the output says so.
-    assert "ckpt-3 (step 3" in r.output and "latest evaluated checkpoint" in r.output
+    assert "ckpt-3 (step 3" in r.output and "newest discovered checkpoint" in r.output
     root = ET.parse(tmp_path / "gate.xml").getroot()
     suite = root.find("testsuite")
     assert suite is not None
@@ -347,17 +347,12 @@ def test_passing_config_exits_0_and_writes_all_outputs(out, tmp_path):
     assert md.count("\n| ") == 5  # header + 4 rules
     data = json.loads((tmp_path / "gate.json").read_text())
     assert data["passed"] is True and data["exit_code"] == 0
-    assert data["checkpoint"]["name"] == "ckpt-3"
-    assert [x["status"] for x in data["rules"]] == ["passed", "passed", "passed", "skipped"]
+    assert data["domains"][""]["checkpoint"]["name"] == "ckpt-3"
+    assert [x["status"] for x in data["domains"][""]["rules"]] == ["passed", "passed", "passed", "skipped"]
 
 
 def test_one_impossible_threshold_exits_1_with_exactly_that_failure(out, tmp_path):
-    cfg = write_config(tmp_path, PASSING + """
-    [[gate.rules]]
-    dataset = "heldout"
-    metric = "ssim"
-    min = 0.999
-    """)
+    cfg = write_config(tmp_path, PASSING.replace("min = -1\n    max = 1", "min = 0.999") )
     r = gate_cli(out, "--config", cfg, "--junit", tmp_path / "gate.xml", "--markdown",
                  tmp_path / "gate.md")
     assert r.exit_code == 1, r.output
@@ -442,14 +437,16 @@ def test_explicit_and_selected_checkpoint(out_copy, tmp_path):
     assert r.exit_code == 2 and f"run 'evalkit select {out_copy}' first" in r.output
     res = results(out_copy)
     h2 = res[res.checkpoint == "ckpt-2"].checkpoint_hash.iloc[0]
-    (out_copy / "selection.json").write_text(json.dumps({"checkpoint": "ckpt-2",
-                                                         "content_hash": h2}))
+    (out_copy / "selection.json").write_text(json.dumps(
+        {"format": "evalkit-selection/2", "domains": {"": {"checkpoint": "ckpt-2",
+                                                           "content_hash": h2}}}))
     r = gate_cli(out_copy, "--config", cfg, "--selected", "--json", tmp_path / "g.json")
     assert r.exit_code == 0 and "checkpoint: ckpt-2 (step 2" in r.output
-    assert json.loads((tmp_path / "g.json").read_text())["checkpoint"]["chosen_by"].startswith(
-        "--selected")
-    (out_copy / "selection.json").write_text(json.dumps({"checkpoint": "ckpt-2",
-                                                         "content_hash": "0" * 64}))
+    g = json.loads((tmp_path / "g.json").read_text())
+    assert g["domains"][""]["checkpoint"]["chosen_by"].startswith("--selected")
+    (out_copy / "selection.json").write_text(json.dumps(
+        {"format": "evalkit-selection/2", "domains": {"": {"checkpoint": "ckpt-2",
+                                                           "content_hash": "0" * 64}}}))
     r = gate_cli(out_copy, "--config", cfg, "--selected")
     assert r.exit_code == 2 and "content hash 000000000000" in r.output
 

@@ -42,9 +42,9 @@ def evaluated(tmp_path_factory):
 
 def test_selection_file_names_the_ranking_winner_with_its_hash_and_metrics(evaluated):
     d, _ = evaluated
-    sel = select(d / "out")
+    sel = select(d / "out")["domains"][""]
     on_disk = json.loads((d / "out" / "selection.json").read_text())
-    assert on_disk["checkpoint"] == sel["checkpoint"]
+    assert on_disk["domains"][""]["checkpoint"] == sel["checkpoint"]
     with Store(d / "out", create=False) as store:
         ck = store.checkpoints().set_index("name")
         res = store.results()
@@ -74,7 +74,7 @@ def test_export_restores_in_a_seed_layout_generator_and_reproduces_outputs(evalu
     from tests.seed_reference import SeedLikeGenerator, serve_output
 
     d, ds = evaluated
-    sel = select(d / "out")
+    sel = select(d / "out")["domains"][""]
     dest = export_checkpoint(sel, tmp_path / "deploy")
     names = sorted(p.name for p in dest.iterdir())
     assert names == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
@@ -108,7 +108,7 @@ def test_export_restores_in_a_seed_layout_generator_and_reproduces_outputs(evalu
 
 def test_export_refuses_changed_source_and_non_empty_destination(evaluated, tmp_path):
     d, _ = evaluated
-    sel = select(d / "out", write=False)
+    sel = select(d / "out", write=False)["domains"][""]
     export_checkpoint(sel, tmp_path / "a")
     with pytest.raises(SelectionError, match="not empty"):
         export_checkpoint(sel, tmp_path / "a")
@@ -128,7 +128,7 @@ def test_select_cli_prints_explanation_and_exports(evaluated, tmp_path):
     d, _ = evaluated
     r = CliRunner().invoke(cli, ["select", str(d / "out"), "--export", str(tmp_path / "x")])
     assert r.exit_code == 0, r.output
-    sel = json.loads((d / "out" / "selection.json").read_text())
+    sel = json.loads((d / "out" / "selection.json").read_text())["domains"][""]
     assert sel["explanation"] in r.output
     assert (tmp_path / "x" / "ckpt-1.index").is_file()
 

@@ -21,10 +21,11 @@ def _die(command: str, message: str) -> None:
 
 @click.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--checkpoint", "checkpoint", metavar="NAME",
-              help="The checkpoint to gate (default: the latest evaluated, highest step).")
+@click.option("--checkpoint", "checkpoint", metavar="NAME", multiple=True,
+              help="A checkpoint to gate, one per domain, repeatable (default: each domain's "
+                   "newest discovered checkpoint; the gate fails if it failed).")
 @click.option("--selected", is_flag=True,
-              help="Gate the checkpoint named by OUT/selection.json (evalkit select).")
+              help="Gate each domain's checkpoint named by OUT/selection.json (evalkit select).")
 @click.option("--baseline", "baseline", type=click.Path(path_type=Path, dir_okay=False),
               help="Baseline JSON (evalkit baseline) for regression rules; default: "
                    "[gate] baseline in the config.")
@@ -37,10 +38,13 @@ def _die(command: str, message: str) -> None:
               help="Write Markdown (CI step summary / PR comment).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the full outcome as JSON.")
-def gate(out: Path, checkpoint: str | None, selected: bool, baseline: Path | None,
+def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path | None,
          config: Path, junit: Path | None, markdown: Path | None,
          json_path: Path | None) -> None:
-    """Check a checkpoint's results in OUT against the release rules in evalkit.toml.
+    """Check each domain's checkpoint in OUT against the release rules in evalkit.toml.
+
+    Every domain is judged on its own candidate; the release passes only if every domain
+    passes (rules may name a domain; output is grouped by domain).
 
     Rules ([[gate.rules]]): absolute bounds (min/max), regression against a baseline
     (max_regression, max_regression_pct, ci_must_not_overlap) and required metrics
@@ -57,7 +61,7 @@ def gate(out: Path, checkpoint: str | None, selected: bool, baseline: Path | Non
     )
 
     try:
-        report = run_gate(out, config, checkpoint=checkpoint, selected=selected,
+        report = run_gate(out, config, checkpoint=list(checkpoint), selected=selected,
                           baseline=baseline)
     except (ConfigError, GateInputError) as exc:
         _die("gate", str(exc))
@@ -84,24 +88,25 @@ def gate(out: Path, checkpoint: str | None, selected: bool, baseline: Path | Non
 
 @click.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--checkpoint", "checkpoint", metavar="NAME",
-              help="The checkpoint to record (e.g. the deployed one).")
+@click.option("--checkpoint", "checkpoint", metavar="NAME", multiple=True,
+              help="A checkpoint to record (e.g. the deployed one), one per domain, "
+                   "repeatable.")
 @click.option("--selected", is_flag=True,
-              help="Record the checkpoint named by OUT/selection.json (evalkit select).")
+              help="Record each domain's checkpoint named by OUT/selection.json.")
 @click.option("--write", "write", type=click.Path(path_type=Path, dir_okay=False),
               required=True, help="The baseline JSON file to write (commit it).")
-def baseline(out: Path, checkpoint: str | None, selected: bool, write: Path) -> None:
+def baseline(out: Path, checkpoint: tuple[str, ...], selected: bool, write: Path) -> None:
     """Record a checkpoint's results in OUT (values, CIs, n, dataset and checkpoint hashes,
     provenance) as a small baseline JSON file for `evalkit gate --baseline`."""
     from evalkit.baseline import GateInputError, make_baseline, write_baseline
 
     try:
-        record = make_baseline(out, checkpoint=checkpoint, selected=selected)
+        record = make_baseline(out, checkpoint=list(checkpoint), selected=selected)
     except GateInputError as exc:
         _die("baseline", str(exc))
         return
     write_baseline(record, write)
     n = sum(len(m) for m in record["metrics"].values())
-    click.echo(f"baseline: {record['checkpoint']} (step {record['step']}, "
-               f"{(record['content_hash'] or '?')[:12]}), {n} metrics on "
-               f"{', '.join(record['datasets'])} -> {write}")
+    who = "; ".join(f"{c['checkpoint']} (step {c['step']}, {(c['content_hash'] or '?')[:12]})"
+                    for c in record["checkpoints"].values())
+    click.echo(f"baseline: {who}, {n} metrics on {', '.join(record['datasets'])} -> {write}")

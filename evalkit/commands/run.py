@@ -12,17 +12,56 @@ from evalkit.config import ConfigError, find_config, load_config
 
 def load_datasets(heldout: Path | None, sketches: Path | None, size: int,
                   limit: int | None, domain: str | None) -> list:
-    """Read the held-out and sketch datasets named on the command line or in the config."""
+    """Read one domain's held-out and sketch datasets (named ``heldout/<domain>``...)."""
+    from evalkit.data.dataset import dataset_name
     from evalkit.data.pairs import load_pairs
 
+    d = domain or ""
     datasets = []
     if heldout is not None:
-        datasets.append(load_pairs(heldout, size=size, name="heldout", limit=limit))
+        ds = load_pairs(heldout, size=size, name=dataset_name("heldout", d), limit=limit)
+        ds.domain = d
+        datasets.append(ds)
     if sketches is not None:
+        from evalkit.data.dataset import POOLED
         from evalkit.sketches.dataset import load_sketches
-        datasets.append(load_sketches(sketches, size=size, name="sketches", domain=domain,
-                                      limit=limit))
+        ds = load_sketches(sketches, size=size, name=dataset_name("sketches", d),
+                           domain=None if d in ("", POOLED) else d, limit=limit)
+        ds.domain = d
+        datasets.append(ds)
     return datasets
+
+
+def load_plan_datasets(plans: list, size: int, limit: int | None) -> None:
+    """Load each domain's datasets into its plan. Data missing for one domain of a
+    multi-domain run is a note on that domain; in a one-domain run it is an error."""
+    from evalkit.data.pairs import DatasetError
+    from evalkit.domains import sketch_domains
+
+    multi = len(plans) > 1
+    for plan in plans:
+        sketches = plan.sketches
+        if sketches is not None and plan.domain and plan.domain != "all":
+            have = sketch_domains(sketches)
+            if have and plan.domain not in have:
+                msg = (f"{sketches} has no sketches of domain '{plan.domain}' (it has "
+                       f"{', '.join(have)})")
+                if not multi:
+                    raise DatasetError(msg)
+                plan.notes.append(msg + f": no hand-drawn track for {plan.domain}")
+                sketches = None
+            elif not have and multi:
+                plan.notes.append(f"{sketches} is not split by domain (no manifest domains, "
+                                  f"no subfolders): not used for '{plan.domain}', so as not "
+                                  "to mix domains")
+                sketches = None
+        try:
+            plan.datasets = load_datasets(plan.heldout, sketches, size, limit, plan.domain)
+        except DatasetError as exc:
+            if not multi:
+                raise
+            plan.notes.append(f"domain '{plan.domain}': {exc}; not evaluated")
+            plan.datasets = []
 
 
 def print_table(out: Path) -> None:
@@ -45,7 +84,8 @@ def print_table(out: Path) -> None:
                    "[default: RUN_DIR/evalkit-out].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="evalkit.toml to use [default: found in RUN_DIR or above].")
-@click.option("--domain", help="Domain of the run (selects the sketch subset).")
+@click.option("--domain", help="Domain of a one-domain run folder (selects its sketches), the "
+              "one domain to evaluate of a root, or 'all' to pool every domain (explicitly).")
 @click.option("--image-size", type=int, help="Size the model is served at [default: 256].")
 @click.option("--batch-size", type=int, help="Inference batch size [default: 4].")
 @click.option("--limit", type=int, help="Use only the first N images of each dataset.")
@@ -57,10 +97,14 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         limit, feature_extractor, no_report, quiet) -> None:
     """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
 
+    RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
+    or one domain's folder; each domain is evaluated on its own data only.
+
     Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 on usage errors.
     """
     from evalkit.data.pairs import DatasetError
-    from evalkit.engine import RunOptions, UsageError, evaluate_run
+    from evalkit.domains import DomainError, plan_domains
+    from evalkit.engine import RunOptions, UsageError, evaluate_domains
 
     try:
         cfg = load_config(config_path or find_config(run_dir))
@@ -84,16 +128,33 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
     out = out or run_dir / "evalkit-out"
     if opts.feature_extractor is not None and not Path(opts.feature_extractor).is_file():
         raise click.UsageError(f"feature extractor {opts.feature_extractor} not found")
+    if not run_dir.is_dir():
+        raise click.UsageError(f"run folder {run_dir} does not exist")
     try:
-        datasets = load_datasets(heldout, sketches, opts.image_size, opts.limit, opts.domain)
-        announce_datasets(datasets)
-        summary = evaluate_run(run_dir, out, datasets, opts, argv=sys.argv)
-    except (UsageError, DatasetError, FileNotFoundError) as exc:
+        plans = plan_domains(run_dir, heldout=heldout, sketches=sketches, domain=opts.domain,
+                             domain_configs=cfg.domains, exclude=[out])
+        load_plan_datasets(plans, opts.image_size, opts.limit)
+        announce_plans(plans)
+        summary = evaluate_domains(plans, out, opts, argv=sys.argv)
+    except (UsageError, DatasetError, DomainError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from exc
     print_summary(out, summary)
     if not no_report:
         render_report_safely(out)
     sys.exit(summary.exit_code)
+
+
+def announce_plans(plans: list) -> None:
+    """One line per domain (when there are domains) with its checkpoints and datasets, the
+    planner's notes, then one line per dataset."""
+    named = [p for p in plans if p.domain]
+    for p in named:
+        data = ", ".join(f"{d.name} ({len(d)})" for d in p.datasets) or "no data"
+        click.echo(f"domain {p.domain}: {len(p.refs)} checkpoints, {data}", err=True)
+    for p in plans:
+        for note in p.notes:
+            click.echo(f"note: {note}", err=True)
+    announce_datasets([d for p in plans for d in p.datasets])
 
 
 def announce_datasets(datasets: list) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -18,17 +19,19 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print selection.json instead of prose.")
 def select(out: Path, config_path: Path | None, export_dir: Path | None, force: bool,
            as_json: bool) -> None:
-    """Choose the checkpoint to deploy from the results in OUT.
+    """Choose the checkpoint to deploy from the results in OUT, one per domain.
 
     Ranks checkpoints by weighted normalized ranks over the metrics of [ranking] in
     evalkit.toml (see docs/ranking.md), measures how often each comes first over bootstrap
-    resamples of the samples, writes OUT/selection.json and prints why. Exit 0 on success,
-    2 when nothing can be selected or the inputs are unusable.
+    resamples of the samples, writes OUT/selection.json and prints why. --export DIR writes
+    DIR/<domain>/ (checkpoint + ckpt-1.*) per domain, the seed's serving layout (flat for a
+    run without domains). Exit 0 on success, 1 when some domain has nothing to select, 2
+    when nothing can be selected or the inputs are unusable.
     """
     import json
 
     from evalkit.config import ConfigError
-    from evalkit.selection import SelectionError, export_checkpoint
+    from evalkit.selection import SelectionError, explain_all, export_selection
     from evalkit.selection import select as do_select
     from evalkit.store import ResultsError
 
@@ -39,12 +42,16 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     if as_json:
         click.echo(json.dumps(sel, indent=2))
     else:
-        click.echo(sel["explanation"])
+        click.echo(explain_all(sel))
     click.echo(f"selection: {out / 'selection.json'}", err=True)
     if export_dir is not None:
         try:
-            dest = export_checkpoint(sel, export_dir, force=force)
+            written = export_selection(sel, export_dir, force=force)
         except SelectionError as exc:
             raise click.UsageError(str(exc)) from exc
-        click.echo(f"exported {sel['checkpoint']} as {dest / 'ckpt-1'} (content hash "
-                   f"{sel['content_hash'][:12]} verified)", err=True)
+        for d, dest in written.items():
+            entry = sel["domains"][d]
+            click.echo(f"exported {entry['checkpoint']} as {dest / 'ckpt-1'} (content hash "
+                       f"{entry['content_hash'][:12]} verified)", err=True)
+    if sel.get("errors"):
+        sys.exit(1)
