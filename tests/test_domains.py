@@ -1,0 +1,243 @@
+"""Domains (issue 10): a root of domain folders is evaluated per domain and never pooled;
+selection, export, gate and results per domain; ambiguous runs are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from evalkit.cli import cli
+from evalkit.store import Store
+from tests.conftest import make_ab_folder
+
+SIZE = 32
+DOMAINS = ("car", "shoe")
+
+
+def _sketch_set(root: Path, per_domain: int = 3) -> Path:
+    """A two-domain sketch set with a manifest (simple strokes, different per domain)."""
+    entries = []
+    rng = np.random.default_rng(7)
+    for d in DOMAINS:
+        (root / d).mkdir(parents=True, exist_ok=True)
+        for i in range(per_domain):
+            a = np.full((48, 48), 255, np.uint8)
+            r, c = rng.integers(8, 40, 2)
+            a[r, 4:44] = 0
+            a[4:44, c] = 0
+            Image.fromarray(a).save(root / d / f"{d}_{i}.png")
+            entries.append({"file": f"{d}/{d}_{i}.png", "domain": d,
+                            "provenance": "test strokes"})
+    (root / "manifest.json").write_text(json.dumps({"schema": "evalkit.sketches/1",
+                                                    "sketches": entries}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> Path:
+    """The seed's layout: checkpoints/<domain>/ckpt-N, heldout/<domain>/, one sketch set."""
+    from tests.seed_reference import save_seed_checkpoint
+
+    base = tmp_path_factory.mktemp("service")
+    for k, d in enumerate(DOMAINS):
+        (base / "checkpoints" / d).mkdir(parents=True)
+        save_seed_checkpoint(base / "checkpoints" / d, n=2 + k, hidden=4, seed=10 * k)
+        make_ab_folder(base / "heldout" / d, n=4 + k, half=SIZE, seed=k)
+    _sketch_set(base / "sketches")
+    return base
+
+
+def run_cli(*args) -> object:
+    return CliRunner().invoke(cli, ["run", *map(str, args), "--image-size", str(SIZE),
+                                    "--quiet", "--no-report"], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def evaluated(service, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("out") / "out"
+    r = run_cli(service / "checkpoints", "--heldout", service / "heldout", "--sketches",
+                service / "sketches", "--out", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_root_is_evaluated_per_domain_and_no_value_mixes_domains(service, evaluated):
+    with Store(evaluated, create=False) as store:
+        datasets = store.datasets()
+        ckpts = store.checkpoints()
+        evals = store.evaluations()
+        samples = store.conn.execute("SELECT dataset, sample_id FROM samples").fetchall()
+        res = store.results()
+    assert set(datasets.name) == {"heldout/car", "heldout/shoe", "sketches/car",
+                                  "sketches/shoe"}
+    assert dict(zip(datasets.name, datasets.domain, strict=True)) == {
+        "heldout/car": "car", "heldout/shoe": "shoe", "sketches/car": "car",
+        "sketches/shoe": "shoe"}
+    assert sorted(ckpts.name) == ["car/ckpt-1", "car/ckpt-2", "shoe/ckpt-1", "shoe/ckpt-2",
+                                  "shoe/ckpt-3"]
+    ck_domain = dict(zip(ckpts.name, ckpts.domain, strict=True))
+    ds_domain = dict(zip(datasets.name, datasets.domain, strict=True))
+    # every evaluation pairs a checkpoint with a dataset of its own domain
+    for e in evals.itertuples():
+        assert ck_domain[e.checkpoint] == ds_domain[e.dataset], (e.checkpoint, e.dataset)
+    assert len(evals) == 2 * 2 + 3 * 2
+    # every stored sample belongs to its dataset's domain
+    meta = {r.name: json.loads(r.meta) for r in datasets.itertuples()}
+    manifest = {e["file"]: e["domain"] for e in
+                json.loads((service / "sketches" / "manifest.json").read_text())["sketches"]}
+    for ds, sid in samples:
+        d = ds_domain[ds]
+        if ds.startswith("sketches/"):
+            files = [f for f in manifest if f == sid or Path(f).with_suffix("").as_posix() == sid]
+            assert files and all(manifest[f] == d for f in files), (ds, sid)
+        else:
+            root = Path(datasets.set_index("name").loc[ds, "root"])
+            assert root == service / "heldout" / d
+            assert any(p.stem == Path(sid).stem for p in root.iterdir()), (ds, sid)
+    for name in ("sketches/car", "sketches/shoe"):
+        assert {e["domain"] for e in meta[name]["entries"]} == {ds_domain[name]}
+    assert set(res.domain) == {"car", "shoe"}
+    # held-out n per domain: 4 car pairs, 5 shoe pairs
+    n = res[(res.metric == "l1") & (res.kind == "heldout")].groupby("dataset").n.max().to_dict()
+    assert n == {"heldout/car": 4, "heldout/shoe": 5}
+
+
+def test_one_domain_folder_with_multi_domain_sketches_and_no_domain_exits_2(service,
+                                                                            tmp_path):
+    r = run_cli(service / "checkpoints" / "car", "--sketches", service / "sketches",
+                "--out", tmp_path / "o")
+    # a folder named after a known domain is that domain: no error
+    assert r.exit_code == 0, r.output
+    anon = tmp_path / "mystery"
+    shutil.copytree(service / "checkpoints" / "car", anon)
+    r = CliRunner().invoke(cli, ["run", str(anon), "--sketches", str(service / "sketches"),
+                                 "--out", str(tmp_path / "o2"), "--image-size", str(SIZE),
+                                 "--quiet", "--no-report"])
+    assert r.exit_code == 2
+    assert "car, shoe" in r.output and "--domain" in r.output
+    assert not (tmp_path / "o2" / "results.sqlite").exists()
+
+
+def test_domains_evaluated_one_by_one_into_one_out_are_both_kept(service, tmp_path):
+    out = tmp_path / "out"
+    for d in DOMAINS:
+        anon = tmp_path / f"run-{d}"
+        shutil.copytree(service / "checkpoints" / d, anon)
+        r = run_cli(anon, "--domain", d, "--heldout", service / "heldout" / d, "--sketches",
+                    service / "sketches", "--out", out)
+        assert r.exit_code == 0, r.output
+    with Store(out, create=False) as store:
+        res = store.results()
+    assert set(res.dataset) == {"heldout/car", "heldout/shoe", "sketches/car",
+                                "sketches/shoe"}
+    assert {c.split("/")[0] for c in res.checkpoint} == {"car", "shoe"}
+
+
+def test_pooling_only_when_asked_and_labelled(service, tmp_path):
+    r = run_cli(service / "checkpoints" / "car", "--domain", "all", "--sketches",
+                service / "sketches", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert "pooled" in r.output
+    with Store(tmp_path / "o", create=False) as store:
+        ds = store.datasets()
+    assert list(ds.name) == ["sketches/all"] and list(ds.n) == [6]
+
+
+def test_select_exports_one_seed_layout_folder_per_domain(service, evaluated, tmp_path):
+    from evalkit._tf import tf
+    from evalkit.data.pairs import load_pairs
+    from tests.seed_reference import SeedLikeGenerator, serve_output
+
+    r = CliRunner().invoke(cli, ["select", str(evaluated), "--export", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output
+    sel = json.loads((evaluated / "selection.json").read_text())
+    assert set(sel["domains"]) == {"car", "shoe"}
+    with Store(evaluated, create=False) as store:
+        ev = store.evaluations()
+    for d in DOMAINS:
+        entry = sel["domains"][d]
+        assert entry["checkpoint"].startswith(f"{d}/") and entry["domain"] == d
+        assert f"[{d}]" in r.output
+        dest = tmp_path / "x" / d
+        assert tf.train.latest_checkpoint(str(dest)) == str(dest / "ckpt-1")
+        g = SeedLikeGenerator(hidden=4, seed=99)
+        tf.train.Checkpoint(generator=g).restore(str(dest / "ckpt-1")) \
+            .assert_existing_objects_matched()
+        ds = load_pairs(service / "heldout" / d, size=SIZE)
+        served = serve_output(g(ds.inputs).numpy())
+        row = ev[(ev.checkpoint == entry["checkpoint"]) & (ev.dataset == f"heldout/{d}")]
+        folder = evaluated / row.outputs_dir.iloc[0]
+        manifest = json.loads((folder / "manifest.json").read_text())
+        cached = np.stack([np.asarray(Image.open(folder / f).convert("RGB"))
+                           for f in manifest["files"]])
+        assert np.array_equal(served, cached)
+
+
+def test_gate_fails_naming_the_domain_whose_rule_fails(evaluated, tmp_path):
+    with Store(evaluated, create=False) as store:
+        res = store.results()
+    car_l1 = res[(res.dataset == "heldout/car") & (res.metric == "l1")].value.max()
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text(f"""
+[[gate.rules]]
+dataset = "heldout"
+metric = "l1"
+max = 5.0
+
+[[gate.rules]]
+domain = "car"
+dataset = "heldout"
+metric = "ssim"
+min = 2.0
+
+[[gate.rules]]
+dataset = "heldout/shoe"
+metric = "l1"
+max = {car_l1 + 5:.3f}
+""")
+    r = CliRunner().invoke(cli, ["gate", str(evaluated), "--config", str(cfg),
+                                 "--json", str(tmp_path / "g.json"),
+                                 "--junit", str(tmp_path / "g.xml")])
+    assert r.exit_code == 1, r.output
+    assert "failed: car" in r.output and "1 of 2 domains passed" in r.output
+    g = json.loads((tmp_path / "g.json").read_text())
+    assert g["failed_domains"] == ["car"]
+    assert g["domains"]["shoe"]["passed"] and not g["domains"]["car"]["passed"]
+    assert g["domains"]["car"]["checkpoint"]["name"] == "car/ckpt-2"
+    assert g["domains"]["shoe"]["checkpoint"]["name"] == "shoe/ckpt-3"
+    assert [x["dataset"] for x in g["domains"]["shoe"]["rules"]] == ["heldout/shoe"] * 2
+    xml = (tmp_path / "g.xml").read_text()
+    assert 'name="evalkit gate [car]"' in xml and 'name="evalkit gate [shoe]"' in xml
+
+
+def test_gate_fails_when_the_newest_discovered_checkpoint_failed(service, tmp_path):
+    root = tmp_path / "checkpoints"
+    shutil.copytree(service / "checkpoints", root)
+    # break car's newest checkpoint: its shard is truncated
+    shard = root / "car" / "ckpt-2.data-00000-of-00001"
+    shard.write_bytes(shard.read_bytes()[:100])
+    out = tmp_path / "out"
+    r = run_cli(root, "--heldout", service / "heldout", "--out", out)
+    assert r.exit_code == 1
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text('[[gate.rules]]\ndataset = "heldout"\nmetric = "l1"\nmax = 5.0\n')
+    r = CliRunner().invoke(cli, ["gate", str(out), "--config", str(cfg)])
+    assert r.exit_code == 1, r.output
+    assert "car/ckpt-2" in r.output and "failed to evaluate" in r.output
+    # an explicit older checkpoint of car (and shoe's newest) can pass
+    r = CliRunner().invoke(cli, ["gate", str(out), "--config", str(cfg), "--checkpoint",
+                                 "car/ckpt-1", "--checkpoint", "shoe/ckpt-3"])
+    assert r.exit_code == 0, r.output
+
+
+def test_results_have_a_domain_column(evaluated):
+    r = CliRunner().invoke(cli, ["results", str(evaluated), "--format", "csv"])
+    assert r.exit_code == 0
+    header = r.output.splitlines()[0].split(",")
+    assert header[:4] == ["checkpoint", "step", "domain", "dataset"]
