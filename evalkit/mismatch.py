@@ -59,7 +59,21 @@ def mismatch_table(results: pd.DataFrame, hed: str | None = None,
         ``delta = drawn - hed``, ``worse_on_drawn`` (bool, by the metric's direction),
         sorted by step, checkpoint and metric. Empty (with those columns) when no metric is
         ``ok`` on both. Raises ``ValueError`` when the datasets cannot be identified.
+        With several domains (a ``domain`` column), each domain's sketches are paired with
+        its own held-out set and the tables are concatenated (``hed_dataset`` and
+        ``drawn_dataset`` say which).
     """
+    if hed is None and drawn is None and "domain" in results.columns and \
+            results["domain"].nunique() > 1:
+        # one domain at a time: a domain's sketches against its own held-out pairs only
+        parts = []
+        for _, sub in results.groupby("domain", sort=True):
+            try:
+                parts.append(mismatch_table(sub.drop(columns="domain")))
+            except ValueError:
+                continue  # this domain lacks one of the tracks
+        return (pd.concat(parts, ignore_index=True) if parts
+                else pd.DataFrame(columns=COLUMNS))
     names = sorted(results["dataset"].dropna().unique().tolist()) if len(results) else []
     kinds = {}
     if "kind" in results.columns:

@@ -241,3 +241,21 @@ def test_results_have_a_domain_column(evaluated):
     assert r.exit_code == 0
     header = r.output.splitlines()[0].split(",")
     assert header[:4] == ["checkpoint", "step", "domain", "dataset"]
+
+
+def test_report_opens_on_a_domain_overview_with_a_report_per_domain(evaluated, tmp_path):
+    from evalkit.report import render_report
+    from evalkit.selection import select
+
+    sel = select(evaluated, write=False)
+    index = render_report(evaluated)
+    html = index.read_text()
+    for d in DOMAINS:
+        assert f'href="{d}/index.html"' in html
+        assert sel["domains"][d]["checkpoint"] in html
+        page = (index.parent / d / "index.html").read_text()
+        assert f"Domain <b>{d}</b>" in page
+        other = [o for o in DOMAINS if o != d][0]
+        assert f"heldout/{other}" not in page and f"{other}/ckpt-" not in page
+        assert any((index.parent / d / "img").rglob("*.png"))
+    assert not list(evaluated.glob("report.tmp*")) and not list(evaluated.glob("report.old*"))

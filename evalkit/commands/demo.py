@@ -1,11 +1,12 @@
-"""``evalkit demo [--out DIR]``: evaluate the shipped example run end to end.
+"""``evalkit demo [--out DIR]``: evaluate the shipped example service end to end.
 
-The example (``examples/person/``, made by ``benchmarks/make_example.py``) is a small real
-pix2pix run on procedural cartoon faces: 8 epoch checkpoints, 40 held-out AB pairs and 12
-hand-drawn-style sketches, served at 64 px. The demo evaluates every checkpoint on both
-datasets with ``evalkit run``'s engine, prints the results table, says whether the last
-checkpoint beat the first on held-out L1 and SSIM, and renders the report when the report
-module is installed.
+The example (``examples/``, made by ``benchmarks/make_example.py``) has the service's
+layout with two domains: ``checkpoints/person/`` and ``checkpoints/gemstone/`` (small real
+pix2pix runs on procedural subjects, one checkpoint per epoch), ``heldout/<domain>/`` AB
+pairs and one two-domain sketch set, served at 64 px. The demo runs exactly what
+``evalkit run examples/checkpoints`` runs (every domain on its own data), prints the
+results table, says per domain whether the last checkpoint beat the first on held-out L1
+and SSIM, selects one checkpoint per domain and renders the report (domain overview).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from pathlib import Path
 import click
 
 #: The example, relative to the repository root (evalkit is installed editable from it).
-EXAMPLE = Path("examples") / "person"
+EXAMPLE = Path("examples")
 
 
 def find_example() -> Path | None:
-    """``examples/person`` of the checkout evalkit runs from, else of the working directory."""
+    """``examples/`` of the checkout evalkit runs from, else of the working directory."""
     import evalkit
 
     for base in (Path(evalkit.__file__).resolve().parents[1], Path.cwd()):
@@ -30,24 +31,27 @@ def find_example() -> Path | None:
     return None
 
 
-def first_vs_last(out: Path, dataset: str = "heldout") -> list[tuple[str, float, float, bool]]:
-    """``(metric, first checkpoint's value, last's, last is better)`` for l1 and ssim."""
+def first_vs_last(out: Path) -> list[tuple[str, str, float, float, bool]]:
+    """``(domain, metric, first checkpoint's value, last's, last is better)`` for held-out
+    l1 and ssim, per domain."""
     from evalkit.store import Store
 
     with Store(out, create=False) as store:
         res = store.results()
         ckpts = store.checkpoints()
-    ok = ckpts[ckpts.status != "failed"].sort_values("step")
-    if len(ok) < 2:
-        return []
-    first, last = ok.name.iloc[0], ok.name.iloc[-1]
     rows = []
-    for metric, higher_better in (("l1", False), ("ssim", True)):
-        sel = res[(res.dataset == dataset) & (res.metric == metric) & (res.status == "ok")]
-        vals = dict(zip(sel.checkpoint, sel.value, strict=True))
-        if first in vals and last in vals:
-            a, b = float(vals[first]), float(vals[last])
-            rows.append((metric, a, b, b > a if higher_better else b < a))
+    for domain, mine in ckpts[ckpts.status == "ok"].groupby("domain", sort=True):
+        ok = mine.sort_values("step")
+        if len(ok) < 2:
+            continue
+        first, last = ok.name.iloc[0], ok.name.iloc[-1]
+        for metric, higher_better in (("l1", False), ("ssim", True)):
+            sel = res[(res.kind == "heldout") & (res.domain == domain)
+                      & (res.metric == metric) & (res.status == "ok")]
+            vals = dict(zip(sel.checkpoint, sel.value, strict=True))
+            if first in vals and last in vals:
+                a, b = float(vals[first]), float(vals[last])
+                rows.append((str(domain), metric, a, b, b > a if higher_better else b < a))
     return rows
 
 
@@ -64,31 +68,40 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
     missing.
     """
     from evalkit.commands.run import (
-        announce_datasets,
-        load_datasets,
+        announce_plans,
+        load_plan_datasets,
         print_summary,
         render_report_safely,
     )
     from evalkit.config import load_config
-    from evalkit.engine import RunOptions, evaluate_run
+    from evalkit.domains import plan_domains
+    from evalkit.engine import RunOptions, evaluate_domains
 
     example = example or find_example()
     if example is None:
         raise click.UsageError(
-            f"the example run ({EXAMPLE}) is not here: run `evalkit demo` from a clone of the "
-            "evalkit repository (installed with scripts/setup.sh), or pass --example DIR")
+            f"the example ({EXAMPLE}/checkpoints) is not here: run `evalkit demo` from a clone "
+            "of the evalkit repository (installed with scripts/setup.sh), or pass --example DIR")
     cfg = load_config(example / "evalkit.toml")
     opts = RunOptions(image_size=cfg.image_size or 64, batch_size=cfg.batch_size or 16,
                       domain=cfg.domain, progress=not quiet)
-    click.echo(f"evalkit demo: evaluating {example / 'checkpoints'} "
-               f"(served at {opts.image_size} px) into {out}", err=True)
-    datasets = load_datasets(cfg.heldout, cfg.sketches, opts.image_size, None, opts.domain)
-    announce_datasets(datasets)
-    summary = evaluate_run(example / "checkpoints", out, datasets, opts, argv=sys.argv)
+    run_dir = example / "checkpoints"
+    click.echo(f"evalkit demo: evaluating {run_dir} (every domain, served at "
+               f"{opts.image_size} px) into {out}", err=True)
+    plans = plan_domains(run_dir, heldout=cfg.heldout, sketches=cfg.sketches,
+                         domain=opts.domain, domain_configs=cfg.domains, exclude=[out])
+    load_plan_datasets(plans, opts.image_size, None)
+    announce_plans(plans)
+    summary = evaluate_domains(plans, out, opts, argv=sys.argv)
     print_summary(out, summary)
-    for metric, a, b, better in first_vs_last(out):
+    for domain, metric, a, b, better in first_vs_last(out):
         verdict = "better" if better else "NOT better"
-        click.echo(f"held-out {metric}: first checkpoint {a:.4f} -> last {b:.4f} ({verdict})",
-                   err=True)
+        click.echo(f"{domain}: held-out {metric}: first checkpoint {a:.4f} -> last {b:.4f} "
+                   f"({verdict})", err=True)
+    try:
+        from evalkit.selection import explain_all, select
+        click.echo(explain_all(select(out)), err=True)
+    except Exception as exc:  # the results stand; a selection problem is printed
+        click.echo(f"selection: {exc}", err=True)
     render_report_safely(out)
     sys.exit(summary.exit_code)

@@ -13,19 +13,25 @@ HEADLINE = ["l1", "ssim", "psnr", "lpips", "fid", "kid", "adherence_f1"]
 
 
 def checkpoint_table(out: Path) -> pd.DataFrame:
-    """One row per checkpoint (failed ones too), headline metrics as ``dataset:metric``."""
+    """One row per checkpoint (failed ones too) with its domain; headline metrics as
+    ``track:metric`` (each row's values are on its own domain's datasets)."""
     from evalkit.store import Store
 
     with Store(out, create=False) as store:
         res = store.results()
         ckpts = store.checkpoints()
-    table = ckpts[["name", "step", "status"]].rename(columns={"name": "checkpoint"})
+    table = ckpts[["name", "domain", "step", "status"]].rename(columns={"name": "checkpoint"})
+    if not table["domain"].astype(bool).any():
+        table = table.drop(columns="domain")
+    else:
+        table = table.sort_values(["domain", "step", "checkpoint"], kind="stable")
     ok = res[(res.status == "ok") & res.metric.isin(HEADLINE)].copy()
     if not ok.empty:
-        ok["col"] = ok.dataset + ":" + ok.metric
+        ok["col"] = ok.kind.fillna(ok.dataset) + ":" + ok.metric
         wide = ok.pivot_table(index="checkpoint", columns="col", values="value",
                               aggfunc="first")
-        order = [f"{d}:{m}" for d in ok.dataset.unique() for m in HEADLINE
+        tracks = list(dict.fromkeys(ok.kind.fillna(ok.dataset)))
+        order = [f"{d}:{m}" for d in tracks for m in HEADLINE
                  if f"{d}:{m}" in wide.columns]
         wide = wide[order].round(4)
         table = table.merge(wide, left_on="checkpoint", right_index=True, how="left")
@@ -46,7 +52,7 @@ def checkpoint_table(out: Path) -> pd.DataFrame:
 def results(out: Path, fmt: str, mismatch: bool, per_sample: bool) -> None:
     """Print the results of an evaluation folder.
 
-    Columns (csv/json): checkpoint, step, dataset, kind, metric, value, n, std, ci_low,
+    Columns (csv/json): checkpoint, step, domain, dataset, kind, metric, value, n, std, ci_low,
     ci_high, status, reason, flags, checkpoint_hash, dataset_hash.
     """
     from evalkit.store import ResultsError, Store

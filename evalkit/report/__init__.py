@@ -15,7 +15,6 @@ Usage: ``render_report(out_dir)`` (also ``evalkit report OUT`` and the end of
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,67 +22,17 @@ from typing import Any
 import pandas as pd
 
 from evalkit.report import grids, plots
+from evalkit.report.overview import domain_summary, render_overview
+from evalkit.report.render import (
+    _badges,
+    _env,
+    _flags,
+    _metric_sort_key,
+    _nan,
+    _num,
+)
 
 __all__ = ["render_report"]
-
-TEMPLATES = Path(__file__).parent / "templates"
-#: Canonical metric order in tables.
-METRIC_ORDER = ["l1", "ssim", "psnr", "lpips", "kid", "fid", "adherence_f1",
-                "adherence_precision", "adherence_recall"]
-#: Flags shown as a badge beside the value they qualify.
-BADGE_FLAGS = {"biased_small_n": "biased: small n", "comparable": "not comparable"}
-
-
-def _env():
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = _num
-    env.filters["pct"] = lambda v: "–" if v is None or _nan(v) else f"{float(v):.0%}"
-    return env
-
-
-def _nan(v: Any) -> bool:
-    try:
-        return v is None or pd.isna(v) or (isinstance(v, float) and not math.isfinite(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _num(v: Any, digits: int = 4) -> str:
-    """A value for display: 4 significant digits, ``–`` when missing."""
-    if _nan(v):
-        return "–"
-    v = float(v)
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}"
-
-
-def _flags(raw: Any) -> dict:
-    if not raw or _nan(raw):
-        return {}
-    try:
-        f = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except (TypeError, ValueError):
-        return {"flags": str(raw)}
-    return f if isinstance(f, dict) else {"flags": str(f)}
-
-
-def _badges(flags: dict) -> list[str]:
-    out = []
-    if flags.get("biased_small_n"):
-        out.append(BADGE_FLAGS["biased_small_n"])
-    if flags.get("comparable") is False:
-        out.append(BADGE_FLAGS["comparable"])
-    return out
-
-
-def _metric_sort_key(m: str) -> tuple:
-    return (METRIC_ORDER.index(m), m) if m in METRIC_ORDER else (len(METRIC_ORDER), m)
-
 
 class _Notes:
     """Footnotes: each distinct reason gets one number."""
@@ -200,29 +149,50 @@ def _dataset_info(datasets: pd.DataFrame) -> list[dict]:
     return out
 
 
-def _existing_selection(out_dir: Path, selection: dict | None) -> dict | None:
-    """What ``OUT/selection.json`` says, and whether it agrees with this report."""
+def _existing_selection(out_dir: Path, selection: dict | None, domain: str = ""
+                        ) -> dict | None:
+    """What ``OUT/selection.json`` says for ``domain``, and whether it agrees with this
+    report."""
+    from evalkit.selection import SelectionError, read_selection
+
     p = out_dir / "selection.json"
     if not p.is_file():
         return None
     try:
-        s = json.loads(p.read_text())
-    except (OSError, ValueError):
+        entries = read_selection(p)
+    except SelectionError:
         return {"checkpoint": None, "agrees": False, "created_at": None,
-                "note": f"{p.name} is not readable JSON"}
+                "note": f"{p.name} is not a readable selection file"}
+    created = None
+    try:
+        created = json.loads(p.read_text(encoding="utf-8")).get("created_at")
+    except (OSError, ValueError, AttributeError):
+        pass
+    s = entries.get(domain)
+    if s is None:
+        return {"checkpoint": None, "agrees": False, "created_at": created,
+                "note": f"it has no choice for domain '{domain}'"}
     agrees = bool(selection) and s.get("checkpoint") == selection["checkpoint"] and \
         s.get("results_digest") == selection["results_digest"]
-    return {"checkpoint": s.get("checkpoint"), "created_at": s.get("created_at"),
+    return {"checkpoint": s.get("checkpoint"), "created_at": created or s.get("created_at"),
             "agrees": agrees, "note": None}
 
 
 def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
     """Render ``out_dir/report/`` from ``out_dir/results.sqlite``; returns the path of
     ``index.html``. The ranking rule comes from ``config_path`` or the run's evalkit.toml
-    (see :func:`evalkit.ranking.config_for`). The folder is rebuilt from scratch."""
-    import evalkit
-    from evalkit.ranking import config_for, rank_checkpoints, ranking_config
-    from evalkit.selection import SelectionError, build_selection
+    (see :func:`evalkit.ranking.config_for`).
+
+    With several domains, ``index.html`` is the domain overview (domain -> chosen
+    checkpoint, score, P(first), headline metrics on both tracks, gate status) and each
+    domain has its own report in ``report/<domain>/`` (ranking, grids, plots, checkpoint
+    pages), computed on that domain's results only. The report is rendered into a temporary
+    folder and renamed into place, so an interrupted render never leaves a half report.
+    """
+    import os
+
+    from evalkit.ranking import config_for, ranking_config
+    from evalkit.selection import domain_frames, domains_of
     from evalkit.store import Store
 
     out_dir = Path(out_dir)
@@ -236,6 +206,43 @@ def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
         runs = store.runs()
         samples = pd.read_sql_query("SELECT dataset, idx, sample_id, has_target FROM samples",
                                     store.conn)
+    final = out_dir / "report"
+    tmp = out_dir / f"report.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    domains = domains_of(ckpts, results)
+    try:
+        if len(domains) <= 1:
+            _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals, runs,
+                           samples, domains[0] if domains else "")
+        else:
+            summaries = []
+            for d in domains:
+                r, c, s_ = domain_frames(d, results, ckpts, sm)
+                ds = datasets[datasets["domain"] == d]
+                summaries.append(_render_domain(
+                    out_dir, tmp / d, config, r, c, ds, s_,
+                    evals[evals["checkpoint"].isin(set(c["name"]))], runs,
+                    samples[samples["dataset"].isin(set(ds["name"]))], d, up="../index.html"))
+            render_overview(out_dir, tmp, summaries, config_path)
+        old = out_dir / f"report.old{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final / "index.html"
+
+
+def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFrame,
+                   ckpts: pd.DataFrame, datasets: pd.DataFrame, sm: pd.DataFrame,
+                   evals: pd.DataFrame, runs: pd.DataFrame, samples: pd.DataFrame,
+                   domain: str, up: str | None = None) -> dict:
+    """Render one domain's report into ``report_dir``; returns its overview summary."""
+    import evalkit
+    from evalkit.ranking import rank_checkpoints
+    from evalkit.selection import SelectionError, build_selection
+
     ranking = rank_checkpoints(results, ckpts, sm, config)
     directions = {m: r.direction for m, r in config.metrics.items()}
     from evalkit.ranking import DIRECTIONS
@@ -248,9 +255,6 @@ def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
         selection_error = str(exc)
     winner = ranking.winner
 
-    report_dir = out_dir / "report"
-    if report_dir.exists():
-        shutil.rmtree(report_dir)
     (report_dir / "img" / "plots").mkdir(parents=True)
 
     # plots
@@ -335,17 +339,17 @@ def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
             pass
     env = _env()
     common = {"evalkit_version": evalkit.__version__, "winner": winner,
-              "directions": directions}
+              "directions": directions, "domain": domain, "up": up}
     ctx = {
         **common,
-        "title": "evalkit report",
+        "title": f"evalkit report: {domain}" if domain else "evalkit report",
         "out_dir": str(out_dir.resolve()),
         "runs": run_info,
         "image_size": size,
         "datasets": _dataset_info(datasets),
         "provenance": _provenance(results), "detectors": detectors,
         "selection": selection, "selection_error": selection_error,
-        "existing_selection": _existing_selection(out_dir, selection),
+        "existing_selection": _existing_selection(out_dir, selection, domain),
         "ranking": ranking, "columns": col_info, "rows": rows, "notes": notes.items,
         "not_counted": ranking.not_counted.to_dict("records"),
         "grids": grid_data, "reduced": reduced, "top_k": grids.TOP_K,
@@ -384,7 +388,7 @@ def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
             metrics=metric_rows, components=comp.to_dict("records"), outputs=outputs,
             metric=None)
         (report_dir / pages[c.name]).write_text(html, encoding="utf-8")
-    return report_dir / "index.html"
+    return domain_summary(domain, selection, selection_error, results)
 
 
 def _grid_row(disp: grids.DisplaySet, i: int, cols: list[str], sm_lookup: dict,
