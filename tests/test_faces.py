@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalkit.faces import (
+from benchmarks.example.faces import (
     GLASSES,
     HAIR_STYLES,
     face_params,

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from PIL import Image
 from scipy import ndimage as ndi
 
+from benchmarks.example.draw import DOMAIN_SEED_BASE, draw_sketch
 from evalkit.cli import cli
 from evalkit.sketches.check import check_set
-from evalkit.sketches.draw import DOMAIN_SEED_BASE, draw_sketch
 from evalkit.sketches.manifest import read_manifest
 from tests.conftest import shared_path
 

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.example.train import Pix2PixTrainer, TrainConfig, patchgan_discriminator, train
 from evalkit._tf import tf
-from evalkit.train import Pix2PixTrainer, TrainConfig, patchgan_discriminator, train
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -44,8 +44,8 @@ def test_one_training_step_changes_both_networks():
 
 
 def make_pairs(folder, n=8, size=32):
+    from benchmarks.example.faces import render_face
     from evalkit.edges import detect_edges, make_ab
-    from evalkit.faces import render_face
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
