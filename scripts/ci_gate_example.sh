@@ -4,8 +4,8 @@
 #
 #   scripts/ci_gate_example.sh DEMO_OUT      # DEMO_OUT from `evalkit demo --out DEMO_OUT`
 #
-# Writes into DEMO_OUT: baseline.json (ckpt-4 recorded as a stand-in for the deployed
-# checkpoint), gate.xml (JUnit), gate.md (Markdown, also appended to $GITHUB_STEP_SUMMARY
+# Writes into DEMO_OUT: baseline.json (person/ckpt-4 and gemstone/ckpt-3 recorded as
+# stand-ins for the deployed checkpoints), gate.xml (JUnit), gate.md (Markdown, also appended to $GITHUB_STEP_SUMMARY
 # when set) and gate.json. Exit: the gate's code (0 pass, 1 a rule failed, 2 bad
 # config/inputs), or 1 when the self-check below finds the gate blind to a regression.
 set -euo pipefail
@@ -15,8 +15,10 @@ EVALKIT=${EVALKIT:-.venv/bin/evalkit}
 PYTHON=${PYTHON:-.venv/bin/python}
 CONFIG=examples/ci/evalkit.toml
 
-# 1. The release gate: the latest checkpoint against the bar and against the "deployed" one.
-"$EVALKIT" baseline "$OUT" --checkpoint ckpt-4 --write "$OUT/baseline.json"
+# 1. The release gate: each domain's newest checkpoint against the bar and against the
+#    "deployed" one.
+"$EVALKIT" baseline "$OUT" --checkpoint person/ckpt-4 --checkpoint gemstone/ckpt-3 \
+  --write "$OUT/baseline.json"
 rc=0
 "$EVALKIT" gate "$OUT" --config "$CONFIG" --baseline "$OUT/baseline.json" \
   --junit "$OUT/gate.xml" --markdown "$OUT/gate.md" --json "$OUT/gate.json" || rc=$?
@@ -25,21 +27,26 @@ if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$OUT/gate.md" ]; then
 fi
 [ "$rc" -eq 0 ] || { echo "ci_gate_example: the gate failed on the example (exit $rc)" >&2; exit "$rc"; }
 
-# 2. Self-check: the first epoch gated against the last one's baseline must fail (exit 1),
-#    with regression failures, or the gate has stopped catching regressions.
-"$EVALKIT" baseline "$OUT" --checkpoint ckpt-8 --write "$OUT/selfcheck-baseline.json" >/dev/null
+# 2. Self-check: each domain's first epoch gated against its last one's baseline must fail
+#    (exit 1) with regression failures in BOTH domains, or the gate has stopped catching
+#    regressions.
+"$EVALKIT" baseline "$OUT" --checkpoint person/ckpt-8 --checkpoint gemstone/ckpt-6 \
+  --write "$OUT/selfcheck-baseline.json" >/dev/null
 rc=0
 "$EVALKIT" gate "$OUT" --config "$CONFIG" --baseline "$OUT/selfcheck-baseline.json" \
-  --checkpoint ckpt-1 --json "$OUT/selfcheck-gate.json" >/dev/null || rc=$?
+  --checkpoint person/ckpt-1 --checkpoint gemstone/ckpt-1 \
+  --json "$OUT/selfcheck-gate.json" >/dev/null || rc=$?
 if [ "$rc" -ne 1 ]; then
-  echo "ci_gate_example: self-check expected exit 1 for ckpt-1 vs ckpt-8, got $rc" >&2
+  echo "ci_gate_example: self-check expected exit 1 for ckpt-1 vs the last epoch, got $rc" >&2
   exit 1
 fi
 "$PYTHON" - "$OUT/selfcheck-gate.json" <<'PY'
 import json, sys
-rules = json.load(open(sys.argv[1]))["rules"]
-bad = [r["rule"] for r in rules if r["status"] == "failed" and "regression" in r["kind"]]
-if not bad:
-    sys.exit("ci_gate_example: self-check found no regression failure for ckpt-1 vs ckpt-8")
-print(f"ci_gate_example: self-check ok (ckpt-1 vs ckpt-8 fails {len(bad)} regression rules)")
+doc = json.load(open(sys.argv[1]))
+for domain, d in doc["domains"].items():
+    bad = [r["rule"] for r in d["rules"] if r["status"] == "failed" and "regression" in r["kind"]]
+    if not bad:
+        sys.exit(f"ci_gate_example: self-check found no regression failure in {domain}")
+    print(f"ci_gate_example: self-check ok ({domain}: ckpt-1 vs the last epoch fails "
+          f"{len(bad)} regression rules)")
 PY

@@ -49,9 +49,10 @@ def test_sketch_track_has_adherence_and_distribution_metrics(tmp_path):
         "--no-report", "--quiet"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     df = evalkit.load_results(tmp_path / "out")
-    assert set(df.dataset) == {"heldout", "sketches"}
-    sk = df[df.dataset == "sketches"].set_index(["checkpoint", "metric"])
-    for ckpt in ("ckpt-1", "ckpt-2"):
+    assert set(df.dataset) == {"heldout/car", "sketches/car"}  # the domain is part of both
+    assert set(df.domain) == {"car"}
+    sk = df[df.dataset == "sketches/car"].set_index(["checkpoint", "metric"])
+    for ckpt in ("car/ckpt-1", "car/ckpt-2"):
         for m in ("adherence_precision", "adherence_recall", "adherence_f1"):
             row = sk.loc[(ckpt, m)]
             assert row.status == "ok" and 0.0 <= row.value <= 1.0
@@ -66,4 +67,4 @@ def test_sketch_track_has_adherence_and_distribution_metrics(tmp_path):
     assert mm.exit_code == 0
     lines = mm.output.strip().splitlines()
     assert "delta" in lines[0]
-    assert any(line.split(",")[0] == "ckpt-1" and ",fid," in line for line in lines[1:])
+    assert any(line.split(",")[0] == "car/ckpt-1" and ",fid," in line for line in lines[1:])
