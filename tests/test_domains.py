@@ -259,3 +259,22 @@ def test_report_opens_on_a_domain_overview_with_a_report_per_domain(evaluated, t
         assert f"heldout/{other}" not in page and f"{other}/ckpt-" not in page
         assert any((index.parent / d / "img").rglob("*.png"))
     assert not list(evaluated.glob("report.tmp*")) and not list(evaluated.glob("report.old*"))
+
+
+def test_domain_tables_in_config_point_a_domain_at_its_own_data(service, tmp_path):
+    """[domains.<d>] heldout = ... overrides <heldout>/<d>/ for that domain only."""
+    alt = make_ab_folder(tmp_path / "car_v2", n=2, half=SIZE, seed=5)
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text(f'[run]\nheldout = "{service / "heldout"}"\n\n'
+                   f'[domains.car]\nheldout = "{alt}"\n')
+    out = tmp_path / "out"
+    r = run_cli(service / "checkpoints", "--config", cfg, "--out", out)
+    assert r.exit_code == 0, r.output
+    with Store(out, create=False) as store:
+        ds = store.datasets().set_index("name")
+    assert Path(ds.loc["heldout/car", "root"]) == alt and ds.loc["heldout/car", "n"] == 2
+    assert Path(ds.loc["heldout/shoe", "root"]) == service / "heldout" / "shoe"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[domains.car]\nheldot = 'x'\n")
+    r = run_cli(service / "checkpoints", "--config", bad, "--out", tmp_path / "o2")
+    assert r.exit_code == 2 and f"{bad}:2: unknown key 'heldot' in [domains.car]" in r.output

@@ -6,7 +6,8 @@ pix2pix runs on procedural subjects, one checkpoint per epoch), ``heldout/<domai
 pairs and one two-domain sketch set, served at 64 px. The demo runs exactly what
 ``evalkit run examples/checkpoints`` runs (every domain on its own data), prints the
 results table, says per domain whether the last checkpoint beat the first on held-out L1
-and SSIM, selects one checkpoint per domain and renders the report (domain overview).
+and SSIM, selects one checkpoint per domain, exports them to ``OUT/deploy/<domain>/`` (the
+service's ``checkpoints/`` layout) and renders the report (domain overview).
 """
 
 from __future__ import annotations
@@ -99,8 +100,12 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
         click.echo(f"{domain}: held-out {metric}: first checkpoint {a:.4f} -> last {b:.4f} "
                    f"({verdict})", err=True)
     try:
-        from evalkit.selection import explain_all, select
-        click.echo(explain_all(select(out)), err=True)
+        from evalkit.selection import explain_all, export_selection, select
+        sel = select(out)
+        click.echo(explain_all(sel), err=True)
+        written = export_selection(sel, out / "deploy", force=True)
+        click.echo("exported the chosen checkpoints in the service's layout: "
+                   + ", ".join(f"{p / 'ckpt-1'}" for p in written.values()), err=True)
     except Exception as exc:  # the results stand; a selection problem is printed
         click.echo(f"selection: {exc}", err=True)
     render_report_safely(out)

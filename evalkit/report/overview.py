@@ -46,6 +46,12 @@ def _gate_status(out_dir: Path, config_path: Path | None) -> tuple[dict[str, str
     cfg = config_for(out_dir, config_path)
     if cfg is None:
         return {}, "no evalkit.toml with [gate] rules found"
+    from evalkit.config import ConfigError, load_config
+    try:
+        if "gate" not in load_config(cfg).raw:
+            return {}, f"not judged: {cfg} has no [gate] rules"
+    except ConfigError as exc:
+        return {}, f"not judged: {exc}"
     try:
         from evalkit.gate import run_gate
         rep = run_gate(out_dir, cfg)
