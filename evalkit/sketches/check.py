@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from evalkit.data.files import confine, first_line, read_image, scan_folder
 from evalkit.data.serving import served_defect, sketch_to_input
