@@ -17,12 +17,12 @@ from evalkit.metrics.adherence import adherence
 from evalkit.sketches.check import check_set
 from evalkit.sketches.normalize import DEFAULT_MARGIN, NormalizeError
 from evalkit.sketches.normalize import normalize_sketch as _normalize
+from tests.conftest import shared_path
 
 
 def normalize_sketch(src, **kw):
     """Scan mode with --fit (crop to the strokes), the framing these tests check."""
     return _normalize(src, fit=True, **kw)
-from tests.conftest import shared_path
 
 
 def _drawing(h: int = 300, w: int = 400, width: int = 4) -> np.ndarray:
