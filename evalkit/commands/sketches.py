@@ -59,17 +59,20 @@ def _source_provenance(src: Path) -> str | None:
     return None
 
 
-def _target_name(domain_dir: Path, stem: str, digest: str, manifest, domain: str,
+def _target_name(domain_dir: Path, source: Path, digest: str, manifest, domain: str,
                  suffix: str = ".png") -> str:
-    """``domain/stem.ext``; re-importing the same source reuses its name, a clash gets _2..."""
+    """``domain/stem.ext``; re-importing the same source file (same name and bytes) reuses
+    its name, any other clash gets ``_2``..."""
     by_file = manifest.by_file()
+    source_name, stem = source.name, source.stem
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "sketch"
     for k in range(1, 10_000):
         name = f"{domain}/{stem if k == 1 else f'{stem}_{k}'}{suffix}"
         entry = by_file.get(name)
         if entry is None and not (domain_dir.parent / name).exists():
             return name
-        if entry is not None and entry.extra.get("source_sha256") == digest:
+        if (entry is not None and entry.extra.get("source_sha256") == digest
+                and entry.extra.get("source_file") == source_name):
             return name
     raise click.ClickException(f"too many files named {stem} in {domain_dir}")
 
@@ -151,7 +154,7 @@ def import_(sources: tuple[Path, ...], domain: str, into: Path, mode: str, fit: 
             failed.append((src, first_line(exc)))
             continue
         digest = file_sha256(src)
-        name = _target_name(domain_dir, src.stem, digest, manifest, domain, res.suffix)
+        name = _target_name(domain_dir, src, digest, manifest, domain, res.suffix)
         if isinstance(res.data, bytes):
             (into / name).write_bytes(res.data)
         else:
