@@ -50,6 +50,9 @@ def _print_counts(request):
              f"{COUNTS['loaded']} loaded, {COUNTS['skipped']} skipped"]
     lines += [f"  {k[8:]}: {v}" for k, v in sorted(COUNTS.items()) if k.startswith("reason: ")]
     capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:  # -p no:capture
+        print("\n" + "\n".join(lines))
+        return
     with capture.global_and_fixture_disabled():  # shown even when pytest captures output
         print("\n" + "\n".join(lines))
 
