@@ -235,6 +235,9 @@ def test_small_drawing_imports_digital_byte_identical_and_passes_check(tmp_path:
     _, n_marks = ndi.label(out_scan < 128, structure=np.ones((3, 3)))
     assert n_marks == n_dots + 1 and info["specks_removed"] == 0
     assert not info["fit"] and info["scale"] == 1.0
+    # even --fit (crop to the strokes, opt-in) keeps the stars far from the moon
+    out_fit, info = normalize_sketch(src)
+    assert info["fit"] and ndi.label(out_fit < 128, structure=np.ones((3, 3)))[1] == n_dots + 1
 
 
 def test_scan_mode_keeps_pen_dots_and_removes_specks_too_small_to_serve():

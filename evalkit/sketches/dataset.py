@@ -21,7 +21,7 @@ raises :class:`~evalkit.data.pairs.DatasetError`.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -59,18 +59,20 @@ def _manifest_entries(root: Path, domain: str | None
         if not e.file:
             skipped.append(Skipped(f"{MANIFEST_NAME} entry {i}", "entry has no \"file\""))
             continue
-        if e.file in first:
+        key = PurePosixPath(e.file).as_posix()  # "./car/x.png" is "car/x.png"
+        if key in first:
             skipped.append(Skipped(e.file, f"listed twice in {MANIFEST_NAME} (entry {i}); the "
-                                           f"first (entry {first[e.file]}) is used"))
+                                           f"first (entry {first[key]}) is used"))
             continue
-        first[e.file] = i
+        first[key] = i
         _, reason = confine(root, e.file)
         if reason:
             skipped.append(Skipped(e.file, f"refused: {reason}"))
             continue
         entries.append(e)
     # Files in the set's folders that the manifest does not list are reported, not hidden.
-    listed = set(first) | {e.reference for e in manifest.entries if e.reference}
+    listed = set(first) | {PurePosixPath(e.reference).as_posix()
+                           for e in manifest.entries if e.reference}
     folder = root / domain if domain is not None else root
     if folder.is_dir():
         found, other = scan_folder(folder, recursive=True, top=root, exclude=listed)

@@ -123,8 +123,6 @@ def scan_changes(info: dict[str, Any]) -> list[str]:
     out.append(f"binarized (threshold {info['threshold_high']:.2f})")
     out.append(f"{info['specks_removed']} speck(s) removed ({info['specks_removed_px']} px), "
                f"{info['small_marks_kept']} small pen mark(s) kept")
-    if info.get("stray_marks_removed"):
-        out.append(f"{info['stray_marks_removed']} stray mark(s) outside the drawing removed")
     w, h = info["source_size"]
     if info["fit"]:
         out.append(f"cropped to the strokes with a {info['margin']:.0%} margin")

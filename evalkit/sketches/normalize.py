@@ -28,10 +28,8 @@ serves unchanged. Steps, in order (each recorded in the returned ``info``):
    the served scale below) **and** it is not a mark as dark and as wide as the strokes
    (peak ink >= :data:`DARK_SHARE` x the strokes' median ink and component width >= the
    stroke width ``w``): star dots and dotted lines drawn with the same pen stay, JPEG and
-   paper specks that would vanish at the served size go. With ``fit`` only, *stray marks*
-   (crop leftovers of a neighbouring figure) go too: components holding less than
-   :data:`STRAY_SHARE` of the ink that lie entirely outside the bounding box of the larger
-   components grown by :data:`STRAY_GAP` of its diagonal.
+   paper specks that would vanish at the served size go. Nothing else is removed: marks far
+   from the main drawing (stars around a moon) are part of it.
 7. **Frame**: by default the whole page is padded (white) to a centred square, so the
    drawing keeps its size and place on the page; with ``fit`` (opt-in, ``--fit``) it is
    cropped to the strokes and padded to a square whose side is the box's longer side
@@ -66,9 +64,6 @@ DEFAULT_SIZE = 256
 DEFAULT_MARGIN = 0.08
 #: coverage threshold for strokes thinner than a pixel at the output: ``min(0.5, 0.4 v)``
 THIN_FACTOR = 0.4
-#: components with less than this share of the ink, far from the rest, are stray marks
-STRAY_SHARE = 0.02
-STRAY_GAP = 0.05
 #: specks: components under SPECK_SERVED_PX x SPECK_SERVED_PX served pixels may go ...
 SPECK_SERVED_PX = 2.0
 #: ... unless their peak ink reaches this share of the strokes' median ink and they are
@@ -212,30 +207,6 @@ def remove_specks(mask: np.ndarray, ink: np.ndarray, scale: float
                  "speck_max_area_px": round(max_area, 2), "stroke_width_work_px": round(w, 3)}
 
 
-def remove_strays(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Drop small components (< :data:`STRAY_SHARE` of the ink) lying wholly outside the box
-    of the large ones grown by :data:`STRAY_GAP` x its diagonal. Returns (mask, count)."""
-    labels, n = ndi.label(mask, structure=np.ones((3, 3)))
-    if n < 2:
-        return mask, 0
-    sizes = np.bincount(labels.ravel())[1:]
-    big = np.flatnonzero(sizes >= STRAY_SHARE * sizes.sum()) + 1
-    rows, cols = np.nonzero(np.isin(labels, big))
-    r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
-    gap = STRAY_GAP * math.hypot(r1 - r0, c1 - c0)
-    r0, r1, c0, c1 = r0 - gap, r1 + gap, c0 - gap, c1 + gap
-    out = mask.copy()
-    count = 0
-    for lab, sl in enumerate(ndi.find_objects(labels), start=1):
-        if lab in big or sl is None:
-            continue
-        sr, sc = sl
-        if sr.start > r1 or sr.stop - 1 < r0 or sc.start > c1 or sc.stop - 1 < c0:
-            out[labels == lab] = False
-            count += 1
-    return out, count
-
-
 def frame(mask: np.ndarray, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN,
           fit: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """Steps 7-8: pad the page (or, with ``fit``, the strokes' box plus ``margin``) to a
@@ -302,13 +273,9 @@ def normalize_sketch(src: str | Path | Image.Image, size: int = DEFAULT_SIZE,
     mask, tinfo = threshold_ink(ink)
     work_scale = info.get("work_scale", 1.0)
     mask, sinfo = remove_specks(mask, ink, _served_scale(mask, size, margin, fit))
-    strays = 0
-    if fit:
-        mask, strays = remove_strays(mask)
     out, finfo = frame(mask, size=size, margin=margin, fit=fit)
     info.update(tinfo)
     info.update(sinfo)
-    info["stray_marks_removed"] = strays
     info.update(finfo)
     info["work_scale"] = work_scale
     return out, info
