@@ -224,3 +224,33 @@ def test_edges_command_writes_ab_pairs_and_detector_json(tmp_path):
     from evalkit.data.pairs import load_pairs
     ds = load_pairs(out, size=32)
     assert len(ds) == 2
+
+
+def test_edges_command_skips_bad_images_goes_on_and_warns_about_the_fallback(tmp_path):
+    """A 1x1 image, a truncated one, same-stem photos: listed or kept apart, the command
+    goes on, exit 1; the fallback warning says the pairs are not HED edges."""
+    from evalkit.commands.edges import edges as edges_cmd
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(disk_image(32, 8)).save(photos / "x.png")
+    Image.fromarray(disk_image(32, 10)).save(photos / "x.jpg")  # same stem
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(photos / "tiny.png")
+    full = (photos / "x.png").read_bytes()
+    (photos / "cut.png").write_bytes(full[: len(full) // 2])
+    (photos / "notes.txt").write_text("hi")
+    out = tmp_path / "ab"
+    res = CliRunner().invoke(edges_cmd, [str(photos), "--out", str(out), "--format", "png"])
+    assert res.exit_code == 1, res.output
+    assert sorted(p.name for p in out.glob("*.png")) == ["x.png", "x_png.png"]
+    for name in ("tiny.png", "cut.png", "notes.txt"):
+        assert f"{name}:" in res.output, name
+    assert "1x1 px" in res.output
+    assert "NOT HED edges" in res.output and "score differently" in res.output
+    record = json.loads((out / "detector.json").read_text())
+    assert record["hed"] is False and "not HED edges" in record["warning"]
+    from evalkit.data.pairs import load_pairs
+
+    ds = load_pairs(out, size=32)
+    assert ds.ids == ["x.png", "x_png.png"]
+    assert ds.meta["edge_detector"] == FALLBACK_ID and ds.meta["edges"]["hed"] is False

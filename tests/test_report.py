@@ -34,7 +34,7 @@ def make_out(root: Path) -> Path:
     heldout = make_ab_folder(root / "heldout", n=5, half=SIZE)
     (heldout / "pair_00.png").rename(heldout / f"{EVIL_NAME}.png")
     ds = load_pairs(heldout, size=SIZE)
-    assert EVIL_NAME in ds.ids
+    assert f"{EVIL_NAME}.png" in ds.ids  # sample ids keep the extension (issue 11)
     ds.meta["note"] = EVIL_META
     out = root / "out"
     cache = OutputCache(out)

@@ -141,3 +141,41 @@ def test_without_manifest_check_fails_with_the_fix(tmp_path: Path):
 @pytest.mark.parametrize("usage", [["sketches", "check"], ["sketches", "check", "/no/such/dir"]])
 def test_check_usage_errors(usage):
     assert CliRunner().invoke(cli, usage).exit_code == 2
+
+
+def test_check_judges_the_served_input_and_names_the_cause(tmp_path: Path):
+    """Blank/inverted *as served* (16-bit, grey+alpha, palette transparency) with the cause;
+    a symlink leaving the set; widths measured at --image-size, not on an upscaled copy."""
+    root = _copy_starter(tmp_path)
+    data = json.loads((root / "manifest.json").read_text())
+    base = np.asarray(Image.open(root / "car" / "car_01.png").convert("L"))
+    ink = 255 - base
+    # 16-bit, pen not quite black: every value > 255, which convert('L') clips to white
+    Image.fromarray(np.maximum(base, 20).astype(np.uint16) * 257).save(
+        root / "car" / "sixteen.png")
+    Image.fromarray(np.stack([np.zeros_like(ink), ink], -1), "LA").save(root / "car" / "la.png")
+    pal = Image.fromarray((ink > 128).astype(np.uint8), "P")
+    pal.putpalette([0, 0, 0, 30, 30, 30] + [0] * 762)
+    pal.save(root / "car" / "palette.png", transparency=0)
+    (tmp_path / "outside.png").write_bytes((root / "car" / "car_02.png").read_bytes())
+    (root / "car" / "link.png").symlink_to(tmp_path / "outside.png")
+    for name in ("sixteen.png", "la.png", "palette.png", "link.png"):
+        data["sketches"].append({"file": f"car/{name}", "domain": "car", "provenance": "t"})
+    (root / "manifest.json").write_text(json.dumps(data))
+    problems = {p.file: p for p in check_set(root).problems}
+    assert problems["car/sixteen.png"].check == "empty"
+    assert "16-bit" in problems["car/sixteen.png"].message
+    assert problems["car/la.png"].check == "empty"  # the service sees an all-black page
+    assert "uniformly black" in problems["car/la.png"].message
+    assert "grey+alpha" in problems["car/la.png"].message
+    assert problems["car/palette.png"].check == "polarity"
+    assert "palette image with transparency" in problems["car/palette.png"].message
+    assert problems["car/link.png"].check in ("outside", "skipped")
+    assert "outside" in problems["car/link.png"].message
+    assert not {f"car/car_0{i}.png" for i in range(1, 7)} & set(problems)
+    # the same set served at 128: widths are measured at that size (about half)
+    w256 = {s.file: s.stroke_width for s in check_set(root).stats}
+    w128 = {s.file: s.stroke_width for s in check_set(root, serve_size=128).stats}
+    assert all(w128[f] < w256[f] for f in w256 if f in w128)
+    res = CliRunner().invoke(cli, ["sketches", "check", str(root), "--image-size", "128"])
+    assert res.exit_code == 1 and "16-bit" in res.output

@@ -11,10 +11,18 @@ from click.testing import CliRunner
 from PIL import Image
 
 from evalkit.cli import cli
+from evalkit.data.serving import sketch_to_input
+from evalkit.hashing import file_sha256
 from evalkit.metrics.adherence import adherence
 from evalkit.sketches.check import check_set
-from evalkit.sketches.normalize import DEFAULT_MARGIN, NormalizeError, normalize_sketch
+from evalkit.sketches.normalize import DEFAULT_MARGIN, NormalizeError
+from evalkit.sketches.normalize import normalize_sketch as _normalize
 from tests.conftest import shared_path
+
+
+def normalize_sketch(src, **kw):
+    """Scan mode with --fit (crop to the strokes), the framing these tests check."""
+    return _normalize(src, fit=True, **kw)
 
 
 def _drawing(h: int = 300, w: int = 400, width: int = 4) -> np.ndarray:
@@ -141,12 +149,17 @@ def test_cli_import_real_sketches_then_check_passes(tmp_path: Path):
     assert len(manifest) == 23
     by_file = {e["file"]: e for e in manifest}
     assert "hand-drawn by the seed project's team" in by_file["car/car_01.png"]["provenance"]
-    bmw = by_file["car/bmw_edge_drawn.png"]
+    # the seed's drawn car is a clean JPEG drawing: digital, kept as the JPEG it is
+    bmw = by_file["car/bmw_edge_drawn.jpg"]
     assert bmw["provenance"].startswith("seed example") and "bmw" in bmw["tags"]
-    assert bmw["source_sha256"] and bmw["normalization"]["size"] == 256
-    for e in manifest:
-        im = np.asarray(Image.open(into / e["file"]))
-        assert im.shape == (256, 256) and set(np.unique(im)) <= {0, 255}
+    assert bmw["import"]["mode"] == "digital" and "normalization" not in bmw
+    assert (into / "car" / "bmw_edge_drawn.jpg").read_bytes() == drawn.read_bytes()
+    for e in manifest:  # every real drawing: digital, byte-identical to its source
+        src = drawn if e["file"].startswith("car/bmw") else real / e["file"]
+        assert e["import"]["mode"] == "digital", e["file"]
+        assert (into / e["file"]).read_bytes() == src.read_bytes(), e["file"]
+        assert e["source_sha256"] == file_sha256(src)
+    assert "digital (clean background" in res.output and "kept byte for byte" in res.output
     report = check_set(into)
     assert report.ok, [str(p) for p in report.problems]
     res = runner.invoke(cli, ["sketches", "check", str(into)])
@@ -166,7 +179,7 @@ def test_cli_import_failures_and_usage(tmp_path: Path):
     runner = CliRunner()
     res = runner.invoke(cli, ["sketches", "import", str(good), str(tmp_path / "empty.png"),
                               str(tmp_path / "broken.png"), "--domain", "car", "--into",
-                              str(tmp_path / "set")])
+                              str(tmp_path / "set"), "--mode", "scan"])
     assert res.exit_code == 1
     assert "empty.png" in res.output and "broken.png" in res.output
     assert len(json.loads((tmp_path / "set" / "manifest.json").read_text())["sketches"]) == 1
@@ -176,3 +189,91 @@ def test_cli_import_failures_and_usage(tmp_path: Path):
     res = runner.invoke(cli, ["sketches", "import", str(good), "--domain", "../car", "--into",
                               str(tmp_path / "set")])
     assert res.exit_code == 2
+    res = runner.invoke(cli, ["sketches", "import", str(good), "--domain", "car", "--into",
+                              str(tmp_path / "set"), "--mode", "digital", "--fit"])
+    assert res.exit_code == 2 and "--fit" in res.output
+
+
+def _moon(side: int = 256) -> tuple[np.ndarray, int]:
+    """A small crescent moon in a corner (2-3 px pen) and star dots: uint8 dark on white.
+    Returns the image and the number of star dots."""
+    yy, xx = np.mgrid[:side, :side]
+    img = np.full((side, side), 255, np.uint8)
+    outer = np.abs(np.hypot(yy - 40, xx - 40) - 22) < 1.1
+    inner = np.abs(np.hypot(yy - 34, xx - 50) - 18) < 1.1
+    img[(outer & (np.hypot(yy - 34, xx - 50) > 18)) | (inner & (np.hypot(yy - 40, xx - 40) < 22))] = 0
+    n = 0
+    for r in range(90, side - 10, 26):
+        for c in range(20 + (r % 3) * 7, side - 10, 31):
+            img[r - 1:r + 2, c - 1:c + 2] = 0  # a 3x3 pen dot
+            n += 1
+    return img, n
+
+
+def test_small_drawing_imports_digital_byte_identical_and_passes_check(tmp_path: Path):
+    """The issue's case: a small moon in a corner of a 256 canvas, star dots around it."""
+    img, n_dots = _moon()
+    src = tmp_path / "moon.png"
+    Image.fromarray(img).convert("RGBA").save(src)  # an app export
+    into = tmp_path / "set"
+    res = CliRunner().invoke(cli, ["sketches", "import", str(src), "--domain", "space",
+                                   "--into", str(into), "--provenance", "test"])
+    assert res.exit_code == 0, res.output
+    out = into / "space" / "moon.png"
+    assert out.read_bytes() == src.read_bytes()  # byte-identical
+    from evalkit.data.files import served_sketch
+
+    served, _ = served_sketch(out, 256)
+    np.testing.assert_array_equal(served, sketch_to_input(src, 256))  # the contract on the source
+    report = check_set(into)
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.stats[0].stroke_width < 4  # measured as served, not on an upscaled copy
+    # scan mode leaves it alone too: no crop, no upscale, every star dot kept
+    out_scan, info = _normalize(src)
+    from scipy import ndimage as ndi
+
+    _, n_marks = ndi.label(out_scan < 128, structure=np.ones((3, 3)))
+    assert n_marks == n_dots + 1 and info["specks_removed"] == 0
+    assert not info["fit"] and info["scale"] == 1.0
+    # even --fit (crop to the strokes, opt-in) keeps the stars far from the moon
+    out_fit, info = normalize_sketch(src)
+    assert info["fit"] and ndi.label(out_fit < 128, structure=np.ones((3, 3)))[1] == n_dots + 1
+
+
+def test_scan_mode_keeps_pen_dots_and_removes_specks_too_small_to_serve():
+    """A 1024 px scan: 6x6 pen dots (under the 2x2-served-px speck size) are as dark and as
+    wide as the 9 px strokes and stay; 1 px dark specks go."""
+    from scipy import ndimage as ndi
+
+    img, n_dots = _moon()
+    big = np.asarray(Image.fromarray(img).resize((1024, 1024), Image.NEAREST)).copy()
+    dots = ndi.label(big[300:] < 128)[0]  # redraw each 12x12 dot as 6x6
+    for sl in ndi.find_objects(dots):
+        big[300:][sl] = 255
+        r, c = sl[0].start + 3, sl[1].start + 3
+        big[300:][r:r + 6, c:c + 6] = 0
+    rng = np.random.default_rng(3)
+    for r, c in rng.integers(320, 1000, (40, 2)):
+        if big[r - 3:r + 4, c - 3:c + 4].min() == 255:
+            big[r, c] = 0  # isolated dark speck, 1 px
+    out, info = _normalize(Image.fromarray(big))
+    assert info["small_marks_kept"] >= n_dots - 2 and info["specks_removed"] >= 30
+    _, n_marks = ndi.label(out < 128, structure=np.ones((3, 3)))
+    assert n_marks >= n_dots - 2 + 1
+
+
+def test_auto_mode_picks_scan_for_photos_and_digital_refuses_what_serves_black(tmp_path: Path):
+    from evalkit.sketches.importer import ImportRefused, import_drawing
+
+    ink = _drawing()
+    light = np.linspace(0.95, 0.55, ink.shape[1])[None, :] * np.ones((ink.shape[0], 1))
+    photo = (np.clip(light * (1 - 0.7 * ink), 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=80)
+    res = import_drawing(tmp_path / "photo.jpg")
+    assert res.mode == "scan" and "uneven background" in res.reason
+    assert any("flattened" in c for c in res.changes)
+    la = np.stack([np.zeros(ink.shape, np.uint8), (255 * ink).astype(np.uint8)], -1)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    with pytest.raises(ImportRefused, match="grey\\+alpha"):
+        import_drawing(tmp_path / "la.png")
+    assert import_drawing(tmp_path / "la.png", mode="scan").mode == "scan"

@@ -1,4 +1,8 @@
-"""``evalkit edges PHOTOS --out AB_DIR``: the seed's data preparation as a command."""
+"""``evalkit edges PHOTOS --out AB_DIR``: the seed's data preparation as a command.
+
+Also ``evalkit edges --convert-hed PROTOTXT CAFFEMODEL --out hed.onnx``: convert the Caffe
+HED model once to ONNX, which the installed OpenCV (5.x, no Caffe importer) runs.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,30 @@ from pathlib import Path
 
 import click
 
+FALLBACK_WARNING = (
+    "warning: no HED model given, using the fallback detector {det}: these pairs are NOT "
+    "HED edges (on a photo it marks texture and shading HED ignores, and breaks outlines "
+    "into more pieces), so models trained on HED pairs will score differently on them. "
+    "For the seed's edges pass --hed-model (see docs/edges.md: the original HED release's "
+    "hed_pretrained_bsds.caffemodel + deploy.prototxt, converted once with "
+    "`evalkit edges --convert-hed`).")
+
 
 @click.command()
-@click.argument("photos", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Folder for the AB images (edges left, photo right) and detector.json.")
+@click.argument("photos", required=False,
+                type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the AB images (edges left, photo right) and detector.json; "
+                   "with --convert-hed, the ONNX file to write.")
 @click.option("--hed-model", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="HED weights: hed_pretrained_bsds.caffemodel (with --hed-proto) or an ONNX "
-                   "export. Without it the documented Sobel fallback detector is used.")
+              help="HED weights: an ONNX model (see --convert-hed), or "
+                   "hed_pretrained_bsds.caffemodel with --hed-proto on an OpenCV that still "
+                   "imports Caffe (4.x). Without it the documented Sobel fallback is used.")
 @click.option("--hed-proto", type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="HED deploy.prototxt (for the Caffe model).")
+@click.option("--convert-hed", nargs=2, metavar="PROTOTXT CAFFEMODEL",
+              type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Convert the Caffe HED model to ONNX (written to --out) and exit.")
 @click.option("--detector", type=click.Choice(["hed", "sobel"]),
               help="Force a detector [default: hed with --hed-model, else sobel].")
 @click.option("--size", type=int, help="Resize photos to SIZE x SIZE first [default: keep].")
@@ -26,17 +44,25 @@ import click
               help="Edge-probability threshold after NMS (PostprocessHED: 25/255).")
 @click.option("--min-component", type=int, default=5, show_default=True,
               help="Remove edge components with fewer pixels (PostprocessHED: 5).")
-def edges(photos: Path, out_dir: Path, hed_model, hed_proto, detector, size, fmt, threshold,
-          min_component) -> None:
+def edges(photos: Path | None, out_dir: Path, hed_model, hed_proto, convert_hed, detector,
+          size, fmt, threshold, min_component) -> None:
     """Turn the photos in PHOTOS into pix2pix AB pairs with the HED edge recipe.
 
-    Edge detector (HED through OpenCV DNN, or the Sobel fallback) -> the pix2pix
-    PostprocessHED recipe (NMS, threshold, thinning, small-component removal, black strokes
-    on white) -> AB images; detector.json records which detector made the edges.
+    Edge detector (HED through OpenCV DNN, or the Sobel fallback, with a warning) -> the
+    pix2pix PostprocessHED recipe (NMS, threshold, thinning, small-component removal, black
+    strokes on white) -> AB images; detector.json records which detector made the edges.
+    A photo that cannot be read or processed is listed and skipped; the others go on.
     Exit 0 when every photo was converted, 1 when some were skipped, 2 on usage errors.
     """
-    from evalkit.edges import HedUnavailable, photos_to_ab
+    from evalkit.edges import FALLBACK_ID, HedUnavailable, photos_to_ab
 
+    if convert_hed:
+        _convert(convert_hed, out_dir)
+        return
+    if photos is None:
+        raise click.UsageError("give the PHOTOS folder (or --convert-hed PROTOTXT CAFFEMODEL)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.UsageError(f"--out {out_dir} is a file: give a folder for the AB pairs")
     if size is not None and size < 8:
         raise click.UsageError("--size must be at least 8")
     if not 0.0 <= threshold <= 1.0:
@@ -47,10 +73,29 @@ def edges(photos: Path, out_dir: Path, hed_model, hed_proto, detector, size, fmt
                               min_component=min_component)
     except (ValueError, HedUnavailable) as exc:
         raise click.UsageError(str(exc)) from exc
+    if result.detector_id.startswith(FALLBACK_ID):
+        click.echo(FALLBACK_WARNING.format(det=result.detector_id), err=True)
     for path, reason in result.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     if not result.written and not result.skipped:
         raise click.UsageError(f"no images in {photos}")
     click.echo(f"{len(result.written)} AB pairs written to {out_dir} "
-               f"(detector {result.detector_id})", err=True)
+               f"(detector {result.detector_id}); {len(result.skipped)} skipped", err=True)
     sys.exit(1 if result.skipped else 0)
+
+
+def _convert(files: tuple[Path, Path], out: Path) -> None:
+    """``--convert-hed``: Caffe prototxt + caffemodel -> ONNX at ``out``."""
+    from evalkit.edges.convert import ConvertError, caffe_to_onnx
+
+    proto, model = files
+    if proto.suffix.lower() == ".caffemodel" and model.suffix.lower() != ".caffemodel":
+        proto, model = model, proto  # accept either order
+    if out.suffix.lower() != ".onnx":
+        raise click.UsageError(f"--out {out}: with --convert-hed, name the .onnx file to write")
+    try:
+        path = caffe_to_onnx(proto, model, out)
+    except ConvertError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"wrote {path}: use it with `evalkit edges PHOTOS --out AB_DIR --hed-model "
+               f"{path}`")

@@ -163,6 +163,8 @@ def announce_datasets(datasets: list) -> None:
         click.echo(f"dataset {ds.name}: {len(ds)} samples from {ds.root}", err=True)
         for s in ds.skipped:
             click.echo(f"  skipped {s.file}: {s.reason}", err=True)
+        for note in ds.meta.get("notes") or []:
+            click.echo(f"  note: {note}", err=True)
 
 
 def print_summary(out: Path, summary) -> None:

@@ -23,15 +23,20 @@ def sketches() -> None:
     """Import and check hand-drawn sketch sets (see human_sketches/README.md)."""
 
 
-def _expand(sources: tuple[Path, ...]) -> list[Path]:
+def _expand(sources: tuple[Path, ...]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files to import, and the entries of folders that are not importable (with why)."""
+    from evalkit.data.files import scan_folder
+
     files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for s in sources:
         if s.is_dir():
-            files.extend(sorted(p for p in s.rglob("*")
-                                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+            found, other = scan_folder(s, recursive=True)
+            files.extend(found)
+            skipped.extend((s / o.file, o.reason) for o in other)
         else:
             files.append(s)
-    return files
+    return files, skipped
 
 
 def _source_provenance(src: Path) -> str | None:
@@ -45,21 +50,29 @@ def _source_provenance(src: Path) -> str | None:
             m = read_manifest(root)
         except ManifestError:
             return None
-        rel = src.resolve().relative_to(root.resolve()).as_posix()
+        try:
+            rel = src.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:  # a symlink into another folder
+            return None
         entry = m.by_file().get(rel)
         return entry.provenance if entry and entry.provenance else None
     return None
 
 
-def _target_name(domain_dir: Path, stem: str, digest: str, manifest, domain: str) -> str:
-    """``domain/stem.png``; re-importing the same source reuses its name, a clash gets _2..."""
+def _target_name(domain_dir: Path, source: Path, digest: str, manifest, domain: str,
+                 suffix: str = ".png") -> str:
+    """``domain/stem.ext``; re-importing the same source file (same name and bytes) reuses
+    its name, any other clash gets ``_2``..."""
     by_file = manifest.by_file()
+    source_name, stem = source.name, source.stem
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "sketch"
     for k in range(1, 10_000):
-        name = f"{domain}/{stem if k == 1 else f'{stem}_{k}'}.png"
+        name = f"{domain}/{stem if k == 1 else f'{stem}_{k}'}{suffix}"
         entry = by_file.get(name)
         if entry is None and not (domain_dir.parent / name).exists():
             return name
-        if entry is not None and entry.extra.get("source_sha256") == digest:
+        if (entry is not None and entry.extra.get("source_sha256") == digest
+                and entry.extra.get("source_file") == source_name):
             return name
     raise click.ClickException(f"too many files named {stem} in {domain_dir}")
 
@@ -70,23 +83,36 @@ def _target_name(domain_dir: Path, stem: str, digest: str, manifest, domain: str
 @click.option("--domain", "-d", required=True, help="Subject of the drawings (car, person...).")
 @click.option("--into", "into", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The sketch set folder (created if needed).")
+@click.option("--mode", type=click.Choice(["auto", "digital", "scan"]), default="auto",
+              show_default=True,
+              help="digital: keep the file byte for byte (app exports); scan: normalize a "
+                   "photo/scan of paper; auto: scan when the background is uneven or dark.")
+@click.option("--fit", is_flag=True,
+              help="Scan mode: crop to the strokes (plus --margin) instead of keeping the page.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(16, 4096),
-              help="Side of the square output, px.")
+              help="Served size the drawing is measured at (the run's --image-size); scan "
+                   "mode also writes this side.")
 @click.option("--margin", default=0.08, show_default=True, type=click.FloatRange(0, 0.45),
-              help="Blank margin on each side, as a fraction of the side.")
+              help="With --fit: blank margin on each side, as a fraction of the side.")
 @click.option("--provenance", help="Who drew them and how (recorded for every file).")
 @click.option("--tag", "tags", multiple=True, help="Tag for every imported sketch (repeatable).")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Photo the drawing was traced from (only with a single SOURCE file).")
-def import_(sources: tuple[Path, ...], domain: str, into: Path, size: int, margin: float,
-            provenance: str | None, tags: tuple[str, ...], reference: Path | None) -> None:
-    """Normalize drawings (files or folders) into the set DIR/<domain>/ + manifest.json.
+def import_(sources: tuple[Path, ...], domain: str, into: Path, mode: str, fit: bool,
+            size: int, margin: float, provenance: str | None, tags: tuple[str, ...],
+            reference: Path | None) -> None:
+    """Import drawings (files or folders) into the set DIR/<domain>/ + manifest.json.
 
-    Each drawing: alpha or polarity handled, lighting flattened, binarized, cropped to the
-    strokes, padded to a centred square with a margin, resized to SIZE; its manifest entry
-    records the provenance and every step taken. Re-importing a file replaces its entry.
+    Digital mode (app exports: clean or transparent background) stores each file byte for
+    byte, as the service receives it. Scan mode (photos and scans of paper, chosen
+    automatically for uneven or dark backgrounds) flattens the lighting, fixes polarity,
+    binarizes, removes specks too small to survive serving, pads to a square and resizes
+    (--fit also crops to the strokes). Each file's line says what was changed; its manifest
+    entry records the mode, the provenance and every step. Re-importing replaces the entry.
     """
+    from evalkit.data.files import first_line
     from evalkit.hashing import file_sha256
+    from evalkit.sketches.importer import ImportRefused, import_drawing
     from evalkit.sketches.manifest import (
         Manifest,
         ManifestError,
@@ -94,13 +120,15 @@ def import_(sources: tuple[Path, ...], domain: str, into: Path, size: int, margi
         read_manifest,
         write_manifest,
     )
-    from evalkit.sketches.normalize import normalize_sketch
 
     if not _DOMAIN_RE.match(domain):
         raise click.UsageError(f"--domain '{domain}' must be a plain folder name "
                                "(letters, digits, '_', '-', '.')")
-    files = _expand(sources)
-    if not files:
+    if fit and mode == "digital":
+        raise click.UsageError("--fit crops the drawing: it applies to --mode scan (or auto) "
+                               "only; digital mode keeps the file as it is")
+    files, failed = _expand(sources)
+    if not files and not failed:
         raise click.UsageError("no image files in the given sources "
                                f"(extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
     if reference is not None and len(files) != 1:
@@ -115,17 +143,22 @@ def import_(sources: tuple[Path, ...], domain: str, into: Path, size: int, margi
 
     from PIL import Image
 
-    failed: list[tuple[Path, str]] = []
     imported = 0
     for src in files:
         try:
-            out, info = normalize_sketch(src, size=size, margin=margin)
+            res = import_drawing(src, mode=mode, size=size, fit=fit, margin=margin)
+        except ImportRefused as exc:
+            failed.append((src, f"not imported: {exc}"))
+            continue
         except Exception as exc:  # unreadable, empty
-            failed.append((src, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            failed.append((src, first_line(exc)))
             continue
         digest = file_sha256(src)
-        name = _target_name(domain_dir, src.stem, digest, manifest, domain)
-        Image.fromarray(out, mode="L").save(into / name, optimize=True)
+        name = _target_name(domain_dir, src, digest, manifest, domain, res.suffix)
+        if isinstance(res.data, bytes):
+            (into / name).write_bytes(res.data)
+        else:
+            Image.fromarray(res.data, mode="L").save(into / name, optimize=True)
         origin = _source_provenance(src)
         who = provenance or origin or "original author not recorded (pass --provenance)"
         entry_prov = f"{who}; imported from '{src.name}' by `evalkit sketches import`"
@@ -134,13 +167,16 @@ def import_(sources: tuple[Path, ...], domain: str, into: Path, size: int, margi
             ref_name = f"{domain}/references/{Path(name).stem}{reference.suffix.lower()}"
             (into / ref_name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(reference, into / ref_name)
+        extra = {"source_file": src.name, "source_sha256": digest,
+                 "import": {"mode": res.mode, "reason": res.reason, "changes": res.changes,
+                            "served": {k: v for k, v in res.served.items() if k != "defect"}}}
+        if res.mode == "scan":
+            extra["normalization"] = res.info
         manifest.upsert(SketchEntry(
             file=name, domain=domain, provenance=entry_prov, reference=ref_name,
-            tags=sorted(set(tags) | {"imported"}),
-            extra={"source_file": src.name, "source_sha256": digest, "normalization": info}))
+            tags=sorted(set(tags) | {"imported", res.mode}), extra=extra))
         imported += 1
-        click.echo(f"{src} -> {into / name} ({info['polarity']}, "
-                   f"stroke {info['stroke_width_px']:.1f} px)")
+        click.echo(f"{src} -> {into / name}: {res.summary()}")
     if imported:
         write_manifest(manifest, into)
     click.echo(f"imported {imported} of {len(files)} into {into} (domain '{domain}')")
@@ -153,18 +189,22 @@ def import_(sources: tuple[Path, ...], domain: str, into: Path, size: int, margi
 
 @sketches.command("check")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--image-size", default=256, show_default=True, type=click.IntRange(16, 4096),
+              help="Size the sketches are served at (the run's --image-size).")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
-def check(directory: Path, as_json: bool) -> None:
+def check(directory: Path, image_size: int, as_json: bool) -> None:
     """Validate the sketch set in DIRECTORY; exit 1 and list the problems if any.
 
-    Checks: manifest schema and provenance, missing/unlisted/unreadable files, duplicates by
-    content, non-square images, empty drawings, wrong polarity, stroke-width outliers.
+    Checks: manifest schema and provenance, paths outside the set, missing/unlisted/
+    unreadable files, duplicates by content, non-square images, drawings blank or inverted
+    as served (16-bit, grey+alpha, palette transparency: the cause is named), stroke-width
+    outliers, all measured on each sketch as served at --image-size.
     """
     import numpy as np
 
     from evalkit.sketches.check import check_set
 
-    report = check_set(directory)
+    report = check_set(directory, serve_size=image_size)
     if as_json:
         click.echo(json.dumps({
             "ok": report.ok, "n_files": report.n_files,

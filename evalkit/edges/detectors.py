@@ -8,9 +8,10 @@ Two detectors, each identified by the id recorded with every AB set it makes:
     BGR, reflect-padded by 32 px, minus the Caffe mean (104.00698794, 116.66876762,
     122.67891434), no scaling; the fused sigmoid output is cropped back to the image.
     The Caffe model (``hed_pretrained_bsds.caffemodel`` + ``deploy.prototxt``) needs an
-    OpenCV with the Caffe importer (``opencv-python-headless<5``; OpenCV 5 removed it), and
-    uses the centre-crop ``Crop`` layer of OpenCV's ``samples/dnn/edge_detection.py``. An
-    ONNX export of HED (``.onnx``, same input convention) runs with any OpenCV.
+    OpenCV with the Caffe importer (OpenCV 4.x; OpenCV 5, installed here, removed it), and
+    uses the centre-crop ``Crop`` layer of OpenCV's ``samples/dnn/edge_detection.py``. With
+    OpenCV 5, convert it once to ONNX (``evalkit edges --convert-hed``,
+    :mod:`evalkit.edges.convert`, same crop convention); the ``.onnx`` runs with any OpenCV.
 
 ``sobel`` (id ``fallback-sobel-v1``) - the documented fallback, used when no HED model is
     supplied (HED's weights cannot be shipped or downloaded here).
@@ -172,20 +173,24 @@ class HedDetector:
             raise HedUnavailable("a Caffe HED model needs its deploy prototxt (--hed-proto)")
         if not hasattr(cv2.dnn, "readNetFromCaffe"):
             raise HedUnavailable(
-                f"OpenCV {cv2.__version__} has no Caffe importer (removed in OpenCV 5): install "
-                "'opencv-python-headless<5' to run the Caffe HED model, or pass an ONNX export "
-                "of HED as --hed-model")
+                f"OpenCV {cv2.__version__} has no Caffe importer (removed in OpenCV 5): "
+                f"convert the model once with `evalkit edges --convert-hed {self.proto} "
+                f"{self.model} --out hed.onnx` and pass --hed-model hed.onnx")
         try:
             cv2.dnn_registerLayer("Crop", _CenterCropLayer)
         except Exception:  # already registered in this process
             pass
         return cv2.dnn.readNetFromCaffe(str(self.proto), str(self.model))
 
+    def load(self) -> None:
+        """Read the model now (raises :class:`HedUnavailable` / OpenCV's error early)."""
+        if self._net is None:
+            self._net = self._load()
+
     def probability(self, rgb: np.ndarray) -> np.ndarray:
         import cv2
 
-        if self._net is None:
-            self._net = self._load()
+        self.load()
         img = as_rgb_uint8(rgb)
         h, w = img.shape[:2]
         bgr = img[..., ::-1].astype(np.float32)

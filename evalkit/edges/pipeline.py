@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from evalkit.edges.detectors import EdgeDetector, as_rgb_uint8, get_detector
+from evalkit.data.files import first_line, read_image, scan_folder
+from evalkit.edges.detectors import FALLBACK_ID, EdgeDetector, as_rgb_uint8, get_detector
 from evalkit.edges.postprocess import (
     DEFAULT_MIN_COMPONENT,
     DEFAULT_THRESHOLD,
@@ -19,8 +20,13 @@ from evalkit.edges.postprocess import (
     postprocess_hed,
 )
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 DETECTOR_FILE = "detector.json"
+#: Smallest photo side edge detection accepts, px (the post-processing takes gradients,
+#: which need 2 samples along each axis).
+MIN_SIDE = 2
+#: What detector.json says when the pairs were made by the fallback detector.
+FALLBACK_NOTE = ("not HED edges: made by the Sobel fallback detector; models trained on HED "
+                 "pairs score differently on them")
 
 
 def detect_edges(rgb: np.ndarray, detector: str | EdgeDetector | None = None, *,
@@ -82,6 +88,8 @@ def detector_record(det: EdgeDetector, threshold: float, min_component: int,
     """The provenance written to ``detector.json``."""
     return {
         "detector": det.id,
+        "hed": not det.id.startswith(FALLBACK_ID),
+        **({"warning": FALLBACK_NOTE} if det.id.startswith(FALLBACK_ID) else {}),
         "description": det.description,
         "postprocess": {
             "recipe": "pix2pix PostprocessHED.m: NMS (r=1, s=5, m=1.01) along the edge normal, "
@@ -104,41 +112,55 @@ def photos_to_ab(photos: Iterable[Path] | Path, out_dir: str | Path,
 
     ``size``: resize each photo to ``size x size`` (Pillow bicubic) before edge detection;
     None keeps each photo's size. ``fmt``: ``jpg`` (the seed's combine.py, quality 95) or
-    ``png`` (lossless). Writes ``<stem>.<fmt>`` per photo and ``detector.json``; unreadable
-    photos are skipped and reported.
+    ``png`` (lossless). Writes ``<stem>.<fmt>`` per photo (``<stem>_<ext>.<fmt>`` when two
+    photos share a stem) and ``detector.json``; every photo that cannot be read or processed
+    (unreadable, truncated, smaller than :data:`MIN_SIDE` px, a detector error) and every
+    non-image entry of the folder is listed in ``skipped`` with its reason; the rest go on.
     """
     if fmt not in ("jpg", "png"):
         raise ValueError("fmt must be 'jpg' or 'png'")
+    result = EdgesResult()
     if isinstance(photos, (str, Path)):
         folder = Path(photos)
         if not folder.is_dir():
             raise FileNotFoundError(f"photo folder {folder} does not exist")
-        photos = sorted(p for p in folder.iterdir()
-                        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        photos, other = scan_folder(folder, recursive=False)
+        result.skipped.extend((folder / o.file, o.reason) for o in other)
     det = detector if hasattr(detector, "probability") else get_detector(
         detector, hed_model=hed_model, hed_proto=hed_proto)
+    result.detector_id = det.id
+    if hasattr(det, "load"):
+        det.load()  # a model that cannot be read is a usage error, not N skipped photos
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = EdgesResult(detector_id=det.id)
+    names: dict[str, Path] = {}
     for path in photos:
         path = Path(path)
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                if size is not None:
-                    im = im.resize((size, size))
-                rgb = np.asarray(im, dtype=np.uint8)
-        except Exception as exc:  # unreadable or truncated file: report, go on
-            result.skipped.append((path, str(exc).splitlines()[0] if str(exc) else
-                                   type(exc).__name__))
-            continue
-        edges, _ = detect_edges(rgb, det, threshold=threshold, min_component=min_component)
         target = out_dir / f"{path.stem}.{fmt}"
-        ab = make_ab(rgb, edges)
-        if fmt == "jpg":
-            ab.save(target, quality=95)
-        else:
-            ab.save(target)
+        if target.name in names:  # x.png and x.jpg would write the same x.jpg
+            target = out_dir / f"{path.stem}_{path.suffix.lstrip('.').lower()}.{fmt}"
+        try:
+            if target.name in names:
+                raise ValueError(f"its output name {target.name} is taken by "
+                                 f"{names[target.name].name}: rename one of them")
+            im, _ = read_image(path)
+            im = im.convert("RGB")
+            if size is not None:
+                im = im.resize((size, size))
+            rgb = np.asarray(im, dtype=np.uint8)
+            if min(rgb.shape[:2]) < MIN_SIDE:
+                raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]} px: edge detection "
+                                 f"needs at least {MIN_SIDE} px on each side")
+            edges, _ = detect_edges(rgb, det, threshold=threshold, min_component=min_component)
+            ab = make_ab(rgb, edges)
+            if fmt == "jpg":
+                ab.save(target, quality=95)
+            else:
+                ab.save(target)
+        except Exception as exc:  # unreadable, truncated, too small, detector error: go on
+            result.skipped.append((path, first_line(exc)))
+            continue
+        names[target.name] = path
         result.written.append(target)
     write_detector_json(out_dir, det, threshold, min_component, count=len(result.written),
                         image_size=size)

@@ -1,7 +1,8 @@
-"""Hand-drawn sketch sets: the manifest, import (normalization), checks, loading.
+"""Hand-drawn sketch sets: the manifest, import (digital / scan), checks, loading.
 
 * :mod:`evalkit.sketches.manifest` -- the ``manifest.json`` schema, read/write, validation.
-* :mod:`evalkit.sketches.normalize` -- turn any real drawing into a clean square sketch.
+* :mod:`evalkit.sketches.importer` -- import one drawing: digital (byte for byte) or scan.
+* :mod:`evalkit.sketches.normalize` -- the scan cleanup of photos and scans of paper.
 * :mod:`evalkit.sketches.check` -- validate a set (``evalkit sketches check``).
 * :mod:`evalkit.sketches.dataset` -- :func:`load_sketches`, a set as an evaluation dataset.
 

@@ -1,21 +1,33 @@
 """Validate a sketch set (``evalkit sketches check DIR``).
 
 Every check looks at the sketch *as served* (:func:`evalkit.data.serving.sketch_to_input`
-at :data:`SERVE_SIZE`, stroke pixels = served value < 0.5), i.e. at what the generator
-receives, except the file-level ones. Checks and their codes:
+at the run's image size, default :data:`SERVE_SIZE`; stroke pixels = served value < 0.5),
+i.e. at what the generator receives, never at an upscaled copy, except the file-level
+ones. Checks and their codes:
 
 ``manifest``     no/unreadable ``manifest.json``, or an entry missing file/domain/provenance,
                  a missing reference photo, a path outside the set (see
                  :mod:`evalkit.sketches.manifest`).
 ``missing``      a file the manifest lists does not exist.
+``outside``      a manifest path whose real location is outside the set (a symlink leaving
+                 it; absolute and ``..`` paths are ``manifest`` problems). ``run`` refuses
+                 the same paths (:func:`evalkit.data.files.confine`).
 ``unlisted``     an image in the set's folders that the manifest does not list.
 ``unreadable``   Pillow cannot decode the file.
+``skipped``      an entry of the set's folders that run would skip: not an image, a symlink
+                 loop, a symlink leaving the set, a symlinked folder.
 ``not-square``   width != height: the service squashes it to a square (aspect distorted).
 ``duplicate``    same bytes (sha256) or the same served pixels as an earlier file.
-``empty``        fewer than :data:`EMPTY_MIN_PX` stroke pixels.
-``polarity``     the median served value is < 0.5: light strokes on a dark background.
+``empty``        blank as served (:func:`evalkit.data.serving.served_defect`: a 16-bit PNG
+                 the service clips to white, an empty page...; the cause is named), or
+                 fewer than :data:`EMPTY_MIN_PX` stroke pixels (scaled by
+                 ``(size / 256)^2``).
+``polarity``     inverted as served: the median served value is < 0.5 (light strokes on
+                 a dark page, or a grey+alpha / palette-transparency PNG whose transparent
+                 background the service shows black; the cause is named).
 ``stroke-width`` stroke width (:func:`evalkit.sketches.normalize.stroke_width`, px at the
-                 served size) above :data:`MAX_WIDTH_PX`, or, in a domain of at least
+                 served size) above :data:`MAX_WIDTH_PX` x ``size / 256``, or, in a domain
+                 of at least
                  :data:`MIN_GROUP` sketches, outside ``[median / F, median * F]`` with
                  ``F =`` :data:`WIDTH_FACTOR` (the domain's median width).
 
@@ -29,10 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from evalkit.data.pairs import IMAGE_EXTENSIONS
-from evalkit.data.serving import sketch_to_input
+from evalkit.data.files import confine, first_line, read_image, scan_folder
+from evalkit.data.serving import served_defect, sketch_to_input
 from evalkit.hashing import file_sha256
 from evalkit.sketches.manifest import (
     MANIFEST_NAME,
@@ -47,7 +58,8 @@ EMPTY_MIN_PX = 50
 MAX_WIDTH_PX = 8.0
 WIDTH_FACTOR = 2.0
 MIN_GROUP = 4
-_REIMPORT = "re-import it with `evalkit sketches import FILE --domain D --into DIR`"
+_REEXPORT = ("re-export it from the drawing app as an 8-bit PNG, dark strokes on white, or "
+             "import the drawing with `evalkit sketches import FILE --mode scan`")
 
 
 @dataclass
@@ -88,9 +100,11 @@ class CheckReport:
         return not self.problems
 
 
-def _images_under(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+def _images_under(root: Path, problems: list[Problem]) -> list[str]:
+    """Images of the set (relative paths); every other entry is a ``skipped`` problem."""
+    found, other = scan_folder(root, recursive=True)
+    problems.extend(Problem(s.file, "skipped", f"run skips it: {s.reason}") for s in other)
+    return [p.relative_to(root).as_posix() for p in found]
 
 
 def check_set(root: str | Path, serve_size: int = SERVE_SIZE) -> CheckReport:
@@ -101,7 +115,7 @@ def check_set(root: str | Path, serve_size: int = SERVE_SIZE) -> CheckReport:
     if not root.is_dir():
         problems.append(Problem(str(root), "missing", "the set folder does not exist"))
         return report
-    images = _images_under(root)
+    images = _images_under(root, problems)
     references: set[str] = set()
     try:
         manifest = read_manifest(root)
@@ -122,20 +136,30 @@ def check_set(root: str | Path, serve_size: int = SERVE_SIZE) -> CheckReport:
 
     seen_bytes: dict[str, str] = {}
     seen_pixels: dict[str, str] = {}
+    seen_files: set[str] = set()
+    flagged = {p.file for p in problems}
+    scale = serve_size / SERVE_SIZE
+    min_px = max(1, round(EMPTY_MIN_PX * scale * scale))
     for file, domain in entries:
-        path = root / file
+        if file in seen_files:  # listed twice: a manifest problem already
+            continue
+        seen_files.add(file)
+        path, reason = confine(root, file)
+        if path is None:
+            if file not in flagged:
+                problems.append(Problem(file, "outside", f"{reason}: run refuses it too"))
+            continue
         if not path.is_file():
             problems.append(Problem(file, "missing", "listed in manifest.json but the file "
                                     "does not exist: add it or remove the entry"))
             continue
         try:
-            with Image.open(path) as im:
-                im.load()
-                size = im.size
-                x = sketch_to_input(im.copy(), serve_size)
+            im, _ = read_image(path)
+            size = im.size
+            x = sketch_to_input(im, serve_size)
         except Exception as exc:  # any decoder error
-            problems.append(Problem(file, "unreadable", f"cannot be decoded ({exc}): "
-                                    "re-export it as PNG"))
+            problems.append(Problem(file, "unreadable", f"cannot be decoded "
+                                    f"({first_line(exc)}): re-export it as PNG"))
             continue
         digest = file_sha256(path)
         if digest in seen_bytes:
@@ -151,19 +175,20 @@ def check_set(root: str | Path, serve_size: int = SERVE_SIZE) -> CheckReport:
         seen_pixels[pix] = file
         if size[0] != size[1]:
             problems.append(Problem(file, "not-square", f"is {size[0]}x{size[1]}: the service "
-                                    f"squashes it to a square; {_REIMPORT} (crops and pads)"))
+                                    "squashes it to a square; export a square canvas, or "
+                                    "import it with `--mode scan` (pads it to a square)"))
+        defect = served_defect(im, x)
+        if defect:
+            code = "empty" if defect.startswith("blank") else "polarity"
+            problems.append(Problem(file, code, f"{defect}; {_REEXPORT}"))
+            continue
         median = float(np.median(x))
         mask = x < 0.5
-        if median < 0.5:
-            problems.append(Problem(file, "polarity", f"median value {median:.2f}: light "
-                                    "strokes on a dark background, the generator expects "
-                                    f"dark strokes on white; {_REIMPORT} (inverts it)"))
-            mask = ~mask
         n_px = int(mask.sum())
-        if n_px < EMPTY_MIN_PX:
-            problems.append(Problem(file, "empty", f"only {n_px} stroke px (served value "
-                                    f"< 0.5; darkest {float(x.min()):.2f}): redraw it, or "
-                                    f"{_REIMPORT} if the strokes are just faint"))
+        if n_px < min_px:
+            problems.append(Problem(file, "empty", f"only {n_px} stroke px at {serve_size} px "
+                                    f"(served value < 0.5; darkest {float(x.min()):.2f}; "
+                                    f"minimum {min_px}): redraw it with darker strokes"))
             continue
         report.stats.append(SketchStats(file=file, domain=domain, stroke_px=n_px,
                                         stroke_width=stroke_width(mask),
@@ -175,9 +200,10 @@ def check_set(root: str | Path, serve_size: int = SERVE_SIZE) -> CheckReport:
     for domain, group in by_domain.items():
         med = float(np.median([s.stroke_width for s in group]))
         for s in group:
-            if s.stroke_width > MAX_WIDTH_PX:
+            if s.stroke_width > MAX_WIDTH_PX * scale:
                 problems.append(Problem(s.file, "stroke-width", f"strokes {s.stroke_width:.1f}"
-                                        f" px wide at {serve_size} px (> {MAX_WIDTH_PX}): "
+                                        f" px wide at {serve_size} px (> "
+                                        f"{MAX_WIDTH_PX * scale:g}): "
                                         "filled areas or a very thick pen; redraw thinner"))
             elif len(group) >= MIN_GROUP and not (med / WIDTH_FACTOR <= s.stroke_width
                                                   <= med * WIDTH_FACTOR):

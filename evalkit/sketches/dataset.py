@@ -9,19 +9,26 @@ case: hand drawings are not traced from photos, so only distribution metrics aga
 
 Selection: with a ``manifest.json``, its entries (those of ``domain`` when given). Without
 one, every image under ``root`` (recursively), or under ``root/<domain>/`` when ``domain``
-is given and that folder exists. Unreadable files are listed in ``skipped`` (never fatal);
-a set with no usable sketch raises :class:`~evalkit.data.pairs.DatasetError`.
+is given and that folder exists. Nothing is hidden (``Dataset.skipped`` lists each file
+left out, with its reason): unreadable files; sketches that are blank or inverted *as
+served* (16-bit, grey+alpha, palette transparency: the cause is named); a manifest entry
+listed twice (the first is used); a manifest path outside the set (absolute, ``..``, a
+symlink leaving it: the same confinement as ``evalkit sketches check``); images in the
+set's folders that the manifest does not list; non-image files, symlink loops. Animated
+images use their first frame, said in ``meta["notes"]``. A set with no usable sketch
+raises :class:`~evalkit.data.pairs.DatasetError`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from evalkit.data.dataset import Dataset, Skipped
-from evalkit.data.pairs import IMAGE_EXTENSIONS, DatasetError
-from evalkit.data.serving import sketch_to_input, target_to_array
+from evalkit.data.files import confine, first_line, read_image, scan_folder, served_sketch
+from evalkit.data.pairs import DatasetError
+from evalkit.data.serving import target_to_array
 from evalkit.hashing import combine, file_sha256
 from evalkit.sketches.manifest import (
     MANIFEST_NAME,
@@ -30,35 +37,66 @@ from evalkit.sketches.manifest import (
     read_manifest,
 )
 
-LOADER_VERSION = "sketches-v1"
+LOADER_VERSION = "sketches-v2"  # v2: ids keep the extension; blank/inverted skipped
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+def _manifest_entries(root: Path, domain: str | None
+                      ) -> tuple[list[SketchEntry], str, list[Skipped]]:
+    """Manifest entries to load (duplicates and refused paths left out, listed)."""
+    try:
+        manifest = read_manifest(root)
+    except ManifestError as exc:
+        raise DatasetError(str(exc)) from exc
+    entries: list[SketchEntry] = []
+    skipped: list[Skipped] = []
+    first: dict[str, int] = {}
+    scope = [(i, e) for i, e in enumerate(manifest.entries, start=1)
+             if domain is None or e.domain == domain]
+    if domain is not None and not scope:
+        raise DatasetError(f"{root / MANIFEST_NAME} has no sketch of domain '{domain}' "
+                           f"(domains: {', '.join(manifest.domains()) or 'none'})")
+    for i, e in scope:
+        if not e.file:
+            skipped.append(Skipped(f"{MANIFEST_NAME} entry {i}", "entry has no \"file\""))
+            continue
+        key = PurePosixPath(e.file).as_posix()  # "./car/x.png" is "car/x.png"
+        if key in first:
+            skipped.append(Skipped(e.file, f"listed twice in {MANIFEST_NAME} (entry {i}); the "
+                                           f"first (entry {first[key]}) is used"))
+            continue
+        first[key] = i
+        _, reason = confine(root, e.file)
+        if reason:
+            skipped.append(Skipped(e.file, f"refused: {reason}"))
+            continue
+        entries.append(e)
+    # Files in the set's folders that the manifest does not list are reported, not hidden.
+    listed = set(first) | {PurePosixPath(e.reference).as_posix()
+                           for e in manifest.entries if e.reference}
+    folder = root / domain if domain is not None else root
+    if folder.is_dir():
+        found, other = scan_folder(folder, recursive=True, top=root, exclude=listed)
+        skipped.extend(other)
+        skipped.extend(Skipped(p.relative_to(root).as_posix(), f"not listed in {MANIFEST_NAME}: "
+                               "add an entry (`evalkit sketches import`) or remove the file")
+                       for p in found if p.relative_to(root).as_posix() not in listed)
+    return entries, file_sha256(root / MANIFEST_NAME), skipped
 
 
-def _select(root: Path, domain: str | None) -> tuple[list[SketchEntry], str | None]:
-    """Entries to load and the manifest's sha256 (None without a manifest)."""
+def _select(root: Path, domain: str | None
+            ) -> tuple[list[SketchEntry], str | None, list[Skipped]]:
+    """Entries to load, the manifest's sha256 (None without one) and the files left out."""
     if (root / MANIFEST_NAME).is_file():
-        try:
-            manifest = read_manifest(root)
-        except ManifestError as exc:
-            raise DatasetError(str(exc)) from exc
-        entries = [e for e in manifest.entries if e.file]
-        if domain is not None:
-            entries = [e for e in entries if e.domain == domain]
-            if not entries:
-                raise DatasetError(f"{root / MANIFEST_NAME} has no sketch of domain '{domain}' "
-                                   f"(domains: {', '.join(manifest.domains()) or 'none'})")
-        return entries, file_sha256(root / MANIFEST_NAME)
+        return _manifest_entries(root, domain)
     folder = root / domain if domain is not None and (root / domain).is_dir() else root
-    entries = [SketchEntry(file=p.relative_to(root).as_posix(),
-                           domain=domain or (p.relative_to(root).parts[0]
-                                             if len(p.relative_to(root).parts) > 1 else ""),
-                           provenance="")
-               for p in _images_under(folder)]
-    return entries, None
+    found, skipped = scan_folder(folder, recursive=True, top=root)
+    entries = []
+    for p in found:
+        rel = p.relative_to(root)
+        entries.append(SketchEntry(file=rel.as_posix(),
+                                   domain=domain or (rel.parts[0] if len(rel.parts) > 1 else ""),
+                                   provenance=""))
+    return entries, None, skipped
 
 
 def load_sketches(root: str | Path, size: int = 256, name: str = "sketches",
@@ -72,7 +110,8 @@ def load_sketches(root: str | Path, size: int = 256, name: str = "sketches",
         domain: keep only this domain's sketches (manifest ``domain``, or the subfolder).
         limit: keep the first ``limit`` sketches (sorted by manifest order / file name).
 
-    ``ids`` are the file paths relative to ``root`` without extension (``car/car_01``);
+    ``ids`` are the file paths relative to ``root`` with extension (``car/car_01.png``),
+    unique (a file listed twice is loaded once);
     ``content_hash`` covers the loader version, ``size``, the manifest's bytes and every
     loaded file's (and reference photo's) bytes; ``meta`` holds ``domain`` (the requested
     one, or the sorted list of domains loaded), ``manifest`` (path or None) and ``entries``
@@ -82,32 +121,36 @@ def load_sketches(root: str | Path, size: int = 256, name: str = "sketches",
     if not root.is_dir():
         raise DatasetError(f"sketch folder {root} does not exist: pass --sketches DIR (a set "
                            "made by `evalkit sketches import`, or any folder of drawings)")
-    entries, manifest_hash = _select(root, domain)
+    entries, manifest_hash, skipped = _select(root, domain)
     if limit is not None:
         entries = entries[:limit]
     ids: list[str] = []
     inputs: list[np.ndarray] = []
     targets: list[np.ndarray | None] = []
     kept: list[SketchEntry] = []
-    skipped: list[Skipped] = []
+    notes: list[str] = []
     hashes: list[str] = []
     for e in entries:
         path = root / e.file
         try:
-            x = sketch_to_input(path, size)
-        except Exception as exc:  # missing, unreadable, truncated
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            skipped.append(Skipped(e.file, reason))
+            x, note = served_sketch(path, size)
+        except Exception as exc:  # missing, unreadable, truncated, blank/inverted as served
+            skipped.append(Skipped(e.file, first_line(exc)))
             continue
+        if note:
+            notes.append(f"{e.file}: {note}")
         y = None
         if e.reference:
+            ref, reason = confine(root, e.reference)
             try:
-                y = target_to_array(root / e.reference, size)
-                hashes.append(f"{e.reference}:{file_sha256(root / e.reference)}")
+                if reason:
+                    raise ValueError(f"refused: {reason}")
+                y = target_to_array(read_image(ref)[0], size)
+                hashes.append(f"{e.reference}:{file_sha256(ref)}")
             except Exception as exc:
                 skipped.append(Skipped(e.reference, f"reference photo of {e.file} not used: "
-                                       f"{str(exc).splitlines()[0] if str(exc) else exc!r}"))
-        ids.append(str(Path(e.file).with_suffix("").as_posix()))
+                                       f"{first_line(exc)}"))
+        ids.append(e.file)
         inputs.append(x)
         targets.append(y)
         kept.append(e)
@@ -133,5 +176,5 @@ def load_sketches(root: str | Path, size: int = 256, name: str = "sketches",
         content_hash=content_hash, size=size, skipped=skipped,
         meta={"domain": domain if domain is not None else domains,
               "manifest": str(root / MANIFEST_NAME) if manifest_hash else None,
-              "entries": [e.to_json() for e in kept]},
+              "entries": [e.to_json() for e in kept], "notes": notes},
     )

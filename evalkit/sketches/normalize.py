@@ -22,19 +22,27 @@ serves unchanged. Steps, in order (each recorded in the returned ``info``):
 5. **Binarize**: hysteresis thresholding (scikit-image ``apply_hysteresis_threshold``) with
    ``high = max(Otsu(ink), MIN_INK)`` and ``low = high / 2``: faint antialiased stroke
    pixels are kept where connected to clearly dark ones, isolated noise (JPEG ringing,
-   paper grain) is not. Components (8-connected) smaller than ``max(3, 0.5 w^2)`` px (``w``
-   the stroke width, below) are removed as specks, and so are *stray marks* (crop leftovers
-   of a neighbouring figure): components holding less than :data:`STRAY_SHARE` of the ink
-   that lie entirely outside the bounding box of the larger components grown by
-   :data:`STRAY_GAP` of its diagonal.
-6. **Crop** to the bounding box of the strokes, **pad** to a square whose side is the
-   box's longer side divided by ``1 - 2 * margin``, drawing centred.
-7. **Resize** the binary mask to ``size`` (area averaging when shrinking, bilinear when
+   paper grain) is not.
+6. **Specks**: an 8-connected component is removed only when it is smaller than
+   :data:`SPECK_SERVED_PX` x :data:`SPECK_SERVED_PX` *served* pixels (``area * s^2``, ``s``
+   the served scale below) **and** it is not a mark as dark and as wide as the strokes
+   (peak ink >= :data:`DARK_SHARE` x the strokes' median ink and component width >= the
+   stroke width ``w``): star dots and dotted lines drawn with the same pen stay, JPEG and
+   paper specks that would vanish at the served size go. Nothing else is removed: marks far
+   from the main drawing (stars around a moon) are part of it.
+7. **Frame**: by default the whole page is padded (white) to a centred square, so the
+   drawing keeps its size and place on the page; with ``fit`` (opt-in, ``--fit``) it is
+   cropped to the strokes and padded to a square whose side is the box's longer side
+   divided by ``1 - 2 * margin``. ``s = size / side``.
+8. **Resize** the binary mask to ``size`` (area averaging when shrinking, bilinear when
    enlarging), then threshold the coverage at ``min(0.5, 0.4 v)``, ``v`` the stroke width
    expected at the output (source width x scale): 0.5 for strokes at least a pixel wide, lower
    for thinner ones so that a fine pencil line on a large scan leaves a 1-px trace instead of
    vanishing. Stroke widths are otherwise kept as drawn (``evalkit sketches check`` flags
    outliers).
+
+This is the *scan* import mode (photos and scans of paper). App exports are imported in
+*digital* mode instead, unchanged (:mod:`evalkit.sketches.importer`).
 
 Stroke width ``w`` (:func:`stroke_width`) = stroke area / skeleton length, in px: 1 for a
 one-pixel line, ``w`` for a band of width ``w``.
@@ -50,15 +58,17 @@ import numpy as np
 from PIL import Image, ImageOps
 from scipy import ndimage as ndi
 from skimage.filters import apply_hysteresis_threshold, threshold_otsu
-from skimage.morphology import remove_small_objects, skeletonize
+from skimage.morphology import skeletonize
 
 DEFAULT_SIZE = 256
 DEFAULT_MARGIN = 0.08
 #: coverage threshold for strokes thinner than a pixel at the output: ``min(0.5, 0.4 v)``
 THIN_FACTOR = 0.4
-#: components with less than this share of the ink, far from the rest, are stray marks
-STRAY_SHARE = 0.02
-STRAY_GAP = 0.05
+#: specks: components under SPECK_SERVED_PX x SPECK_SERVED_PX served pixels may go ...
+SPECK_SERVED_PX = 2.0
+#: ... unless their peak ink reaches this share of the strokes' median ink and they are
+#: as wide as the strokes (then they are marks drawn with the pen: dots, stars)
+DARK_SHARE = 0.9
 #: darkest ink below this is "no drawing" (and the floor of the Otsu threshold)
 MIN_INK = 0.15
 TRANSPARENT_FRACTION = 0.5
@@ -149,8 +159,8 @@ def ink_map(im: Image.Image) -> tuple[np.ndarray, dict[str, Any]]:
     return ink, info
 
 
-def binarize(ink: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-    """Step 5: hysteresis threshold (high = max(Otsu, MIN_INK), low = high / 2), specks out."""
+def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Step 5: hysteresis threshold (high = max(Otsu, MIN_INK), low = high / 2)."""
     if ink.size == 0 or float(ink.max()) < MIN_INK:
         raise NormalizeError(f"no strokes: the darkest mark has contrast {float(ink.max()):.3f} "
                              f"< {MIN_INK} against the background (empty drawing?)")
@@ -160,53 +170,60 @@ def binarize(ink: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         otsu = MIN_INK
     high = max(otsu, MIN_INK)
     mask = apply_hysteresis_threshold(ink, high / 2, high)
+    if not mask.any():
+        raise NormalizeError("no strokes after thresholding (empty drawing?)")
+    return mask, {"threshold_high": round(high, 4), "threshold_low": round(high / 2, 4)}
+
+
+def remove_specks(mask: np.ndarray, ink: np.ndarray, scale: float
+                  ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Step 6: drop components under ``SPECK_SERVED_PX``^2 served px (``scale`` = served px
+    per source px) unless they are as dark and as wide as the strokes."""
     w = stroke_width(mask)
-    min_speck = int(max(3, math.ceil(0.5 * w * w)))
-    cleaned = remove_small_objects(mask, max_size=min_speck - 1, connectivity=2)
-    if not cleaned.any():
-        raise NormalizeError("no strokes: only specks smaller than "
-                             f"{min_speck} px remain after binarization (empty drawing?)")
-    cleaned, strays = remove_strays(cleaned)
-    return cleaned, {"threshold_high": round(high, 4), "threshold_low": round(high / 2, 4),
-                     "specks_removed_px": int(mask.sum() - cleaned.sum()),
-                     "min_speck_px": min_speck, "stray_marks_removed": strays}
-
-
-def remove_strays(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Drop small components (< :data:`STRAY_SHARE` of the ink) lying wholly outside the box
-    of the large ones grown by :data:`STRAY_GAP` x its diagonal. Returns (mask, count)."""
+    stroke_ink = float(np.median(ink[mask]))
+    max_area = (SPECK_SERVED_PX / max(scale, 1e-9)) ** 2
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
-    if n < 2:
-        return mask, 0
-    sizes = np.bincount(labels.ravel())[1:]
-    big = np.flatnonzero(sizes >= STRAY_SHARE * sizes.sum()) + 1
-    rows, cols = np.nonzero(np.isin(labels, big))
-    r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
-    gap = STRAY_GAP * math.hypot(r1 - r0, c1 - c0)
-    r0, r1, c0, c1 = r0 - gap, r1 + gap, c0 - gap, c1 + gap
     out = mask.copy()
-    count = 0
+    removed = kept_marks = 0
     for lab, sl in enumerate(ndi.find_objects(labels), start=1):
-        if lab in big or sl is None:
+        if sl is None:
             continue
-        sr, sc = sl
-        if sr.start > r1 or sr.stop - 1 < r0 or sc.start > c1 or sc.stop - 1 < c0:
-            out[labels == lab] = False
-            count += 1
-    return out, count
+        comp = labels[sl] == lab
+        area = int(comp.sum())
+        if area >= max_area:
+            continue
+        dark = float(ink[sl][comp].max()) >= DARK_SHARE * stroke_ink
+        if dark and stroke_width(comp) >= w:
+            kept_marks += 1
+            continue
+        out[sl][comp] = False
+        removed += 1
+    if not out.any():
+        raise NormalizeError("no strokes: only specks smaller than "
+                             f"{SPECK_SERVED_PX:g}x{SPECK_SERVED_PX:g} served px remain "
+                             "(empty drawing?)")
+    return out, {"marks": n, "specks_removed": removed, "small_marks_kept": kept_marks,
+                 "specks_removed_px": int(mask.sum() - out.sum()),
+                 "speck_max_area_px": round(max_area, 2), "stroke_width_work_px": round(w, 3)}
 
 
-def frame(mask: np.ndarray, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, dict[str, Any]]:
-    """Steps 6-7: crop, pad to a centred square with ``margin``, resize, binarize at 0.5.
+def frame(mask: np.ndarray, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN,
+          fit: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Steps 7-8: pad the page (or, with ``fit``, the strokes' box plus ``margin``) to a
+    centred square, resize to ``size``, threshold the coverage.
 
     Returns ``(uint8 size x size, info)``, strokes 0 on 255.
     """
     if not 0 <= margin < 0.5:
         raise ValueError(f"margin must be in [0, 0.5), got {margin}")
-    rows, cols = np.nonzero(mask)
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    if fit:
+        rows, cols = np.nonzero(mask)
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        side = math.ceil(max(r1 - r0, c1 - c0) / (1 - 2 * margin))
+    else:
+        r0, r1, c0, c1 = 0, mask.shape[0], 0, mask.shape[1]
+        side = max(mask.shape)
     crop = mask[r0:r1, c0:c1]
-    side = math.ceil(max(crop.shape) / (1 - 2 * margin))
     canvas = np.zeros((side, side), dtype=bool)
     top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
     canvas[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
@@ -219,18 +236,31 @@ def frame(mask: np.ndarray, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MA
     cover = np.asarray(pil.resize((size, size), resample), dtype=np.float64)
     out_mask = cover >= threshold - 1e-9
     out = np.where(out_mask, 0, 255).astype(np.uint8)
-    return out, {"bbox": [int(c0), int(r0), int(c1), int(r1)], "square_side": int(side),
-                 "scale": round(scale, 5), "margin": margin, "size": size,
-                 "stroke_width_source_px": round(w_src, 3), "coverage_threshold": round(threshold, 4),
+    return out, {"fit": fit, "bbox": [int(c0), int(r0), int(c1), int(r1)],
+                 "square_side": int(side), "scale": round(scale, 5),
+                 "margin": margin if fit else 0.0, "size": size,
+                 "stroke_width_source_px": round(w_src, 3),
+                 "coverage_threshold": round(threshold, 4),
                  "stroke_width_px": round(stroke_width(out_mask), 3)}
 
 
-def normalize_sketch(src: str | Path | Image.Image, size: int = DEFAULT_SIZE,
-                     margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, dict[str, Any]]:
-    """Normalize one drawing: returns ``(uint8 (size, size) strokes 0 on 255, info)``.
+def _served_scale(mask: np.ndarray, size: int, margin: float, fit: bool) -> float:
+    """Served px per working px of the square :func:`frame` will make."""
+    if fit:
+        rows, cols = np.nonzero(mask)
+        extent = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+        return size * (1 - 2 * margin) / extent
+    return size / max(mask.shape)
 
-    ``info`` records every decision (ink source, polarity, flattening, thresholds, crop box,
-    scale, stroke widths) so the manifest can say what was done. Raises
+
+def normalize_sketch(src: str | Path | Image.Image, size: int = DEFAULT_SIZE,
+                     margin: float = DEFAULT_MARGIN, fit: bool = False
+                     ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Scan mode: normalize one drawing: ``(uint8 (size, size) strokes 0 on 255, info)``.
+
+    ``fit``: crop to the strokes (plus ``margin``) instead of keeping the whole page.
+    ``info`` records every decision (ink source, polarity, flattening, thresholds, specks,
+    crop box, scale, stroke widths) so the manifest can say what was done. Raises
     :class:`NormalizeError` for an empty drawing, and Pillow's errors for unreadable files.
     """
     if isinstance(src, Image.Image):
@@ -240,8 +270,12 @@ def normalize_sketch(src: str | Path | Image.Image, size: int = DEFAULT_SIZE,
             f.load()
             im = f.copy()
     ink, info = ink_map(im)
-    mask, binfo = binarize(ink)
-    out, finfo = frame(mask, size=size, margin=margin)
-    info.update(binfo)
+    mask, tinfo = threshold_ink(ink)
+    work_scale = info.get("work_scale", 1.0)
+    mask, sinfo = remove_specks(mask, ink, _served_scale(mask, size, margin, fit))
+    out, finfo = frame(mask, size=size, margin=margin, fit=fit)
+    info.update(tinfo)
+    info.update(sinfo)
     info.update(finfo)
+    info["work_scale"] = work_scale
     return out, info
