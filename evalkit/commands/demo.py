@@ -65,6 +65,7 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
     """
     from evalkit.commands.run import (
         announce_datasets,
+        guarded_run,
         load_datasets,
         print_summary,
         render_report_safely,
@@ -84,11 +85,12 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
                f"(served at {opts.image_size} px) into {out}", err=True)
     datasets = load_datasets(cfg.heldout, cfg.sketches, opts.image_size, None, opts.domain)
     announce_datasets(datasets)
-    summary = evaluate_run(example / "checkpoints", out, datasets, opts, argv=sys.argv)
-    print_summary(out, summary)
-    for metric, a, b, better in first_vs_last(out):
-        verdict = "better" if better else "NOT better"
-        click.echo(f"held-out {metric}: first checkpoint {a:.4f} -> last {b:.4f} ({verdict})",
-                   err=True)
-    render_report_safely(out)
+    with guarded_run(out):  # OUT's lock; clean ends on SIGINT/SIGTERM/disk full
+        summary = evaluate_run(example / "checkpoints", out, datasets, opts, argv=sys.argv)
+        print_summary(out, summary)
+        for metric, a, b, better in first_vs_last(out):
+            verdict = "better" if better else "NOT better"
+            click.echo(f"held-out {metric}: first checkpoint {a:.4f} -> last {b:.4f} "
+                       f"({verdict})", err=True)
+        render_report_safely(out)
     sys.exit(summary.exit_code)

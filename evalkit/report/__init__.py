@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -216,10 +217,13 @@ def _existing_selection(out_dir: Path, selection: dict | None) -> dict | None:
             "agrees": agrees, "note": None}
 
 
-def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
+def render_report(out_dir: Path, config_path: Path | None = None,
+                  dest: Path | None = None) -> Path:
     """Render ``out_dir/report/`` from ``out_dir/results.sqlite``; returns the path of
     ``index.html``. The ranking rule comes from ``config_path`` or the run's evalkit.toml
-    (see :func:`evalkit.ranking.config_for`). The folder is rebuilt from scratch."""
+    (see :func:`evalkit.ranking.config_for`). The folder (``dest``, default
+    ``out_dir/report``) is rebuilt from scratch in a temporary folder, then renamed into
+    place."""
     import evalkit
     from evalkit.ranking import config_for, rank_checkpoints, ranking_config
     from evalkit.selection import SelectionError, build_selection
@@ -248,9 +252,11 @@ def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
         selection_error = str(exc)
     winner = ranking.winner
 
-    report_dir = out_dir / "report"
-    if report_dir.exists():
-        shutil.rmtree(report_dir)
+    # Rendered into a temporary folder renamed into place at the end: an interrupted or
+    # failed render leaves the previous report whole (the next run removes the leftover).
+    final_dir = Path(dest) if dest is not None else out_dir / "report"
+    report_dir = final_dir.with_name(f"{final_dir.name}.tmp{os.getpid()}")
+    shutil.rmtree(report_dir, ignore_errors=True)
     (report_dir / "img" / "plots").mkdir(parents=True)
 
     # plots
@@ -384,7 +390,19 @@ def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
             metrics=metric_rows, components=comp.to_dict("records"), outputs=outputs,
             metric=None)
         (report_dir / pages[c.name]).write_text(html, encoding="utf-8")
-    return report_dir / "index.html"
+    _swap_into_place(report_dir, final_dir)
+    return final_dir / "index.html"
+
+
+def _swap_into_place(new: Path, final: Path) -> None:
+    """Replace folder ``final`` by ``new`` (a directory cannot be renamed over a non-empty
+    one: the old one is renamed away first, then removed)."""
+    old = final.with_name(f"{final.name}.old{os.getpid()}")
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _grid_row(disp: grids.DisplaySet, i: int, cols: list[str], sm_lookup: dict,
