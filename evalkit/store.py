@@ -197,9 +197,10 @@ class Store:
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return conn
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             conn.close()
-            if "unable to open" not in str(exc) and "readonly" not in str(exc):
+            if not (isinstance(exc, sqlite3.OperationalError)
+                    and ("unable to open" in str(exc) or "readonly" in str(exc))):
                 raise _damaged(self.path, str(exc)) from None
         # A WAL database in a folder we cannot write to (SQLite cannot create its -shm
         # file): nobody can be writing it either, so it can be read as immutable.
