@@ -90,9 +90,10 @@ def test_report_dest_and_a_wal_store_left_by_a_kill(finished, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(finished / "out", out)
     # a writer killed mid-run leaves the database in WAL mode with -wal/-shm files
-    code = ("import os, sqlite3; c = sqlite3.connect(%r); c.execute('PRAGMA journal_mode=WAL');"
-            "c.execute(\"UPDATE runs SET argv='killed'\"); c.commit(); os._exit(9)"
-            % str(out / "results.sqlite"))
+    db = str(out / "results.sqlite")
+    code = (f"import os, sqlite3; c = sqlite3.connect({db!r}); "
+            "c.execute('PRAGMA journal_mode=WAL'); "
+            "c.execute(\"UPDATE runs SET argv='killed'\"); c.commit(); os._exit(9)")
     subprocess.run([sys.executable, "-c", code])
     assert (out / "results.sqlite-wal").exists()
     dest = tmp_path / "rep"

@@ -157,16 +157,24 @@ def print_summary(out: Path, summary) -> None:
 
 
 def render_report_safely(out: Path) -> None:
-    """Render OUT/report; a report problem is printed, never fatal (results are stored)."""
+    """Render OUT/report unless it is up to date (:mod:`evalkit.reportstamp`); a report
+    problem is printed, never fatal (results are stored), except a full disk (exit 3)."""
     try:
         from evalkit.report import render_report
     except ImportError:
         return
+    from evalkit import reportstamp
+    from evalkit.faults import is_disk_full
+
     try:
+        digest = reportstamp.fingerprint(out)
+        if reportstamp.is_current(out, digest):
+            click.echo(f"report: {out / 'report' / 'index.html'} (up to date)", err=True)
+            return
         path = render_report(out)
+        reportstamp.stamp(out, digest)
         click.echo(f"report: {path}", err=True)
     except Exception as exc:  # the results are stored; a report problem must not hide them
-        from evalkit.faults import is_disk_full
         if is_disk_full(exc):
             raise  # exit 3 (guarded_run), not a shrug
         click.echo(f"report could not be rendered: {type(exc).__name__}: {exc}", err=True)
