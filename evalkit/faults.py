@@ -107,11 +107,21 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
+def install_sigterm_handler(sig: int = signal.SIGTERM) -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread (no-op elsewhere)."""
+    try:
+        signal.signal(sig, _raise_terminated)
+    except ValueError:  # not the main thread
+        pass
+
+
 def stored_summary(out: Path) -> str:
     """One line: what ``OUT/results.sqlite`` holds now (never raises)."""
     try:
-        from evalkit.store import Store
+        from evalkit.store import DB_NAME, Store
 
+        if not (out / DB_NAME).exists():
+            return f"nothing was stored yet in {out}"
         with Store(out, create=False) as store:
             n_eval, n_ckpt = store.counts()
         return (f"{n_eval} complete evaluation(s) of {n_ckpt} checkpoint(s) are stored in "

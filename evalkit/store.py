@@ -168,7 +168,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             if is_disk_full(exc):
-                raise DiskFull(self.path) from exc
+                raise DiskFull(self.path, self._space_estimate()) from exc
             raise _damaged(self.path, str(exc)) from None
         except BaseException:
             self.conn.close()
@@ -267,8 +267,19 @@ class Store:
                 yield
         except sqlite3.OperationalError as exc:
             if is_disk_full(exc):
-                raise DiskFull(self.path) from exc
+                raise DiskFull(self.path, self._space_estimate()) from exc
             raise
+
+    def _space_estimate(self) -> int:
+        """About what a write to the database may need: SQLite may rewrite every page of
+        the file through its journal, so its current size (with the WAL) plus 1 MiB."""
+        size = 0
+        for suffix in ("", "-wal", "-journal"):
+            try:
+                size += os.path.getsize(str(self.path) + suffix)
+            except OSError:
+                pass
+        return size + (1 << 20)
 
     def _query(self, sql: str, args: Iterable = ()) -> pd.DataFrame:
         try:
