@@ -3,7 +3,7 @@
 Commands are imported lazily (TensorFlow and torch take seconds to import), so
 ``evalkit --help`` is instant. Exit codes everywhere: 0 success, 1 a failure the command
 reports (a checkpoint that failed, a gate that failed, a check that failed), 2 usage errors
-and unusable inputs.
+and unusable inputs, 3 disk full, 130 SIGINT, 143 SIGTERM (docs/faults.md).
 """
 
 from __future__ import annotations
@@ -61,6 +61,20 @@ class LazyGroup(click.Group):
                 return None
             raise
 
+    def invoke(self, ctx: click.Context):
+        # Ctrl-C outside a run's own handler (e.g. while TensorFlow imports): exit 130 like
+        # a shell, not click's "Aborted!" with 1 (the failed-checkpoint code).
+        from evalkit.faults import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted (SIGINT)", err=True)
+            sys.exit(EXIT_SIGINT)
+        except Terminated:
+            click.echo("terminated (SIGTERM)", err=True)
+            sys.exit(EXIT_SIGTERM)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Listing help must not import every command module.
         with formatter.section("Commands"):
@@ -74,7 +88,12 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point (SIGTERM ends any command with 143 and one line)."""
+    import signal
+
+    from evalkit.faults import install_sigterm_handler
+
+    install_sigterm_handler(signal.SIGTERM)
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="evalkit")
 
 

@@ -98,18 +98,44 @@ def _signature(families: list) -> str:
     return json.dumps(sig, sort_keys=True, default=str)
 
 
-def _is_complete(ev: dict | None, checkpoint: str, ckpt_hash: str, ds: Dataset,
-                 families: list, signature: str, store: Store) -> bool:
+def _families_to_compute(ev: dict | None, ckpt_hash: str, ds: Dataset, families: list,
+                         signature: str) -> list:
+    """The metric families to (re)compute for one (checkpoint, dataset); [] = complete.
+
+    All of them when there is no current evaluation of these checkpoint and dataset hashes.
+    Otherwise only the families whose settings changed, whose metrics are missing, or that
+    were skipped for a reason that may go away (flag ``retryable``, e.g. missing weights)
+    AND whose cause is gone now (``family.available()``): a skip whose cause remains is
+    final for this re-run, so an unchanged offline re-run computes nothing.
+    """
     if ev is None or ev["checkpoint_hash"] != ckpt_hash or ev["dataset_hash"] != ds.content_hash:
+        return list(families)
+    try:
+        stored = json.loads(ev["signature"] or "{}")
+    except ValueError:
+        stored = {}
+    current = json.loads(signature)
+    todo = []
+    for fam in families:
+        if stored.get(fam.name) != current.get(fam.name):
+            todo.append(fam)
+        elif not set(fam.metrics) <= set(ev["metrics"]):
+            todo.append(fam)
+        elif any(m in ev["retryable"] for m in fam.metrics) and _now_available(fam):
+            todo.append(fam)
+    return todo
+
+
+def _now_available(family) -> bool:
+    """Can a family skipped for missing weights succeed now? (its ``available()`` hook;
+    a family without one is not retried until its settings change)."""
+    check = getattr(family, "available", None)
+    if not callable(check):
         return False
-    if store.run_signature(ev["run_id"]) != signature:
+    try:
+        return bool(check())
+    except Exception:  # a broken check means: not available
         return False
-    expected = {m for f in families for m in f.metrics}
-    if not expected <= set(ev["metrics"]):
-        return False
-    # A metric skipped for a reason that may have gone away (e.g. weights now imported)
-    # is retried; skipped-because-not-applicable is final.
-    return not store.retryable_skip_reasons(checkpoint, ds.name)
 
 
 def _compute_metrics(families: list, ctx: MetricContext) -> list[MetricValue]:
@@ -194,7 +220,9 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
              "datasets": [d.name for d in all_datasets]})
         store.set_run_signature(run_id, signature)
         for ds in all_datasets:
-            store.put_dataset(ds)
+            note = store.put_dataset(ds)
+            if note:
+                log(note)
         for p in plans:  # every discovered checkpoint is on record, even before evaluation
             for ref in p.refs:
                 store.note_discovered(ref.name, ref.step, str(ref.prefix), p.domain)
@@ -252,11 +280,12 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
     todo = []
     for ds in datasets:
         ev = store.evaluation(ref.name, ds.name)
-        if _is_complete(ev, ref.name, ckpt_hash, ds, families, signature, store):
+        fams = _families_to_compute(ev, ckpt_hash, ds, families, signature)
+        if fams:
+            todo.append((ds, fams))
+        else:
             bar.update(len(ds))
             done[0] += len(ds)
-        else:
-            todo.append(ds)
     if not todo:
         if store.checkpoint_status(ref.name) != "ok":
             store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
@@ -265,7 +294,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
     try:
         arch = infer_architecture(read_shapes(ref.prefix))
         runner = None
-        for ds in todo:
+        for ds, fams in todo:
             cached = cache.load(ckpt_hash, ds)
             if cached is None:
                 if runner is None:
@@ -286,9 +315,11 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
                                 checkpoint_hash=ckpt_hash, cache_dir=out_dir / "cache",
                                 reference=reference if ds is not reference else None,
                                 options={"feature_extractor": options.feature_extractor})
-            values = _compute_metrics(families, ctx)
+            values = _compute_metrics(fams, ctx)
+            partial = None if len(fams) == len(families) else [m for f in fams for m in f.metrics]
             store.put_evaluation(ref.name, ds.name, ckpt_hash, ds.content_hash, run_id,
-                                 str(folder.relative_to(out_dir)), values, ds.ids)
+                                 str(folder.relative_to(out_dir)), values, ds.ids,
+                                 signature=signature, only=partial)
     except CheckpointError as exc:
         return fail(str(exc), ckpt_hash)
     store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",

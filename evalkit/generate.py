@@ -5,7 +5,11 @@ reused for every checkpoint of that shape (the first trace costs seconds). Outpu
 post-processed exactly like serving (:func:`evalkit.data.serving.output_to_uint8`) and saved
 as PNG under ``OUT/outputs/<checkpoint hash>/<dataset hash>/`` with a ``manifest.json``
 written last, so a folder with a manifest is complete and no later step (metrics, reports,
-a re-run) runs a generator again for the same checkpoint and dataset.
+a re-run) runs a generator again for the same checkpoint and dataset. A folder is written
+as ``<name>.tmp<PID>`` and renamed into place; temporary folders whose process is gone (a
+kill, a full disk) are removed by the next :class:`OutputCache`. The manifest records each
+PNG's sha256, checked whenever the outputs are read: a file changed since (even into another
+valid image) makes the folder be regenerated, with a message.
 
 The per-sample L1 on the [-1, 1] scale needs the raw (pre-truncation) output, so it is
 computed here, while the raw output exists, and kept in the manifest.
@@ -13,10 +17,13 @@ computed here, while the raw output exists, and kept in the manifest.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,10 +33,11 @@ from PIL import Image
 from evalkit.checkpoints.load import Architecture, assign_weights, read_generator_weights
 from evalkit.data.dataset import Dataset
 from evalkit.data.serving import output_to_uint8
+from evalkit.faults import as_disk_full, is_disk_full
 from evalkit.metrics.paired import l1_per_sample
 
 MANIFEST = "manifest.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-file sha256 in the manifest
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -83,18 +91,59 @@ def sample_filename(index: int, sample_id: str) -> str:
     return f"{index:05d}_{_UNSAFE.sub('_', sample_id)[:80]}.png"
 
 
-class OutputCache:
-    """Served outputs on disk, keyed by checkpoint and dataset content hashes."""
+_TMP = re.compile(r"\.(?:tmp|old)(\d+)$")
 
-    def __init__(self, out_dir: str | Path):
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temps(root: str | Path, pattern: str = "*/*.tmp*") -> list[Path]:
+    """Remove ``*.tmp<PID>`` / ``*.old<PID>`` folders and files under ``root`` (glob
+    ``pattern``) whose process no longer runs (left by a kill or a full disk); returns what
+    was removed."""
+    removed = []
+    root = Path(root)
+    if not root.is_dir():
+        return removed
+    for p in root.glob(pattern):
+        m = _TMP.search(p.name)
+        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+class OutputCache:
+    """Served outputs on disk, keyed by checkpoint and dataset content hashes.
+
+    Creating one removes temporary folders of dead processes under ``OUT/outputs``.
+    ``log`` receives one line when a cached folder fails its check and is regenerated.
+    """
+
+    def __init__(self, out_dir: str | Path,
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)):
         self.root = Path(out_dir) / "outputs"
+        self.log = log
+        self.removed_temps = remove_stale_temps(self.root)
 
     def folder(self, checkpoint_hash: str, dataset_hash: str) -> Path:
         return self.root / checkpoint_hash[:16] / dataset_hash[:16]
 
     def load(self, checkpoint_hash: str, ds: Dataset
              ) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """``(outputs uint8 (N,S,S,3), raw_l1 (N,) or None)``, or None if not cached."""
+        """``(outputs uint8 (N,S,S,3), raw_l1 (N,) or None)``, or None if not cached or
+        the folder fails its check (then it will be regenerated; a changed file is said)."""
         folder = self.folder(checkpoint_hash, ds.content_hash)
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
@@ -102,37 +151,62 @@ class OutputCache:
             return None
         if manifest.get("version") != CACHE_VERSION or manifest.get("ids") != ds.ids:
             return None
+        images = []
         try:
-            outputs = np.stack([np.asarray(Image.open(folder / f).convert("RGB"))
-                                for f in manifest["files"]])
-        except Exception:
-            return None  # damaged cache: regenerate
+            for name, digest in zip(manifest["files"], manifest["sha256"], strict=True):
+                data = (folder / name).read_bytes()
+                if hashlib.sha256(data).hexdigest() != digest:
+                    self.log(f"cached output {folder / name} changed since it was written "
+                             "(sha256 mismatch): regenerating that folder")
+                    return None
+                images.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+        except Exception as exc:  # damaged cache (missing file, bad manifest): regenerate
+            self.log(f"cached outputs in {folder} unreadable ({type(exc).__name__}): "
+                     "regenerating that folder")
+            return None
         raw = manifest.get("raw_l1")
         raw_l1 = None if raw is None else np.array([np.nan if v is None else v for v in raw])
-        return outputs, raw_l1
+        return np.stack(images), raw_l1
 
     def save(self, checkpoint_hash: str, ds: Dataset, outputs: np.ndarray,
              raw_l1: np.ndarray | None) -> Path:
-        """Write PNGs and the manifest atomically (temp folder, then rename)."""
+        """Write PNGs and the manifest atomically (temp folder, then rename). A failure
+        (full disk, signal) removes the temp folder; a full disk raises
+        :class:`evalkit.faults.DiskFull` with about the space the folder needs."""
         folder = self.folder(checkpoint_hash, ds.content_hash)
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        files = []
-        for i, (sid, img) in enumerate(zip(ds.ids, outputs, strict=True)):
-            name = sample_filename(i, sid)
-            Image.fromarray(img).save(tmp / name, optimize=False, compress_level=1)
-            files.append(name)
-        manifest = {
-            "version": CACHE_VERSION, "checkpoint_hash": checkpoint_hash,
-            "dataset": ds.name, "dataset_hash": ds.content_hash, "ids": ds.ids,
-            "files": files,
-            "raw_l1": None if raw_l1 is None else
-            [None if not np.isfinite(v) else float(v) for v in raw_l1],
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        written, files, digests = 0, [], []
+        try:
+            tmp.mkdir(parents=True)
+            for i, (sid, img) in enumerate(zip(ds.ids, outputs, strict=True)):
+                name = sample_filename(i, sid)
+                buf = io.BytesIO()
+                Image.fromarray(img).save(buf, format="PNG", optimize=False, compress_level=1)
+                data = buf.getvalue()
+                (tmp / name).write_bytes(data)
+                written += len(data)
+                files.append(name)
+                digests.append(hashlib.sha256(data).hexdigest())
+            manifest = {
+                "version": CACHE_VERSION, "checkpoint_hash": checkpoint_hash,
+                "dataset": ds.name, "dataset_hash": ds.content_hash, "ids": ds.ids,
+                "files": files, "sha256": digests,
+                "raw_l1": None if raw_l1 is None else
+                [None if not np.isfinite(v) else float(v) for v in raw_l1],
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest))
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, Exception) and is_disk_full(exc):
+                # about what the folder needs: its PNGs at the size written so far (or raw
+                # RGB size when none was), plus the manifest
+                n = len(outputs)
+                per_file = written / len(files) if files else (outputs[0].nbytes if n else 0)
+                raise as_disk_full(exc, folder, int(per_file * n * 1.1) + 4096) from exc
+            raise
         return folder
 
 

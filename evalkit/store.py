@@ -7,31 +7,48 @@ Tables:
 * ``checkpoints``: name, step, content hash, status (``ok``/``failed``), error, architecture.
 * ``datasets``: name, kind, content hash, n, root, skipped files, meta.
 * ``samples``: the sample ids of each dataset, in order.
-* ``evaluations``: one row per (checkpoint, dataset) fully evaluated, with the hashes it
-  was computed from and the run that computed it.
+* ``evaluations``: the CURRENT evaluation of each (checkpoint, dataset), with the hashes and
+  metric settings (``signature``) it was computed from and the run that completed it.
 * ``metrics``: aggregate values (value, std, CI, n, status, reason, flags) per
-  (checkpoint, dataset, metric).
-* ``sample_metrics``: per-sample values.
+  (checkpoint, dataset, metric) of the current evaluations.
+* ``sample_metrics``: per-sample values of the current evaluations.
+* ``evaluation_history`` / ``metric_history``: evaluations that were superseded (the data,
+  ``--limit``, the checkpoint's content or the metric settings changed, or the checkpoint
+  now fails), with their aggregate values. Nothing is silently discarded:
+  ``Store.results(history=True)`` / ``evalkit results --all`` show them.
 
-Each (checkpoint, dataset) is written in ONE transaction that first deletes what was there:
-a run killed at any point leaves either the whole evaluation or none of it, and a re-run
-never counts anything twice (primary keys enforce it too).
+An evaluation is keyed by (checkpoint hash, dataset content hash, metric settings). Each
+(checkpoint, dataset) is written in ONE transaction that first moves a differently-keyed
+current evaluation into history: a run killed at any point leaves either the whole
+evaluation or none of it, and a re-run never counts anything twice (primary keys enforce it).
+
+Read paths (``Store(out, create=False)``) open the file read-only and write nothing, so they
+work on a read-only folder. A damaged file or one that is not an evalkit store raises
+:class:`StoreError` (exit 2) saying what it is and what to do.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import time
-from collections.abc import Iterable
-from contextlib import closing
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
+from evalkit.faults import DiskFull, is_disk_full
+
 DB_NAME = "results.sqlite"
-SCHEMA_VERSION = 2  # 2: checkpoints.domain, datasets.domain
+#: 2: checkpoints.domain, datasets.domain; 3: evaluations.signature and the history tables.
+SCHEMA_VERSION = 3
+SQLITE_MAGIC = b"SQLite format 3\x00"
+REBUILD_HINT = ("move it aside and run `evalkit run` again \N{EM DASH} the outputs cache "
+                "rebuilds it (`evalkit run --rebuild-store` does both)")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -50,7 +67,7 @@ CREATE TABLE IF NOT EXISTS samples (
     PRIMARY KEY (dataset, idx));
 CREATE TABLE IF NOT EXISTS evaluations (
     checkpoint TEXT, dataset TEXT, checkpoint_hash TEXT, dataset_hash TEXT, run_id INTEGER,
-    outputs_dir TEXT, completed_at REAL, PRIMARY KEY (checkpoint, dataset));
+    outputs_dir TEXT, completed_at REAL, signature TEXT, PRIMARY KEY (checkpoint, dataset));
 CREATE TABLE IF NOT EXISTS metrics (
     checkpoint TEXT, dataset TEXT, metric TEXT, value REAL, std REAL, ci_low REAL,
     ci_high REAL, n INTEGER, status TEXT, reason TEXT, flags TEXT,
@@ -58,12 +75,24 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS sample_metrics (
     checkpoint TEXT, dataset TEXT, sample_id TEXT, metric TEXT, value REAL,
     PRIMARY KEY (checkpoint, dataset, sample_id, metric));
+CREATE TABLE IF NOT EXISTS evaluation_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, checkpoint TEXT, dataset TEXT,
+    checkpoint_hash TEXT, dataset_hash TEXT, run_id INTEGER, outputs_dir TEXT,
+    completed_at REAL, signature TEXT, superseded_at REAL, why TEXT);
+CREATE TABLE IF NOT EXISTS metric_history (
+    history_id INTEGER, metric TEXT, value REAL, std REAL, ci_low REAL, ci_high REAL,
+    n INTEGER, status TEXT, reason TEXT, flags TEXT, PRIMARY KEY (history_id, metric));
 """
+_EVAL_COLS = ("checkpoint, dataset, checkpoint_hash, dataset_hash, run_id, outputs_dir, "
+              "completed_at, signature")
+_METRIC_COLS = "metric, value, std, ci_low, ci_high, n, status, reason, flags"
 
 #: Columns of :func:`load_results`, in order.
 RESULT_COLUMNS = ["checkpoint", "step", "domain", "dataset", "kind", "metric", "value", "n", "std",
                   "ci_low", "ci_high", "status", "reason", "flags", "checkpoint_hash",
                   "dataset_hash"]
+#: Extra columns of ``Store.results(history=True)``.
+HISTORY_COLUMNS = ["current", "run_id", "completed_at", "superseded_at", "why"]
 
 
 def _num(v: float | None) -> float | None:
@@ -77,25 +106,195 @@ class ResultsError(FileNotFoundError):
     """No results where results were expected (message says where and what to run)."""
 
 
+class StoreError(ResultsError):
+    """``results.sqlite`` exists but cannot be used: damaged, not an evalkit store, or of
+    another schema version (exit 2; the message says what it is and what to do)."""
+
+
+class StoreDamaged(StoreError):
+    """``results.sqlite`` is not a readable SQLite database (truncated, overwritten)."""
+
+
+def _damaged(path: Path, detail: str) -> StoreDamaged:
+    return StoreDamaged(f"{path} is damaged ({detail}); {REBUILD_HINT}")
+
+
+def move_aside(path: str | Path) -> Path:
+    """Rename a results database (and its -wal/-shm/-journal files) to
+    ``results.sqlite.damaged-<UTC time>``; returns the new path of the database."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        src = Path(str(path) + suffix)
+        if src.exists():
+            os.replace(src, Path(str(dest) + suffix))
+    return dest
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
 class Store:
-    """A connection to one evaluation folder's results database."""
+    """A connection to one evaluation folder's results database.
+
+    Args:
+        out_dir: the evaluation folder.
+        create: True for the writer (``evalkit run``): creates the folder and the database,
+            upgrades an older schema in place. False for readers: the file must exist and
+            is opened read-only (nothing is written, a read-only folder works).
+
+    Raises:
+        ResultsError: reader and no database.
+        StoreError: damaged, foreign, newer (or, for a reader, older) schema.
+    """
 
     def __init__(self, out_dir: str | Path, create: bool = True):
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / DB_NAME
-        if not create and not self.path.exists():
+        self.readonly = not create
+        if self.readonly and not self.path.exists():
             raise ResultsError(f"no results in {self.out_dir} ({DB_NAME} not found): run "
                                f"'evalkit run RUN_DIR --out {self.out_dir}' first")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=30)
+        self._check_header()
+        if self.readonly:
+            self.conn = self._connect_readonly()
+        else:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            if is_disk_full(exc):
+                raise DiskFull(self.path, self._space_estimate()) from exc
+            raise _damaged(self.path, str(exc)) from None
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _check_header(self) -> None:
+        """Garbage is told apart from an empty file before SQLite sees it."""
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"{self.path} cannot be read ({exc})") from None
+        if not head:
+            if self.readonly:
+                raise StoreError(f"{self.path} is empty (0 bytes), not an evalkit store: no "
+                                 "results yet; run `evalkit run` into this folder")
+            return  # a 0-byte file is an empty SQLite database: the writer initializes it
+        if head != SQLITE_MAGIC:
+            raise _damaged(self.path, f"not an SQLite database: it starts with {head[:8]!r}")
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=30)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if not (isinstance(exc, sqlite3.OperationalError)
+                    and ("unable to open" in str(exc) or "readonly" in str(exc))):
+                raise _damaged(self.path, str(exc)) from None
+        # A WAL database in a folder we cannot write to (SQLite cannot create its -shm
+        # file): nobody can be writing it either, so it can be read as immutable.
+        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
+
+    def _open(self) -> None:
+        tables = {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        check = self.conn.execute("PRAGMA quick_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise _damaged(self.path, f"integrity check: {check[0] if check else 'no answer'}")
+        if tables and "meta" not in tables:
+            others = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_")))
+            raise StoreError(f"{self.path} is not an evalkit store: an SQLite database with "
+                             f"other tables ({others}); use another --out folder")
+        version = None
+        if "meta" in tables:
+            row = self.conn.execute(
+                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                raise StoreError(f"{self.path} is not an evalkit store: its meta table has "
+                                 "no schema_version; use another --out folder")
+            try:
+                version = int(row[0])
+            except (TypeError, ValueError):
+                raise StoreError(f"{self.path} is not an evalkit store: schema_version "
+                                 f"{row[0]!r}; use another --out folder") from None
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer evalkit (store schema {version}; "
+                    f"this evalkit reads up to {SCHEMA_VERSION}): upgrade evalkit to read it")
+        if self.readonly:
+            if version is None:
+                raise StoreError(f"{self.path} is not an evalkit store: an empty SQLite "
+                                 "database (no tables); run `evalkit run` into this folder")
+            if version < SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by an older evalkit (store schema {version}; "
+                    f"this one reads {SCHEMA_VERSION}): `evalkit run` upgrades it in place")
+            return
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
-        with self.conn:
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+        with self._write():
+            self.conn.executescript("BEGIN;" + SCHEMA)
+            self._migrate()
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                               (str(SCHEMA_VERSION),))
 
+    def _migrate(self) -> None:
+        """Bring an older store up to :data:`SCHEMA_VERSION` (columns added, none lost)."""
+        for table in ("checkpoints", "datasets"):
+            if "domain" not in _columns(self.conn, table):
+                self.conn.execute(
+                    f"ALTER TABLE {table} ADD COLUMN domain TEXT NOT NULL DEFAULT ''")
+        if "signature" not in _columns(self.conn, "evaluations"):
+            self.conn.execute("ALTER TABLE evaluations ADD COLUMN signature TEXT")
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One transaction; a full disk becomes :class:`DiskFull` (nothing half-written:
+        SQLite rolls the transaction back)."""
+        try:
+            with self.conn:
+                yield
+        except sqlite3.OperationalError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(self.path, self._space_estimate()) from exc
+            raise
+
+    def _space_estimate(self) -> int:
+        """About what a write to the database may need: SQLite may rewrite every page of
+        the file through its journal, so its current size (with the WAL) plus 1 MiB."""
+        size = 0
+        for suffix in ("", "-wal", "-journal"):
+            try:
+                size += os.path.getsize(str(self.path) + suffix)
+            except OSError:
+                pass
+        return size + (1 << 20)
+
+    def _query(self, sql: str, args: Iterable = ()) -> pd.DataFrame:
+        try:
+            return pd.read_sql_query(sql, self.conn, params=list(args))
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            raise _damaged(self.path, str(exc).splitlines()[-1]) from None
+
     def close(self) -> None:
+        if not self.readonly:
+            # At rest the database is one file in rollback mode, so that readers can open it
+            # in a read-only folder (a WAL database needs a writable -shm file beside it).
+            try:
+                self.conn.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.DatabaseError:
+                pass  # another connection is reading: it stays in WAL mode, still correct
         self.conn.close()
 
     def __enter__(self) -> Store:
@@ -109,7 +308,7 @@ class Store:
         import evalkit
 
         versions = _library_versions()
-        with self.conn:
+        with self._write():
             cur = self.conn.execute(
                 "INSERT INTO runs (started_at, run_dir, argv, evalkit_version, "
                 "tensorflow_version, torch_version, image_size, options) VALUES (?,?,?,?,?,?,?,?)",
@@ -119,14 +318,14 @@ class Store:
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int) -> None:
-        with self.conn:
+        with self._write():
             self.conn.execute("UPDATE runs SET finished_at=? WHERE id=?", (time.time(), run_id))
 
     # -- checkpoints and datasets ---------------------------------------------------------
     def put_checkpoint(self, name: str, step: int, content_hash: str | None, path: str,
                        status: str, error: str | None = None,
                        architecture: str | None = None, domain: str = "") -> None:
-        with self.conn:
+        with self._write():
             self.conn.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
                 (name, step, content_hash, path, status, error, architecture, time.time(),
@@ -143,10 +342,11 @@ class Store:
 
     def mark_checkpoint_failed(self, name: str, step: int, content_hash: str | None,
                                path: str, reason: str, domain: str = "") -> None:
-        """Record a failed checkpoint and drop its evaluations, in one transaction (results
-        of earlier content must not stand beside a failure of the current content)."""
-        with self.conn:
-            self._delete_evaluations(checkpoint=name)
+        """Record a failed checkpoint and move its evaluations into history, in one
+        transaction (results of earlier content must not stand beside a failure of the
+        current content)."""
+        with self._write():
+            self._archive(f"checkpoint failed: {reason}", checkpoint=name)
             self.conn.execute(
                 "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?)",
                 (name, step, content_hash, path, "failed", reason, None, time.time(), domain))
@@ -158,7 +358,7 @@ class Store:
 
     def set_run_signature(self, run_id: int, signature: str) -> None:
         """The metric settings a run used (the engine recomputes when they change)."""
-        with self.conn:
+        with self._write():
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                               (f"signature:{run_id}", signature))
 
@@ -167,13 +367,23 @@ class Store:
                                 (f"signature:{run_id}",)).fetchone()
         return None if row is None else row[0]
 
-    def put_dataset(self, ds) -> None:
-        """Record a dataset; if its content changed, its old evaluations are dropped."""
-        with self.conn:
-            row = self.conn.execute("SELECT content_hash FROM datasets WHERE name=?",
+    def put_dataset(self, ds) -> str | None:
+        """Record a dataset. If its content changed (other files, another ``--limit``), its
+        current evaluations move into history and a one-line note saying so is returned
+        (None when nothing changed)."""
+        note = None
+        with self._write():
+            row = self.conn.execute("SELECT content_hash, n FROM datasets WHERE name=?",
                                     (ds.name,)).fetchone()
             if row and row[0] != ds.content_hash:
-                self._delete_evaluations(dataset=ds.name)
+                moved = self._archive(f"dataset changed ({row[1]} -> {len(ds)} samples)",
+                                      dataset=ds.name)
+                if moved:
+                    note = (f"dataset {ds.name} changed since the last run ({row[1]} -> "
+                            f"{len(ds)} samples, content {str(row[0])[:12]} -> "
+                            f"{ds.content_hash[:12]}): the new results become the current "
+                            f"ones; the {moved} earlier evaluation(s) are kept as history "
+                            "(evalkit results OUT --all)")
             self.conn.execute(
                 "INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?,?)",
                 (ds.name, ds.kind, ds.content_hash, len(ds), str(ds.root),
@@ -184,44 +394,103 @@ class Store:
                 "INSERT INTO samples VALUES (?,?,?,?)",
                 [(ds.name, i, sid, int(h)) for i, (sid, h) in
                  enumerate(zip(ds.ids, ds.has_targets, strict=True))])
+        return note
 
-    def _delete_evaluations(self, checkpoint: str | None = None,
-                            dataset: str | None = None) -> None:
+    @staticmethod
+    def _where(checkpoint: str | None, dataset: str | None) -> tuple[str, list[str]]:
         where, args = [], []
-        if checkpoint is not None:
-            where.append("checkpoint=?")
-            args.append(checkpoint)
-        if dataset is not None:
-            where.append("dataset=?")
-            args.append(dataset)
-        clause = " AND ".join(where)
-        for table in ("evaluations", "metrics", "sample_metrics"):
-            self.conn.execute(f"DELETE FROM {table} WHERE {clause}", args)
+        for column, value in (("checkpoint", checkpoint), ("dataset", dataset)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        return " AND ".join(where) or "1", args
+
+    def _archive(self, why: str, checkpoint: str | None = None, dataset: str | None = None,
+                 keep: bool = False) -> int:
+        """Copy the matching current evaluations (and their aggregate metrics) into history
+        and, unless ``keep``, delete them from the current tables. Call inside a
+        transaction. Returns how many evaluations were archived."""
+        clause, args = self._where(checkpoint, dataset)
+        rows = self.conn.execute(f"SELECT {_EVAL_COLS} FROM evaluations WHERE {clause}",
+                                 args).fetchall()
+        now = time.time()
+        for row in rows:
+            cur = self.conn.execute(
+                f"INSERT INTO evaluation_history ({_EVAL_COLS}, superseded_at, why) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)", (*row, now, why))
+            self.conn.execute(
+                f"INSERT INTO metric_history (history_id, {_METRIC_COLS}) "
+                f"SELECT ?, {_METRIC_COLS} FROM metrics WHERE checkpoint=? AND dataset=?",
+                (cur.lastrowid, row[0], row[1]))
+        if not keep:
+            for table in ("evaluations", "metrics", "sample_metrics"):
+                self.conn.execute(f"DELETE FROM {table} WHERE {clause}", args)
+        return len(rows)
 
     # -- evaluations -------------------------------------------------------------------
     def evaluation(self, checkpoint: str, dataset: str) -> dict | None:
-        """The stored evaluation of a (checkpoint, dataset), with its metric statuses."""
+        """The current evaluation of a (checkpoint, dataset): hashes, ``signature`` (the
+        metric settings, falling back to its run's for stores written before schema 3),
+        ``metrics`` (metric -> status) and ``skipped`` (metric -> flags of a metric
+        skipped for a reason that may go away, e.g. missing weights)."""
         row = self.conn.execute(
-            "SELECT checkpoint_hash, dataset_hash, run_id, outputs_dir FROM evaluations "
-            "WHERE checkpoint=? AND dataset=?", (checkpoint, dataset)).fetchone()
+            "SELECT checkpoint_hash, dataset_hash, run_id, outputs_dir, signature "
+            "FROM evaluations WHERE checkpoint=? AND dataset=?",
+            (checkpoint, dataset)).fetchone()
         if row is None:
             return None
-        statuses = dict(self.conn.execute(
-            "SELECT metric, status FROM metrics WHERE checkpoint=? AND dataset=?",
-            (checkpoint, dataset)).fetchall())
+        rows = self.conn.execute(
+            "SELECT metric, status, flags FROM metrics WHERE checkpoint=? AND dataset=?",
+            (checkpoint, dataset)).fetchall()
+        retryable = {}
+        for metric, status, flags in rows:
+            try:
+                f = json.loads(flags or "{}")
+            except ValueError:
+                f = {}
+            if status == "skipped" and f.get("retryable"):
+                retryable[metric] = f
+        signature = row[4] if row[4] is not None else self.run_signature(row[2])
         return {"checkpoint_hash": row[0], "dataset_hash": row[1], "run_id": row[2],
-                "outputs_dir": row[3], "metrics": statuses}
+                "outputs_dir": row[3], "signature": signature,
+                "metrics": {m: s for m, s, _ in rows}, "retryable": retryable}
 
     def put_evaluation(self, checkpoint: str, dataset: str, checkpoint_hash: str,
                        dataset_hash: str, run_id: int, outputs_dir: str,
-                       values: Iterable, sample_ids: list[str]) -> None:
-        """Write one (checkpoint, dataset) evaluation atomically, replacing any old one."""
+                       values: Iterable, sample_ids: list[str], signature: str | None = None,
+                       only: Iterable[str] | None = None) -> None:
+        """Write one (checkpoint, dataset) evaluation atomically.
+
+        ``only=None``: ``values`` is the whole evaluation; a current one with another key
+        (checkpoint hash, dataset hash, signature) moves into history first, one with the
+        same key is replaced. ``only=[metrics]``: ``values`` replace just those metrics of
+        the current evaluation (a retried or re-configured metric family); if the signature
+        changed, the evaluation as it was is copied into history first.
+        """
         values = list(values)
-        with self.conn:
-            self._delete_evaluations(checkpoint, dataset)
-            self.conn.execute("INSERT INTO evaluations VALUES (?,?,?,?,?,?,?)",
-                              (checkpoint, dataset, checkpoint_hash, dataset_hash, run_id,
-                               outputs_dir, time.time()))
+        now = time.time()
+        with self._write():
+            cur = self.conn.execute(
+                "SELECT checkpoint_hash, dataset_hash, signature FROM evaluations "
+                "WHERE checkpoint=? AND dataset=?", (checkpoint, dataset)).fetchone()
+            same = cur is not None and tuple(cur) == (checkpoint_hash, dataset_hash, signature)
+            if only is None or cur is None or tuple(cur[:2]) != (checkpoint_hash, dataset_hash):
+                if cur is not None and not same:
+                    self._archive(_why(cur, checkpoint_hash, dataset_hash), checkpoint, dataset)
+                else:
+                    self._delete(checkpoint, dataset, None)
+                self.conn.execute(f"INSERT INTO evaluations ({_EVAL_COLS}) VALUES "
+                                  "(?,?,?,?,?,?,?,?)",
+                                  (checkpoint, dataset, checkpoint_hash, dataset_hash, run_id,
+                                   outputs_dir, now, signature))
+            else:
+                if not same:
+                    self._archive("metric settings changed", checkpoint, dataset, keep=True)
+                self._delete(checkpoint, dataset, [v.metric for v in values] + list(only))
+                self.conn.execute(
+                    "UPDATE evaluations SET run_id=?, outputs_dir=?, completed_at=?, "
+                    "signature=? WHERE checkpoint=? AND dataset=?",
+                    (run_id, outputs_dir, now, signature, checkpoint, dataset))
             self.conn.executemany(
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [(checkpoint, dataset, v.metric, _num(v.value), _num(v.std), _num(v.ci_low),
@@ -236,6 +505,20 @@ class Store:
                         rows.append((checkpoint, dataset, sid, v.metric, float(x)))
             self.conn.executemany("INSERT INTO sample_metrics VALUES (?,?,?,?,?)", rows)
 
+    def _delete(self, checkpoint: str, dataset: str, metrics: list[str] | None) -> None:
+        """Delete current rows of one (checkpoint, dataset): all, or just ``metrics``."""
+        if metrics is None:
+            self.conn.execute("DELETE FROM evaluations WHERE checkpoint=? AND dataset=?",
+                              (checkpoint, dataset))
+            tables, extra, margs = ("metrics", "sample_metrics"), "", []
+        else:
+            tables = ("metrics", "sample_metrics")
+            extra = f" AND metric IN ({','.join('?' * len(metrics))})"
+            margs = list(metrics)
+        for table in tables:
+            self.conn.execute(f"DELETE FROM {table} WHERE checkpoint=? AND dataset=?{extra}",
+                              [checkpoint, dataset, *margs])
+
     def retryable_skip_reasons(self, checkpoint: str | None = None,
                                dataset: str | None = None) -> list[str]:
         """Distinct reasons of metrics skipped for something that may go away (flag
@@ -249,36 +532,67 @@ class Store:
             f"SELECT DISTINCT reason FROM metrics WHERE {' AND '.join(where)}", args).fetchall()
         return [r[0] or "" for r in rows]
 
+    def counts(self) -> tuple[int, int]:
+        """(current evaluations, checkpoints with at least one)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT checkpoint) FROM evaluations").fetchone()
+        return int(row[0]), int(row[1])
+
     # -- reading -----------------------------------------------------------------------
-    def results(self) -> pd.DataFrame:
-        df = pd.read_sql_query(
-            "SELECT m.checkpoint, c.step, COALESCE(d.domain, c.domain, '') AS domain, m.dataset, "
-            "d.kind, m.metric, m.value, m.n, m.std, "
-            "m.ci_low, m.ci_high, m.status, m.reason, m.flags, e.checkpoint_hash, "
-            "e.dataset_hash FROM metrics m "
+    def results(self, history: bool = False) -> pd.DataFrame:
+        """One row per (checkpoint, dataset, metric) of the current evaluations, with
+        :data:`RESULT_COLUMNS`. ``history=True``: superseded evaluations too, with the
+        extra :data:`HISTORY_COLUMNS` (``current`` 1/0, the run that computed it, when it
+        was completed and superseded, and why)."""
+        current = (
+            "SELECT m.checkpoint, c.step, COALESCE(d.domain, c.domain, '') AS domain, "
+            "m.dataset, d.kind, m.metric, m.value, m.n, m.std, m.ci_low, m.ci_high, m.status, "
+            "m.reason, m.flags, e.checkpoint_hash, e.dataset_hash, 1 AS current, e.run_id, "
+            "e.completed_at, NULL AS superseded_at, NULL AS why FROM metrics m "
             "JOIN evaluations e ON e.checkpoint=m.checkpoint AND e.dataset=m.dataset "
             "LEFT JOIN checkpoints c ON c.name=m.checkpoint "
-            "LEFT JOIN datasets d ON d.name=m.dataset "
-            "ORDER BY c.step, m.checkpoint, m.dataset, m.metric", self.conn)
-        return df[RESULT_COLUMNS]
+            "LEFT JOIN datasets d ON d.name=m.dataset")
+        if not history:
+            df = self._query(current + " ORDER BY c.step, m.checkpoint, m.dataset, m.metric")
+            return df[RESULT_COLUMNS]
+        old = (
+            "SELECT h.checkpoint, c.step, COALESCE(d.domain, c.domain, '') AS domain, "
+            "h.dataset, d.kind, m.metric, m.value, m.n, m.std, m.ci_low, m.ci_high, m.status, "
+            "m.reason, m.flags, h.checkpoint_hash, h.dataset_hash, 0 AS current, h.run_id, "
+            "h.completed_at, h.superseded_at, h.why FROM metric_history m "
+            "JOIN evaluation_history h ON h.id=m.history_id "
+            "LEFT JOIN checkpoints c ON c.name=h.checkpoint "
+            "LEFT JOIN datasets d ON d.name=h.dataset")
+        df = self._query(f"SELECT * FROM ({current} UNION ALL {old}) ORDER BY step, "
+                         "checkpoint, dataset, metric, current DESC, completed_at DESC")
+        return df[RESULT_COLUMNS + HISTORY_COLUMNS]
 
     def checkpoints(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM checkpoints ORDER BY step, name", self.conn)
+        return self._query("SELECT * FROM checkpoints ORDER BY step, name")
 
     def datasets(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM datasets ORDER BY name", self.conn)
+        return self._query("SELECT * FROM datasets ORDER BY name")
 
     def sample_metrics(self) -> pd.DataFrame:
-        return pd.read_sql_query(
+        return self._query(
             "SELECT sm.*, s.idx FROM sample_metrics sm LEFT JOIN samples s "
             "ON s.dataset=sm.dataset AND s.sample_id=sm.sample_id "
-            "ORDER BY sm.checkpoint, sm.dataset, s.idx, sm.metric", self.conn)
+            "ORDER BY sm.checkpoint, sm.dataset, s.idx, sm.metric")
 
     def evaluations(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM evaluations", self.conn)
+        return self._query("SELECT * FROM evaluations")
 
     def runs(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM runs ORDER BY id", self.conn)
+        return self._query("SELECT * FROM runs ORDER BY id")
+
+
+def _why(cur: tuple, checkpoint_hash: str, dataset_hash: str) -> str:
+    """Why a current evaluation with key ``cur`` is superseded by one with the new hashes."""
+    if cur[0] != checkpoint_hash:
+        return "checkpoint content changed"
+    if cur[1] != dataset_hash:
+        return "dataset changed"
+    return "metric settings changed"
 
 
 def _library_versions() -> dict[str, str]:

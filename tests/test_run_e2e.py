@@ -231,18 +231,31 @@ class FlakyWeights:
 
     name, metrics = "flaky", ("flaky",)
 
-    def __init__(self, available: bool):
-        self.available = available
+    def __init__(self, present: bool):
+        self.present = present
+        self.calls = 0
+
+    def available(self) -> bool:
+        return self.present
 
     def compute(self, ctx):
         from evalkit.metrics.base import MetricValue
 
-        if not self.available:
+        self.calls += 1
+        if not self.present:
             return [MetricValue.skipped("flaky", "weights file w.pth not found", retryable=True)]
         return [MetricValue(metric="flaky", value=1.0, n=len(ctx.dataset))]
 
 
-def test_retryable_skips_are_retried_and_reported_once(tmp_path):
+class CountingPaired(PairedMetrics):
+    calls = 0
+
+    def compute(self, ctx):
+        type(self).calls += 1
+        return super().compute(ctx)
+
+
+def test_retryable_skips_are_retried_only_when_their_cause_is_gone(tmp_path):
     heldout = make_ab_folder(tmp_path / "heldout", n=2)
     run = tmp_path / "run"
     run.mkdir()
@@ -252,15 +265,23 @@ def test_retryable_skips_are_retried_and_reported_once(tmp_path):
     first = evaluate_run(run, tmp_path / "out", ds, opts,
                          families=[PairedMetrics(), FlakyWeights(False)])
     assert first.notes == ["weights file w.pth not found"]
-    # still missing: retried (not counted as done), reported once again
-    again = evaluate_run(run, tmp_path / "out", ds, opts,
-                         families=[PairedMetrics(), FlakyWeights(False)])
-    assert [c.status for c in again.checkpoints] == ["evaluated", "evaluated"]
-    fixed = evaluate_run(run, tmp_path / "out", ds, opts,
-                         families=[PairedMetrics(), FlakyWeights(True)])
-    assert fixed.notes == []
+    # still missing: nothing is recomputed (the skip stands), and it is reported again
+    paired, flaky = CountingPaired(), FlakyWeights(False)
+    again = evaluate_run(run, tmp_path / "out", ds, opts, families=[paired, flaky])
+    assert [c.status for c in again.checkpoints] == ["cached", "cached"]
+    assert again.notes == ["weights file w.pth not found"]
+    assert CountingPaired.calls == 0 and flaky.calls == 0
+    # the weights appear: only that family runs, from the cached outputs
+    before = evalkit.load_results(tmp_path / "out").set_index(["checkpoint", "metric"])
+    flaky = FlakyWeights(True)
+    fixed = evaluate_run(run, tmp_path / "out", ds, opts, families=[paired, flaky])
+    assert [c.status for c in fixed.checkpoints] == ["evaluated", "evaluated"]
+    assert fixed.notes == [] and flaky.calls == 2 and CountingPaired.calls == 0
     df = evalkit.load_results(tmp_path / "out")
     assert (df[df.metric == "flaky"].status == "ok").all()
+    after = df.set_index(["checkpoint", "metric"])
+    assert after.loc[before.index.drop([i for i in before.index if i[1] == "flaky"]), "value"] \
+        .equals(before.drop([i for i in before.index if i[1] == "flaky"])["value"])
     done = evaluate_run(run, tmp_path / "out", ds, opts,
                         families=[PairedMetrics(), FlakyWeights(True)])
     assert [c.status for c in done.checkpoints] == ["cached", "cached"]

@@ -56,6 +56,20 @@ def first_vs_last(out: Path) -> list[tuple[str, str, float, float, bool]]:
     return rows
 
 
+def select_and_export(out: Path) -> None:
+    """Choose one checkpoint per domain and export them to ``OUT/deploy/<domain>/``; a
+    selection problem is printed (the results stand)."""
+    try:
+        from evalkit.selection import explain_all, export_selection, select
+        sel = select(out)
+        click.echo(explain_all(sel), err=True)
+        written = export_selection(sel, out / "deploy", force=True)
+        click.echo("exported the chosen checkpoints in the service's layout: "
+                   + ", ".join(f"{p / 'ckpt-1'}" for p in written.values()), err=True)
+    except Exception as exc:  # the results stand; a selection problem is printed
+        click.echo(f"selection: {exc}", err=True)
+
+
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("demo-out"),
               show_default=True, help="Output folder (results, outputs, report).")
@@ -70,6 +84,7 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
     """
     from evalkit.commands.run import (
         announce_plans,
+        guarded_run,
         load_plan_datasets,
         print_summary,
         render_report_safely,
@@ -93,20 +108,13 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
                          domain=opts.domain, domain_configs=cfg.domains, exclude=[out])
     load_plan_datasets(plans, opts.image_size, None)
     announce_plans(plans)
-    summary = evaluate_domains(plans, out, opts, argv=sys.argv)
-    print_summary(out, summary)
-    for domain, metric, a, b, better in first_vs_last(out):
-        verdict = "better" if better else "NOT better"
-        click.echo(f"{domain}: held-out {metric}: first checkpoint {a:.4f} -> last {b:.4f} "
-                   f"({verdict})", err=True)
-    try:
-        from evalkit.selection import explain_all, export_selection, select
-        sel = select(out)
-        click.echo(explain_all(sel), err=True)
-        written = export_selection(sel, out / "deploy", force=True)
-        click.echo("exported the chosen checkpoints in the service's layout: "
-                   + ", ".join(f"{p / 'ckpt-1'}" for p in written.values()), err=True)
-    except Exception as exc:  # the results stand; a selection problem is printed
-        click.echo(f"selection: {exc}", err=True)
-    render_report_safely(out)
+    with guarded_run(out):  # OUT's lock; clean ends on SIGINT/SIGTERM/disk full
+        summary = evaluate_domains(plans, out, opts, argv=sys.argv)
+        print_summary(out, summary)
+        for domain, metric, a, b, better in first_vs_last(out):
+            verdict = "better" if better else "NOT better"
+            click.echo(f"{domain}: held-out {metric}: first checkpoint {a:.4f} -> last "
+                       f"{b:.4f} ({verdict})", err=True)
+        select_and_export(out)
+        render_report_safely(out)
     sys.exit(summary.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import click
@@ -11,19 +12,30 @@ import click
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="evalkit.toml with the [ranking] rule [default: the run's, else defaults].")
-def report(out: Path, config_path: Path | None) -> None:
+@click.option("--dest", type=click.Path(path_type=Path, file_okay=False),
+              help="Write the report folder here [default: OUT/report] (e.g. OUT is read-only).")
+def report(out: Path, config_path: Path | None, dest: Path | None) -> None:
     """Render OUT/report/index.html (ranking, grids, plots, one page per checkpoint).
 
     The folder is self-contained (images beside the pages, no network requests) and opens
     from disk in any browser. Exit 0 on success, 2 when OUT has no results or the config
-    is invalid.
+    is invalid, the store is damaged or OUT cannot be written (then pass --dest).
     """
     from evalkit.config import ConfigError
     from evalkit.report import render_report
     from evalkit.store import ResultsError
 
+    target = dest if dest is not None else out / "report"
     try:
-        path = render_report(out, config_path)
+        path = render_report(out, config_path, dest=dest)
     except (ConfigError, ResultsError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except PermissionError as exc:  # e.g. a read-only OUT (the results were read fine)
+        raise click.UsageError(f"cannot write the report to {target} ({exc.strerror}): pass "
+                               "--dest DIR to write it elsewhere") from exc
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        raise click.UsageError(f"cannot write the report to {target} (read-only file "
+                               "system): pass --dest DIR to write it elsewhere") from exc
     click.echo(str(path))

@@ -49,17 +49,24 @@ def checkpoint_table(out: Path) -> pd.DataFrame:
 @click.option("--mismatch", is_flag=True,
               help="Held-out (HED) vs hand-drawn values side by side, with their difference.")
 @click.option("--per-sample", is_flag=True, help="Per-sample values instead of aggregates.")
-def results(out: Path, fmt: str, mismatch: bool, per_sample: bool) -> None:
-    """Print the results of an evaluation folder.
+@click.option("--all", "show_all", is_flag=True,
+              help="History too: evaluations superseded when the data, --limit, the "
+                   "checkpoint or the metric settings changed (column current = 0).")
+def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: bool) -> None:
+    """Print the results of an evaluation folder (read-only: works on a read-only folder).
 
     Columns (csv/json): checkpoint, step, domain, dataset, kind, metric, value, n, std, ci_low,
-    ci_high, status, reason, flags, checkpoint_hash, dataset_hash.
+    ci_high, status, reason, flags, checkpoint_hash, dataset_hash; with --all also current,
+    run_id, completed_at, superseded_at, why.
     """
     from evalkit.store import ResultsError, Store
 
+    if show_all and (per_sample or mismatch):
+        raise click.UsageError("--all shows aggregate results; it does not combine with "
+                               "--per-sample or --mismatch")
     try:
         with Store(out, create=False) as store:
-            df = store.sample_metrics() if per_sample else store.results()
+            df = store.sample_metrics() if per_sample else store.results(history=show_all)
     except ResultsError as exc:
         raise click.UsageError(str(exc)) from exc
     if mismatch:
@@ -70,7 +77,13 @@ def results(out: Path, fmt: str, mismatch: bool, per_sample: bool) -> None:
     elif fmt == "json":
         click.echo(df.to_json(orient="records", indent=1))
     else:
-        if not mismatch and not per_sample:
+        if show_all:
+            df = df.assign(dataset_hash=df.dataset_hash.str[:12],
+                           superseded=pd.to_datetime(df.superseded_at, unit="s")
+                           .dt.strftime("%Y-%m-%d %H:%M"))
+            df = df.drop(columns=["flags", "checkpoint_hash", "kind", "run_id",
+                                  "completed_at", "superseded_at"])
+        elif not mismatch and not per_sample:
             df = df.drop(columns=["flags", "checkpoint_hash", "dataset_hash", "kind"])
         with pd.option_context("display.max_rows", None, "display.width", 200,
                                "display.max_colwidth", 60):

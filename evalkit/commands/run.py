@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -93,14 +95,21 @@ def print_table(out: Path) -> None:
               help="TorchScript FID/KID feature extractor (uint8 NCHW -> (N, D)).")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--no-wait", is_flag=True,
+              help="Exit 2 instead of waiting when another run holds OUT.")
+@click.option("--rebuild-store", is_flag=True,
+              help="Move OUT/results.sqlite aside (e.g. a damaged one) and rebuild the results "
+                   "from the outputs cache.")
 def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, batch_size,
-        limit, feature_extractor, no_report, quiet) -> None:
+        limit, feature_extractor, no_report, quiet, no_wait, rebuild_store) -> None:
     """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
 
     RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
     or one domain's folder; each domain is evaluated on its own data only.
 
-    Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 on usage errors.
+    Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 on usage errors (or a
+    damaged store, or OUT in use with --no-wait), 3 when the disk is full, 130 on Ctrl-C,
+    143 on SIGTERM (see docs/faults.md).
     """
     from evalkit.data.pairs import DatasetError
     from evalkit.domains import DomainError, plan_domains
@@ -130,17 +139,20 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         raise click.UsageError(f"feature extractor {opts.feature_extractor} not found")
     if not run_dir.is_dir():
         raise click.UsageError(f"run folder {run_dir} does not exist")
-    try:
-        plans = plan_domains(run_dir, heldout=heldout, sketches=sketches, domain=opts.domain,
-                             domain_configs=cfg.domains, exclude=[out])
-        load_plan_datasets(plans, opts.image_size, opts.limit)
-        announce_plans(plans)
-        summary = evaluate_domains(plans, out, opts, argv=sys.argv)
-    except (UsageError, DatasetError, DomainError, FileNotFoundError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    print_summary(out, summary)
-    if not no_report:
-        render_report_safely(out)
+    with guarded_run(out, wait=not no_wait):
+        if rebuild_store:
+            rebuild(out)
+        try:
+            plans = plan_domains(run_dir, heldout=heldout, sketches=sketches,
+                                 domain=opts.domain, domain_configs=cfg.domains, exclude=[out])
+            load_plan_datasets(plans, opts.image_size, opts.limit)
+            announce_plans(plans)
+            summary = evaluate_domains(plans, out, opts, argv=sys.argv)
+        except (UsageError, DatasetError, DomainError, FileNotFoundError) as exc:
+            raise click.UsageError(str(exc)) from exc
+        print_summary(out, summary)
+        if not no_report:
+            render_report_safely(out)
     sys.exit(summary.exit_code)
 
 
@@ -155,6 +167,34 @@ def announce_plans(plans: list) -> None:
         for note in p.notes:
             click.echo(f"note: {note}", err=True)
     announce_datasets([d for p in plans for d in p.datasets])
+
+
+@contextmanager
+def guarded_run(out: Path, wait: bool = True) -> Iterator[None]:
+    """The body holds OUT's run lock (waiting with a message, or exit 2 when ``wait`` is
+    False) and ends cleanly on SIGINT (130), SIGTERM (143) and a full disk (3)."""
+    from evalkit.faults import ending_cleanly
+    from evalkit.generate import remove_stale_temps
+    from evalkit.runlock import LockBusy, run_lock
+
+    with ending_cleanly(out, echo=lambda s: click.echo(s, err=True)):
+        try:
+            with run_lock(out, wait=wait, log=lambda s: click.echo(s, err=True)):
+                remove_stale_temps(out, "report.*")  # a killed run's half-made report
+                yield
+        except LockBusy as exc:
+            raise click.UsageError(str(exc)) from exc
+
+
+def rebuild(out: Path) -> None:
+    """``--rebuild-store``: move OUT/results.sqlite aside; the run rebuilds it (cheaply:
+    generated outputs are reused from OUT/outputs)."""
+    from evalkit.store import DB_NAME, move_aside
+
+    if (out / DB_NAME).exists():
+        dest = move_aside(out / DB_NAME)
+        click.echo(f"moved {out / DB_NAME} aside to {dest.name}; rebuilding the results from "
+                   "the outputs cache", err=True)
 
 
 def announce_datasets(datasets: list) -> None:
@@ -180,13 +220,24 @@ def print_summary(out: Path, summary) -> None:
 
 
 def render_report_safely(out: Path) -> None:
-    """Render OUT/report; a report problem is printed, never fatal (results are stored)."""
+    """Render OUT/report unless it is up to date (:mod:`evalkit.reportstamp`); a report
+    problem is printed, never fatal (results are stored), except a full disk (exit 3)."""
     try:
         from evalkit.report import render_report
     except ImportError:
         return
+    from evalkit import reportstamp
+    from evalkit.faults import is_disk_full
+
     try:
+        digest = reportstamp.fingerprint(out)
+        if reportstamp.is_current(out, digest):
+            click.echo(f"report: {out / 'report' / 'index.html'} (up to date)", err=True)
+            return
         path = render_report(out)
+        reportstamp.stamp(out, digest)
         click.echo(f"report: {path}", err=True)
     except Exception as exc:  # the results are stored; a report problem must not hide them
+        if is_disk_full(exc):
+            raise  # exit 3 (guarded_run), not a shrug
         click.echo(f"report could not be rendered: {type(exc).__name__}: {exc}", err=True)

@@ -29,21 +29,26 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     when nothing can be selected or the inputs are unusable.
     """
     import json
+    import os
 
     from evalkit.config import ConfigError
     from evalkit.selection import SelectionError, explain_all, export_selection
     from evalkit.selection import select as do_select
     from evalkit.store import ResultsError
 
+    writable = os.access(out, os.W_OK)  # a read-only OUT: select, print, write nothing
     try:
-        sel = do_select(out, config_path)
+        sel = do_select(out, config_path, write=writable)
     except (ConfigError, ResultsError, SelectionError) as exc:
         raise click.UsageError(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(sel, indent=2))
     else:
         click.echo(explain_all(sel))
-    click.echo(f"selection: {out / 'selection.json'}", err=True)
+    if writable:
+        click.echo(f"selection: {out / 'selection.json'}", err=True)
+    else:
+        click.echo(f"{out} is read-only: selection.json not written", err=True)
     if export_dir is not None:
         try:
             written = export_selection(sel, export_dir, force=force)

@@ -201,6 +201,18 @@ class DistributionMetrics:
                 "kid_max_subset_size": KID_MAX_SUBSET_SIZE, "seed": self.seed,
                 "fid_backend": self.fid_backend}
 
+    def available(self) -> bool:
+        """Could ``compute`` load its extractor now? (the custom TorchScript file exists, or
+        the Inception weights resolve and pass their hash check). The engine retries a
+        skipped fid/kid only when this turns True."""
+        if self.feature_extractor is not None:
+            return self.feature_extractor.is_file()
+        try:
+            W.resolve(W.INCEPTION)
+        except W.WeightsMissing:
+            return False
+        return True
+
     def extractor(self) -> FeatureExtractor:
         """The loaded extractor (once per instance). Raises WeightsMissing / FileNotFoundError."""
         if self._extractor is None:

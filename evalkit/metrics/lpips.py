@@ -133,6 +133,18 @@ class LpipsMetric:
                 "backbone": "injected" if self.backbone is not None else W.ALEXNET.name,
                 "input_range": [-1, 1]}
 
+    def available(self) -> bool:
+        """Could ``compute`` build its network now? (a backbone was injected, or the AlexNet
+        weights resolve and pass their hash check). The engine retries a skipped lpips only
+        when this turns True."""
+        if self.backbone is not None:
+            return True
+        try:
+            W.resolve(W.ALEXNET)
+        except W.WeightsMissing:
+            return False
+        return True
+
     def net(self):
         """``(net, backbone name, sha256)``, built once. Raises WeightsMissing."""
         if self._net is None:

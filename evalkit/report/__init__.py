@@ -15,6 +15,7 @@ Usage: ``render_report(out_dir)`` (also ``evalkit report OUT`` and the end of
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -178,19 +179,20 @@ def _existing_selection(out_dir: Path, selection: dict | None, domain: str = ""
             "agrees": agrees, "note": None}
 
 
-def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
+def render_report(out_dir: Path, config_path: Path | None = None,
+                  dest: Path | None = None) -> Path:
     """Render ``out_dir/report/`` from ``out_dir/results.sqlite``; returns the path of
     ``index.html``. The ranking rule comes from ``config_path`` or the run's evalkit.toml
-    (see :func:`evalkit.ranking.config_for`).
+    (see :func:`evalkit.ranking.config_for`). The report folder is ``dest`` (default
+    ``out_dir/report``; another folder for a read-only OUT).
 
     With several domains, ``index.html`` is the domain overview (domain -> chosen
     checkpoint, score, P(first), headline metrics on both tracks, gate status) and each
     domain has its own report in ``report/<domain>/`` (ranking, grids, plots, checkpoint
     pages), computed on that domain's results only. The report is rendered into a temporary
-    folder and renamed into place, so an interrupted render never leaves a half report.
+    folder and renamed into place, so an interrupted render never leaves a half report (the
+    next run removes the leftover).
     """
-    import os
-
     from evalkit.ranking import config_for, ranking_config
     from evalkit.selection import domain_frames, domains_of
     from evalkit.store import Store
@@ -206,8 +208,8 @@ def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
         runs = store.runs()
         samples = pd.read_sql_query("SELECT dataset, idx, sample_id, has_target FROM samples",
                                     store.conn)
-    final = out_dir / "report"
-    tmp = out_dir / f"report.tmp{os.getpid()}"
+    final = Path(dest) if dest is not None else out_dir / "report"
+    tmp = final.with_name(f"{final.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     domains = domains_of(ckpts, results)
     try:
@@ -224,11 +226,7 @@ def render_report(out_dir: Path, config_path: Path | None = None) -> Path:
                     evals[evals["checkpoint"].isin(set(c["name"]))], runs,
                     samples[samples["dataset"].isin(set(ds["name"]))], d, up="../index.html"))
             render_overview(out_dir, tmp, summaries, config_path)
-        old = out_dir / f"report.old{os.getpid()}"
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / "index.html"
@@ -389,6 +387,17 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
             metric=None)
         (report_dir / pages[c.name]).write_text(html, encoding="utf-8")
     return domain_summary(domain, selection, selection_error, results)
+
+
+def _swap_into_place(new: Path, final: Path) -> None:
+    """Replace folder ``final`` by ``new`` (a directory cannot be renamed over a non-empty
+    one: the old one is renamed away first, then removed)."""
+    old = final.with_name(f"{final.name}.old{os.getpid()}")
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _grid_row(disp: grids.DisplaySet, i: int, cols: list[str], sm_lookup: dict,

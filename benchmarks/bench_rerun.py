@@ -1,0 +1,112 @@
+"""Cost of an unchanged re-run of the demo, offline, as a % of the first run.
+
+Runs the real ``evalkit demo --out OUT`` twice into one fresh folder, each in its own
+process, with the FID/LPIPS weights absent (``TORCH_HOME`` and ``EVALKIT_WEIGHTS_DIR`` point
+at empty folders: the normal state of an offline CI machine, where fid/kid/lpips are skipped
+as retryable). Each process times its phases by wrapping the functions the demo calls:
+
+* evaluation: :func:`evalkit.engine.evaluate_run` (what issue 12 is about: the re-run must
+  not re-evaluate anything whose skip cause is still there);
+* report: :func:`evalkit.commands.run.render_report_safely`;
+* whole command: the process's wall time (interpreter start, imports, data loading, table).
+
+It also checks that the re-run left the results identical. Target: evaluation of the re-run
+<= 2 % of the first run's.
+
+Usage: ``.venv/bin/python benchmarks/bench_rerun.py [--keep DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_PCT = 2.0
+
+CHILD = r"""
+import json, sys, time
+import evalkit.commands.run as run_cmd
+import evalkit.engine as engine
+timings = {}
+
+def timed(name, fn):
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+    return wrapper
+
+engine.evaluate_run = timed("evaluation", engine.evaluate_run)
+run_cmd.render_report_safely = timed("report", run_cmd.render_report_safely)
+from evalkit.cli import main
+try:
+    main(["demo", "--out", sys.argv[1], "--quiet"])
+except SystemExit as exc:
+    timings["exit"] = exc.code
+json.dump(timings, open(sys.argv[2], "w"))
+"""
+
+
+def run_demo(out: Path, env: dict, tag: str) -> dict:
+    stats = out.parent / f"timings-{tag}.json"
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(out), str(stats)], env=env,
+                          cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0 or not stats.exists():
+        sys.exit(f"demo ({tag}) failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    timings = json.loads(stats.read_text())
+    timings["whole command"] = wall
+    timings["log"] = proc.stderr
+    return timings
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--keep", type=Path, help="Use (and keep) this folder instead of a temp one.")
+    args = ap.parse_args()
+    base = Path(args.keep or tempfile.mkdtemp(prefix="bench-rerun-"))
+    base.mkdir(parents=True, exist_ok=True)
+    empty = base / "no-weights"
+    empty.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TORCH_HOME": str(empty),
+           "EVALKIT_WEIGHTS_DIR": str(empty)}
+    out = base / "demo-out"
+    if out.exists():
+        sys.exit(f"{out} exists: pass an empty --keep folder")
+    sys.path.insert(0, str(ROOT))
+    import evalkit
+
+    first = run_demo(out, env, "first")
+    snapshot = evalkit.load_results(out)
+    second = run_demo(out, env, "rerun")
+    same = evalkit.load_results(out).equals(snapshot)
+    skipped = "skipped: weights file" in second["log"]
+    print(f"evalkit demo, offline (weights absent: {'yes' if skipped else 'NO'}), "
+          f"{os.cpu_count()} CPUs; results identical after the re-run: {same}")
+    print(f"{'phase':<16}{'first run':>12}{'re-run':>12}{'re-run/first':>15}")
+    for phase in ("evaluation", "report", "whole command"):
+        a, b = first.get(phase, 0.0), second.get(phase, 0.0)
+        pct = 100 * b / a if a else float("nan")
+        print(f"{phase:<16}{a:>10.2f} s{b:>10.2f} s{pct:>14.1f}%")
+    pct = 100 * second["evaluation"] / first["evaluation"]
+    verdict = "meets" if pct <= TARGET_PCT else "MISSES"
+    print(f"unchanged re-run, evaluation: {pct:.2f} % of the first run "
+          f"({verdict} the <= {TARGET_PCT:.0f} % target)")
+    if not args.keep:
+        import shutil
+        shutil.rmtree(base, ignore_errors=True)
+    sys.exit(0 if same and pct <= TARGET_PCT else 1)
+
+
+if __name__ == "__main__":
+    main()

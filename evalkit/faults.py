@@ -1,0 +1,164 @@
+"""How a run ends when something outside it goes wrong: disk full, SIGINT, SIGTERM.
+
+Exit codes (documented in docs/faults.md and the README):
+
+* :data:`EXIT_DISK_FULL` (3): a write failed with ENOSPC/EDQUOT or SQLite's "database or
+  disk is full"; the message names the path and about how much space the step needed.
+* :data:`EXIT_SIGINT` (130 = 128 + 2): Ctrl-C.
+* :data:`EXIT_SIGTERM` (143 = 128 + 15): ``kill``, a CI timeout.
+
+Each ends with one line saying what is stored. Nothing is half-written by construction:
+every evaluation is one SQLite transaction, every output folder and report is written into a
+temporary folder and renamed into place (temporary folders of dead processes are removed by
+the next run, see :func:`evalkit.generate.remove_stale_temps`).
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import signal
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+EXIT_DISK_FULL = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def human_bytes(n: float | None) -> str:
+    """``1536`` -> ``"1.5 KiB"``; None -> ``"unknown"``."""
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+class DiskFull(OSError):
+    """A write failed because the disk (or quota) is full.
+
+    Attributes:
+        path: what was being written.
+        needed: about how many bytes the failed step needed (None when unknown).
+    """
+
+    def __init__(self, path: str | Path, needed: int | None = None):
+        self.path = Path(path)
+        self.needed = needed
+        super().__init__(errno.ENOSPC, self.describe(), str(path))
+
+    def describe(self) -> str:
+        free = free_bytes(self.path)
+        need = f"; this step needs about {human_bytes(self.needed)}" if self.needed else ""
+        return (f"disk full writing {self.path} ({human_bytes(free)} free there{need})")
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Is ``exc`` (or what caused it) a full disk: ENOSPC/EDQUOT, or SQLite's full error?"""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, DiskFull):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+            return True
+        if isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def as_disk_full(exc: BaseException, path: str | Path, needed: int | None = None) -> DiskFull:
+    """``exc`` as a :class:`DiskFull` naming ``path`` (``exc`` itself when it is one)."""
+    if isinstance(exc, DiskFull):
+        return exc
+    return DiskFull(getattr(exc, "filename", None) or path, needed)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (raised in the main thread by :func:`ending_cleanly`'s handler).
+
+    A BaseException like KeyboardInterrupt, so that ``except Exception`` blocks (a metric
+    that fails, a report problem) do not swallow it."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def install_sigterm_handler(sig: int = signal.SIGTERM) -> None:
+    """Make SIGTERM raise :class:`Terminated` in the main thread (no-op elsewhere)."""
+    try:
+        signal.signal(sig, _raise_terminated)
+    except ValueError:  # not the main thread
+        pass
+
+
+def stored_summary(out: Path) -> str:
+    """One line: what ``OUT/results.sqlite`` holds now (never raises)."""
+    try:
+        from evalkit.store import DB_NAME, Store
+
+        if not (out / DB_NAME).exists():
+            return f"nothing was stored yet in {out}"
+        with Store(out, create=False) as store:
+            n_eval, n_ckpt = store.counts()
+        return (f"{n_eval} complete evaluation(s) of {n_ckpt} checkpoint(s) are stored in "
+                f"{out / 'results.sqlite'}, nothing half-written; run the same command again "
+                "to finish (stored work is reused)")
+    except Exception as exc:  # a summary must never hide the interruption itself
+        return f"results so far are in {out} ({type(exc).__name__} reading them back)"
+
+
+@contextmanager
+def ending_cleanly(out: Path, echo: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Run the body; turn SIGINT, SIGTERM and a full disk into one line and an exit code.
+
+    SIGINT -> exit 130, SIGTERM -> exit 143 (each after a line saying what is stored),
+    disk full -> exit 3 with the path and the space needed. Other exceptions pass through.
+    """
+    echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
+    try:
+        old = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        old = None
+    try:
+        yield
+    except KeyboardInterrupt:
+        echo(f"interrupted (SIGINT): {stored_summary(Path(out))}")
+        sys.exit(EXIT_SIGINT)
+    except Terminated:
+        echo(f"terminated (SIGTERM): {stored_summary(Path(out))}")
+        sys.exit(EXIT_SIGTERM)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        full = as_disk_full(exc, out)
+        echo(f"evalkit: {full.describe()}. Results stored before it are complete and nothing "
+             "half-written was kept; free some space (or use --out on a larger disk) and run "
+             f"the same command again (exit {EXIT_DISK_FULL})")
+        sys.exit(EXIT_DISK_FULL)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
