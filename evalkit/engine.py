@@ -6,6 +6,13 @@ hashes (and metric settings) still match; otherwise reuse cached outputs if any,
 the weights and generate once; then run every metric family on the served outputs and
 store the evaluation in one transaction. A checkpoint that cannot be read or does not fit
 is recorded as failed with a one-line reason, and the run goes on.
+
+The work is split at one seam (:mod:`evalkit.executors`): this module is the *driver*: it
+alone reads and writes the store, decides per (checkpoint, dataset) what is left to compute
+(:func:`_plan_checkpoint`) and writes each finished evaluation (:func:`_store_result`);
+the unit of work itself (:func:`evalkit.executors.evaluate_unit`: load -> generate ->
+metrics -> values) runs in this process (default) or as Ray tasks
+(:mod:`evalkit.ray_executor`).
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from evalkit.checkpoints.discover import CheckpointRef, discover_checkpoints
-from evalkit.checkpoints.load import CheckpointError, infer_architecture, read_shapes
 from evalkit.data.dataset import Dataset
-from evalkit.generate import OutputCache, RunnerPool, generate
-from evalkit.metrics.base import FAILED, MetricContext, MetricValue
+from evalkit.executors import InProcess, UnitResult, WorkUnit, compute_metrics
+from evalkit.generate import OutputCache
+from evalkit.metrics.base import MetricContext, MetricValue
 from evalkit.store import Store
 
 
@@ -39,6 +47,10 @@ class RunOptions:
     feature_extractor: Path | None = None
     domain: str | None = None
     progress: bool = True
+    device: str = "auto"  # auto|cpu|gpu (evalkit.device)
+    #: where units run: None = in this process; an evalkit.executors.Executor otherwise
+    #: (e.g. evalkit.ray_executor.RayExecutor)
+    executor: Any = None
 
 
 @dataclass
@@ -139,15 +151,7 @@ def _now_available(family) -> bool:
 
 
 def _compute_metrics(families: list, ctx: MetricContext) -> list[MetricValue]:
-    values: list[MetricValue] = []
-    for fam in families:
-        try:
-            values.extend(fam.compute(ctx))
-        except Exception as exc:  # a metric bug must not sink the run; it is recorded
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            values.extend(MetricValue(metric=m, value=None, n=0, status=FAILED, reason=reason)
-                          for m in fam.metrics)
-    return values
+    return compute_metrics(families, ctx)
 
 
 def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Dataset],
@@ -207,8 +211,8 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
     signature = _signature(families)
     all_datasets = [d for p in plans for d in p.datasets]
     summary = RunSummary(out_dir=out_dir, datasets=all_datasets)
+    executor = options.executor if options.executor is not None else InProcess()
     cache = OutputCache(out_dir)
-    pool = RunnerPool()
     store = Store(out_dir)
     try:
         run_id = store.start_run(
@@ -217,7 +221,8 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
             {"batch_size": options.batch_size, "limit": options.limit,
              "feature_extractor": options.feature_extractor,
              "domains": [p.domain for p in plans],
-             "datasets": [d.name for d in all_datasets]})
+             "datasets": [d.name for d in all_datasets],
+             "executor": executor.name, "device": options.device})
         store.set_run_signature(run_id, signature)
         for ds in all_datasets:
             note = store.put_dataset(ds)
@@ -231,23 +236,46 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
         interactive = options.progress and sys.stderr.isatty()
         bar = tqdm(total=total, unit="img", desc="evaluating", disable=not interactive,
                    file=sys.stderr, dynamic_ncols=True)
-        for p in plans:
+        order: dict[str, int] = {}
+        units: list[WorkUnit] = []
+        for p in plans:  # the driver decides what to compute (it alone reads the store)
             if not p.datasets:
                 continue
             reference = next((d for d in p.datasets
                               if d.targets is not None and d.kind == "heldout"), None)
             for ref in p.refs:
-                bar.set_postfix_str(ref.name)
-                outcome = _evaluate_checkpoint(ref, p.domain, p.datasets, reference, families,
-                                               signature, store, cache, pool, options, run_id,
-                                               out_dir, bar)
-                summary.checkpoints.append(outcome)
-                if outcome.status == "failed":
-                    log(f"FAILED {ref.name}: {outcome.error}")
-                elif options.progress and not interactive:  # logs (CI): one line each
-                    log(f"{ref.name}: {outcome.status} in {outcome.seconds:.1f} s "
-                        f"[{len(summary.checkpoints)}/{n_refs}]")
+                order[ref.name] = len(order)
+                planned = _plan_checkpoint(ref, p.domain, p.datasets, reference, families,
+                                           signature, store, options, out_dir, bar)
+                if isinstance(planned, WorkUnit):
+                    units.append(planned)
+                else:
+                    _record(planned, summary, log, options, interactive, n_refs)
+        if units:
+            _ship_cached_outputs(executor, units, cache, all_datasets, out_dir)
+        by_name = {d.name: d for d in all_datasets}
+        ticks = [0]
+
+        def on_images(n: int) -> None:
+            ticks[0] += n
+            bar.update(n)
+
+        t_units, n_done = time.perf_counter(), 0
+        expected = {u.ref.name: sum(len(by_name[d]) for d, _ in u.todo) for u in units}
+        pending = {u.ref.name: u for u in units}
+        for result in executor.run(units, by_name, families, on_images):
+            unit = pending.pop(result.checkpoint)
+            bar.update(max(0, expected[unit.ref.name] - ticks[0]))  # a failed unit's rest
+            ticks[0] = 0
+            outcome = _store_result(unit, result, by_name, store, cache, run_id, signature)
+            n_done += 1
+            elapsed = time.perf_counter() - t_units
+            eta = elapsed / n_done * (len(units) - n_done)
+            _record(outcome, summary, log, options, interactive, n_refs,
+                    f"{result.device}, ETA {eta:.0f} s" if n_done < len(units) else
+                    result.device)
         bar.close()
+        summary.checkpoints.sort(key=lambda c: order.get(c.name, 0))
         store.finish_run(run_id)
         summary.notes = _skip_notes(store)
     finally:
@@ -255,76 +283,106 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
     return summary
 
 
-def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], reference,
-                         families,
-                         signature, store: Store, cache: OutputCache, pool: RunnerPool,
-                         options: RunOptions, run_id: int, out_dir: Path, bar
-                         ) -> CheckpointOutcome:
+def _record(outcome: CheckpointOutcome, summary: RunSummary, log, options: RunOptions,
+            interactive: bool, n_refs: int, where: str = "") -> None:
+    """Add an outcome to the summary; a failure is logged, and in logs (CI) each
+    checkpoint gets one line (with the device and the ETA when units run)."""
+    summary.checkpoints.append(outcome)
+    if outcome.status == "failed":
+        log(f"FAILED {outcome.name}: {outcome.error}")
+    elif options.progress and not interactive:
+        extra = f" ({where})" if where else ""
+        log(f"{outcome.name}: {outcome.status} in {outcome.seconds:.1f} s{extra} "
+            f"[{len(summary.checkpoints)}/{n_refs}]")
+
+
+def _plan_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], reference,
+                     families: list, signature: str, store: Store, options: RunOptions,
+                     out_dir: Path, bar) -> CheckpointOutcome | WorkUnit:
+    """Driver side, before any work: a failed or fully cached checkpoint is settled here
+    (and stored); otherwise the :class:`WorkUnit` of what is left to compute."""
+    import evalkit
+
     t0 = time.perf_counter()
-    n_images = sum(len(d) for d in datasets)
-    done = [0]  # images accounted for in the progress bar
-
-    def fail(reason: str, ckpt_hash: str | None = None) -> CheckpointOutcome:
-        store.mark_checkpoint_failed(ref.name, ref.step, ckpt_hash, str(ref.prefix), reason,
-                                     domain=domain)
-        bar.update(n_images - done[0])
-        return CheckpointOutcome(ref.name, ref.step, "failed", reason,
-                                 time.perf_counter() - t0)
-
     if ref.problem:
-        return fail(ref.problem)
+        return _fail(store, ref, domain, ref.problem, None, bar, sum(len(d) for d in datasets))
     try:
         ckpt_hash = ref.content_hash()
     except OSError as exc:
-        return fail(f"cannot read checkpoint files: {exc}")
+        return _fail(store, ref, domain, f"cannot read checkpoint files: {exc}", None, bar,
+                     sum(len(d) for d in datasets))
     todo = []
     for ds in datasets:
         ev = store.evaluation(ref.name, ds.name)
         fams = _families_to_compute(ev, ckpt_hash, ds, families, signature)
         if fams:
-            todo.append((ds, fams))
+            todo.append((ds.name, [f.name for f in fams]))
         else:
             bar.update(len(ds))
-            done[0] += len(ds)
     if not todo:
         if store.checkpoint_status(ref.name) != "ok":
             store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
                                  domain=domain)
         return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
-    try:
-        arch = infer_architecture(read_shapes(ref.prefix))
-        runner = None
-        for ds, fams in todo:
-            cached = cache.load(ckpt_hash, ds)
-            if cached is None:
-                if runner is None:
-                    runner = pool.get(arch, options.image_size)
-                    runner.load(ref.prefix)
-                try:
-                    outputs, raw_l1 = generate(runner, ds, options.batch_size,
-                                               on_batch=bar.update)
-                except ValueError as exc:  # e.g. input channels the data cannot supply
-                    raise CheckpointError(str(exc)) from exc
-                folder = cache.save(ckpt_hash, ds, outputs, raw_l1)
-            else:
-                outputs, raw_l1 = cached
-                folder = cache.folder(ckpt_hash, ds.content_hash)
-                bar.update(len(ds))
-            done[0] += len(ds)
-            ctx = MetricContext(dataset=ds, outputs=outputs, raw_l1=raw_l1, checkpoint=ref.name,
-                                checkpoint_hash=ckpt_hash, cache_dir=out_dir / "cache",
-                                reference=reference if ds is not reference else None,
-                                options={"feature_extractor": options.feature_extractor})
-            values = _compute_metrics(fams, ctx)
-            partial = None if len(fams) == len(families) else [m for f in fams for m in f.metrics]
-            store.put_evaluation(ref.name, ds.name, ckpt_hash, ds.content_hash, run_id,
-                                 str(folder.relative_to(out_dir)), values, ds.ids,
-                                 signature=signature, only=partial)
-    except CheckpointError as exc:
-        return fail(str(exc), ckpt_hash)
-    store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
-                         architecture=arch.describe(), domain=domain)
-    return CheckpointOutcome(ref.name, ref.step, "evaluated", None, time.perf_counter() - t0)
+    return WorkUnit(ref=ref, domain=domain, checkpoint_hash=ckpt_hash, todo=todo,
+                    reference=reference.name if reference is not None else None,
+                    image_size=options.image_size, batch_size=options.batch_size,
+                    feature_extractor=options.feature_extractor, device=options.device,
+                    out_dir=out_dir, shared_fs=True, n_families=len(families),
+                    evalkit_version=evalkit.__version__)
+
+
+def _fail(store: Store, ref: CheckpointRef, domain: str, reason: str, ckpt_hash: str | None,
+          bar, n_images: int = 0) -> CheckpointOutcome:
+    store.mark_checkpoint_failed(ref.name, ref.step, ckpt_hash, str(ref.prefix), reason,
+                                 domain=domain)
+    bar.update(n_images)
+    return CheckpointOutcome(ref.name, ref.step, "failed", reason)
+
+
+def _ship_cached_outputs(executor, units: list[WorkUnit], cache: OutputCache,
+                         datasets: list[Dataset], out_dir: Path) -> None:
+    """Ask the executor whether its workers see OUT (a remote one probes, and checks their
+    evalkit version); when they do not, the driver reads cached outputs into the units."""
+    import evalkit
+
+    check = getattr(executor, "check_workers", None)
+    if callable(check):
+        try:
+            check(out_dir, evalkit.__version__)
+        except RuntimeError as exc:  # VersionMismatch
+            raise UsageError(str(exc)) from exc
+    shared = bool(getattr(executor, "shared_fs", True))
+    by_name = {d.name: d for d in datasets}
+    for u in units:
+        u.shared_fs = shared
+        if not shared:
+            for ds_name, _ in u.todo:
+                got = cache.load(u.checkpoint_hash, by_name[ds_name])
+                if got is not None:
+                    u.cached[ds_name] = got
+
+
+def _store_result(unit: WorkUnit, result: UnitResult, datasets: dict[str, Dataset],
+                  store: Store, cache: OutputCache, run_id: int, signature: str
+                  ) -> CheckpointOutcome:
+    """Driver side, after a unit: write its outputs (when the worker could not) and each
+    finished evaluation in its own transaction, then the checkpoint's status."""
+    ref = unit.ref
+    for ev in result.evaluations:
+        ds = datasets[ev.dataset]
+        if ev.outputs is not None:
+            cache.save(unit.checkpoint_hash, ds, ev.outputs, ev.raw_l1)
+        store.put_evaluation(ref.name, ds.name, unit.checkpoint_hash, ds.content_hash, run_id,
+                             ev.outputs_dir, ev.values, ds.ids, signature=signature,
+                             only=ev.partial)
+    if result.error:
+        store.mark_checkpoint_failed(ref.name, ref.step, unit.checkpoint_hash, str(ref.prefix),
+                                     result.error, domain=unit.domain)
+        return CheckpointOutcome(ref.name, ref.step, "failed", result.error, result.seconds)
+    store.put_checkpoint(ref.name, ref.step, unit.checkpoint_hash, str(ref.prefix), "ok",
+                         architecture=result.architecture, domain=unit.domain)
+    return CheckpointOutcome(ref.name, ref.step, "evaluated", None, result.seconds)
 
 
 def _skip_notes(store: Store) -> list[str]:

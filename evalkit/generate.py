@@ -127,15 +127,17 @@ def remove_stale_temps(root: str | Path, pattern: str = "*/*.tmp*") -> list[Path
 class OutputCache:
     """Served outputs on disk, keyed by checkpoint and dataset content hashes.
 
-    Creating one removes temporary folders of dead processes under ``OUT/outputs``.
+    Creating one removes temporary folders of dead processes under ``OUT/outputs`` (not
+    with ``clean=False``: a remote worker, which cannot tell another host's processes).
     ``log`` receives one line when a cached folder fails its check and is regenerated.
     """
 
     def __init__(self, out_dir: str | Path,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)):
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                 clean: bool = True):
         self.root = Path(out_dir) / "outputs"
         self.log = log
-        self.removed_temps = remove_stale_temps(self.root)
+        self.removed_temps = remove_stale_temps(self.root) if clean else []
 
     def folder(self, checkpoint_hash: str, dataset_hash: str) -> Path:
         return self.root / checkpoint_hash[:16] / dataset_hash[:16]

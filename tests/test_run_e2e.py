@@ -167,7 +167,7 @@ def test_killed_run_resumes_without_loss_or_double_counting(tmp_path, monkeypatc
 
     calls = []
     real = gen_mod.generate
-    monkeypatch.setattr("evalkit.engine.generate",
+    monkeypatch.setattr("evalkit.executors.generate",
                         lambda *a, **k: calls.append(a[1].name) or real(*a, **k))
     summary = evaluate_run(run, tmp_path / "out", ds, opts, families=[PairedMetrics()])
     assert [c.status for c in summary.checkpoints] == ["cached", "evaluated", "evaluated"]

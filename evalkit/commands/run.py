@@ -93,6 +93,21 @@ def print_table(out: Path) -> None:
 @click.option("--limit", type=int, help="Use only the first N images of each dataset.")
 @click.option("--feature-extractor", type=click.Path(path_type=Path, dir_okay=False),
               help="TorchScript FID/KID feature extractor (uint8 NCHW -> (N, D)).")
+@click.option("--executor", type=click.Choice(["inprocess", "ray"]), default="inprocess",
+              show_default=True, help="Where checkpoint evaluations run: this process, or "
+              "one Ray task each (pip install 'evalkit[ray]'; docs/scale.md).")
+@click.option("--address", help="Ray cluster to join: 'auto' or ray://host:port "
+              "[default: start a local Ray instance].")
+@click.option("--workers", type=int, help="Local Ray instance: tasks at once [default: cores].")
+@click.option("--cpus-per-task", type=float, default=1.0, show_default=True,
+              help="CPUs each Ray task asks for.")
+@click.option("--gpus-per-task", type=float, default=0.0, show_default=True,
+              help="GPUs each Ray task asks for.")
+@click.option("--shared-fs", type=click.Choice(["auto", "yes", "no"]), default="auto",
+              show_default=True, help="Do Ray workers see OUT? auto: probe with a file.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+              show_default=True, help="Where TensorFlow and torch compute (auto: a visible "
+              "GPU, else the CPU); recorded with every value.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--no-wait", is_flag=True,
@@ -101,7 +116,8 @@ def print_table(out: Path) -> None:
               help="Move OUT/results.sqlite aside (e.g. a damaged one) and rebuild the results "
                    "from the outputs cache.")
 def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, batch_size,
-        limit, feature_extractor, no_report, quiet, no_wait, rebuild_store) -> None:
+        limit, feature_extractor, executor, address, workers, cpus_per_task, gpus_per_task,
+        shared_fs, device, no_report, quiet, no_wait, rebuild_store) -> None:
     """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
 
     RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
@@ -126,6 +142,7 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         feature_extractor=feature_extractor or cfg.feature_extractor,
         domain=domain or cfg.domain,
         progress=not quiet,
+        device=device,
     )
     heldout = heldout or cfg.heldout
     sketches = sketches or cfg.sketches
@@ -139,6 +156,8 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         raise click.UsageError(f"feature extractor {opts.feature_extractor} not found")
     if not run_dir.is_dir():
         raise click.UsageError(f"run folder {run_dir} does not exist")
+    if executor == "inprocess" and (address or workers or gpus_per_task):
+        raise click.UsageError("--address, --workers and --gpus-per-task need --executor ray")
     with guarded_run(out, wait=not no_wait):
         if rebuild_store:
             rebuild(out)
@@ -147,13 +166,49 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
                                  domain=opts.domain, domain_configs=cfg.domains, exclude=[out])
             load_plan_datasets(plans, opts.image_size, opts.limit)
             announce_plans(plans)
-            summary = evaluate_domains(plans, out, opts, argv=sys.argv)
+            with make_executor(executor, address, workers, cpus_per_task, gpus_per_task,
+                               shared_fs, device) as opts.executor:
+                summary = evaluate_domains(plans, out, opts, argv=sys.argv)
         except (UsageError, DatasetError, DomainError, FileNotFoundError) as exc:
             raise click.UsageError(str(exc)) from exc
         print_summary(out, summary)
         if not no_report:
             render_report_safely(out)
     sys.exit(summary.exit_code)
+
+
+@contextmanager
+def make_executor(kind: str, address: str | None, workers: int | None, cpus_per_task: float,
+                  gpus_per_task: float, shared_fs: str, device: str) -> Iterator[object]:
+    """The executor for ``--executor`` (None = in this process), closed at the end.
+    In-process, ``--device`` is checked now (``gpu`` without one: exit 2); Ray workers
+    check it where they run."""
+    from evalkit.device import DeviceError, configure
+
+    if kind == "inprocess":
+        try:
+            configure(device)
+        except DeviceError as exc:
+            raise click.UsageError(str(exc)) from exc
+        yield None
+        return
+    from evalkit.ray_executor import RayExecutor, RayUnavailable
+
+    if device == "gpu" and not gpus_per_task:
+        raise click.UsageError("--device gpu with --executor ray needs --gpus-per-task "
+                               "(e.g. 1): Ray hides GPUs from tasks that do not ask for one")
+    try:
+        ex = RayExecutor(address=address, workers=workers, cpus_per_task=cpus_per_task,
+                         gpus_per_task=gpus_per_task, shared_fs=shared_fs)
+    except RayUnavailable as exc:
+        raise click.UsageError(str(exc)) from exc
+    where = address or "a local instance (127.0.0.1)"
+    click.echo(f"ray: {where} started in {ex.startup_s:.1f} s; one task per checkpoint "
+               f"({cpus_per_task:g} CPU, {gpus_per_task:g} GPU each)", err=True)
+    try:
+        yield ex
+    finally:
+        ex.close()
 
 
 def announce_plans(plans: list) -> None:
