@@ -1,0 +1,152 @@
+"""``evalkit run --executor ray`` (issue 14) on a local Ray instance with 2 workers: the
+same results as in-process to the last digit, and a resume after ``kill -9`` of the driver.
+
+The drivers run as subprocesses, as users run them. Skipped without the ``ray`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'evalkit[ray]'")
+
+import evalkit  # noqa: E402
+from evalkit.store import Store  # noqa: E402
+from tests.conftest import make_ab_folder  # noqa: E402
+from tests.test_domains import _sketch_set  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 32
+N_CKPT = 3  # per domain; 2 domains x 2 datasets -> 12 evaluations
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory) -> Path:
+    from tests.seed_reference import save_seed_checkpoint
+
+    base = tmp_path_factory.mktemp("ray-service")
+    for k, d in enumerate(("car", "shoe")):
+        (base / "checkpoints" / d).mkdir(parents=True)
+        save_seed_checkpoint(base / "checkpoints" / d, n=N_CKPT, hidden=4, seed=10 * k)
+        make_ab_folder(base / "heldout" / d, n=4 + k, half=SIZE, seed=k)
+    _sketch_set(base / "sketches")
+    return base
+
+
+def _cmd(service: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "evalkit.cli", "run", str(service / "checkpoints"),
+            "--heldout", str(service / "heldout"), "--sketches", str(service / "sketches"),
+            "--out", str(out), "--image-size", str(SIZE), "--no-report", *extra]
+
+
+RAY = ("--executor", "ray", "--workers", "2")
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+
+
+@pytest.fixture(scope="module")
+def inprocess(service, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("inproc") / "out"
+    r = _run(_cmd(service, out))
+    assert r.returncode == 0, r.stderr
+    return out, r.stdout
+
+
+def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    res = evalkit.load_results(out).sort_values(["checkpoint", "dataset", "metric"])
+    with Store(out, create=False) as store:
+        per = store.sample_metrics()
+        per = per.sort_values(list(per.columns[:4]))
+        ckpts = store.checkpoints()[["name", "step", "status", "content_hash", "architecture"]]
+    return (res.reset_index(drop=True), per.reset_index(drop=True),
+            sorted(map(tuple, ckpts.values.tolist())))
+
+
+def _outputs(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): p.read_text() for p in out.glob("outputs/*/*/manifest.json")}
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    ra, pa, ca = _tables(a)
+    rb, pb, cb = _tables(b)
+    pd.testing.assert_frame_equal(ra, rb, check_exact=True)  # every value, every digit
+    pd.testing.assert_frame_equal(pa, pb, check_exact=True)  # per-sample values too
+    assert ca == cb
+    assert _outputs(a) == _outputs(b)  # the same served PNGs (sha256 in the manifests)
+
+
+def test_ray_run_gives_the_in_process_results(service, inprocess, tmp_path):
+    out, table = inprocess
+    r = _run(_cmd(service, tmp_path / "out", *RAY))
+    assert r.returncode == 0, r.stderr
+    assert "ray: a local instance (127.0.0.1) started" in r.stderr
+    assert "ETA" in r.stderr  # progress per finished task
+    assert r.stdout == table  # the printed results table, row for row
+    assert_same_results(out, tmp_path / "out")
+    n_eval = len(evalkit.load_results(out).groupby(["checkpoint", "dataset"]))
+    assert n_eval == 2 * 2 * N_CKPT
+
+
+def _stored(out: Path) -> int:
+    db = out / "results.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM evaluations").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes of a session (what the killed driver started: Ray's daemons and
+    workers), to end them by id."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if os.getsid(int(p.name)) == sid:
+                    pids.append(int(p.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return pids
+
+
+def test_ray_run_resumes_after_kill9_of_the_driver(service, inprocess, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(_cmd(service, out, *RAY), env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 400
+        while _stored(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        for pid in _session_pids(proc.pid):  # Ray's processes left by the dead driver
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    stored = _stored(out)
+    assert 1 <= stored < 2 * 2 * N_CKPT, f"killed after {stored} evaluations"
+    r = _run(_cmd(service, out, *RAY))
+    assert r.returncode == 0, r.stderr
+    assert_same_results(inprocess[0], out)
+    with Store(out, create=False) as store:  # nothing counted twice, nothing archived
+        assert store.conn.execute("SELECT count(*) FROM evaluation_history").fetchone()[0] == 0
