@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalkit.checkpoints.discover import CheckpointRef, discover_checkpoints
-from evalkit.checkpoints.load import CheckpointError, infer_architecture, read_shapes
+from evalkit import sources
+from evalkit.checkpoints.discover import CheckpointRef
+from evalkit.checkpoints.load import CheckpointError
 from evalkit.data.dataset import Dataset
 from evalkit.generate import OutputCache, RunnerPool, generate
 from evalkit.metrics.base import FAILED, MetricContext, MetricValue
@@ -39,6 +40,9 @@ class RunOptions:
     feature_extractor: Path | None = None
     domain: str | None = None
     progress: bool = True
+    net_g: str | None = None  # pix2pix --netG (None: inferred from the weights)
+    norm: str | None = None  # pix2pix --norm (None: inferred from the weights)
+    contract: str | None = None  # input contract (None: each model kind's default)
 
 
 @dataclass
@@ -143,10 +147,14 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
     if not datasets:
         raise UsageError("no dataset to evaluate on: pass --heldout DIR and/or --sketches DIR "
                          "(or name them in evalkit.toml)")
-    refs = discover_checkpoints(run_dir, exclude=[out_dir])
+    try:
+        refs = sources.discover(run_dir, exclude=[out_dir], options=options)
+    except sources.ContractError as exc:
+        raise UsageError(str(exc)) from exc
     if not refs:
         raise UsageError(f"no checkpoints under {run_dir}: expected files like ckpt-1.index "
-                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save)")
+                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save), "
+                         "<epoch>_net_G.pth, *.keras, *.h5, *.onnx or SavedModel folders")
     families = families if families is not None else default_families(options)
     signature = _signature(families)
     reference = next((d for d in datasets if d.targets is not None and d.kind == "heldout"),
@@ -218,14 +226,13 @@ def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference,
             store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok")
         return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
     try:
-        arch = infer_architecture(read_shapes(ref.prefix))
+        source = sources.prepare(ref, pool, options)
         runner = None
         for ds in todo:
             cached = cache.load(ckpt_hash, ds)
             if cached is None:
                 if runner is None:
-                    runner = pool.get(arch, options.image_size)
-                    runner.load(ref.prefix)
+                    runner = source.runner()
                 try:
                     outputs, raw_l1 = generate(runner, ds, options.batch_size,
                                                on_batch=bar.update)
@@ -247,7 +254,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, datasets: list[Dataset], reference,
     except CheckpointError as exc:
         return fail(str(exc), ckpt_hash)
     store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
-                         architecture=arch.describe())
+                         architecture=source.description)
     return CheckpointOutcome(ref.name, ref.step, "evaluated", None, time.perf_counter() - t0)
 
 

@@ -51,10 +51,18 @@ def print_table(out: Path) -> None:
 @click.option("--limit", type=int, help="Use only the first N images of each dataset.")
 @click.option("--feature-extractor", type=click.Path(path_type=Path, dir_okay=False),
               help="TorchScript FID/KID feature extractor (uint8 NCHW -> (N, D)).")
+@click.option("--netG", "net_g",
+              type=click.Choice(["resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"]),
+              help="pix2pix .pth generator [default: inferred from the weights].")
+@click.option("--norm", type=click.Choice(["instance", "batch", "none"]),
+              help="pix2pix .pth norm layers [default: inferred from the weights].")
+@click.option("--contract", type=click.Choice(["seed", "pix2pix-torch"]),
+              help="Input contract [default: seed for TF/Keras/SavedModel, pix2pix-torch "
+                   "for .pth; ONNX by its layout]. See README 'Model formats'.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, batch_size,
-        limit, feature_extractor, no_report, quiet) -> None:
+        limit, feature_extractor, net_g, norm, contract, no_report, quiet) -> None:
     """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
 
     Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 on usage errors.
@@ -73,6 +81,7 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         feature_extractor=feature_extractor or cfg.feature_extractor,
         domain=domain or cfg.domain,
         progress=not quiet,
+        net_g=net_g, norm=norm, contract=contract,
     )
     heldout = heldout or cfg.heldout
     sketches = sketches or cfg.sketches
