@@ -48,14 +48,16 @@ def load_state_dict(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = str(exc).strip().splitlines()
-        why = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line),
-                   detail[0] if detail else "")
+        text = str(exc)
+        m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if m is None:  # not a pickle torch can read at all (garbage, exotic protocol)
+            raise CheckpointError(f"cannot read {path.name}: not a PyTorch state dict file "
+                                  "(torch.load(weights_only=True) could not parse it)") from exc
         raise CheckpointError(
-            f"refused {path.name}: it is not a plain state dict, its pickle calls code "
-            f"({why.strip()[:160]}); evalkit loads .pth files with "
-            "torch.load(weights_only=True) and never runs pickled code. Re-save it in a "
-            "trusted environment with torch.save(net.state_dict(), PATH)") from exc
+            f"refused {path.name}: it is not a plain state dict, its pickle calls "
+            f"{m.group(1)}; evalkit loads .pth files with torch.load(weights_only=True) and "
+            "never runs pickled code. Re-save it in a trusted environment with "
+            "torch.save(net.state_dict(), PATH)") from exc
     except Exception as exc:
         raise CheckpointError(f"cannot read {path.name}: {_one_line(exc)}") from exc
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -94,7 +96,8 @@ def _infer_resnet(state: dict) -> dict:
     blocks = sorted({int(m.group(1)) for k in state if (m := _BLOCK_RE.match(k))})
     if not blocks or "model.1.weight" not in state:
         raise CheckpointError("not a pix2pix ResNet generator: no model.1.weight")
-    second = {int(m.group(2)) for k in state if (m := _BLOCK_RE.match(k))} - {1}
+    convs = {int(m.group(2)) for k in state
+             if (m := _BLOCK_RE.match(k)) and state[k].dim() == 4}  # {1, 5} or {1, 6}
     first = _shape(state, "model.1.weight")  # (ngf, in, 7, 7)
     last_conv = max(int(k.split(".")[1]) for k in state
                     if k.startswith("model.") and k.count(".") == 2 and k.endswith(".weight")
@@ -111,7 +114,7 @@ def _infer_resnet(state: dict) -> dict:
         raise CheckpointError(f"a ResNet generator with {len(blocks)} residual blocks: evalkit "
                               "knows resnet_9blocks and resnet_6blocks")
     return {"net_g": netg, "norm": norm, "input_nc": first[1], "ngf": first[0],
-            "output_nc": out_nc, "use_dropout": 6 in second}
+            "output_nc": out_nc, "use_dropout": 6 in convs}
 
 
 def _infer_unet(state: dict) -> dict:

@@ -53,7 +53,7 @@ class TorchRunner(ModelRunner):
     """One pix2pix generator (eval mode, CPU) of one architecture at one size."""
 
     def __init__(self, arch: Pix2PixArchitecture, size: int):
-        from evalkit.models.pix2pix_arch import build_generator
+        from evalkit.models.pix2pix import build_generator
 
         multiple = arch.size_multiple()
         if size % multiple:
