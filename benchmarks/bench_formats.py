@@ -7,11 +7,12 @@ width 64, 11.4 M parameters), measured side by side in one process.
   then the same ``generate``.
 
 Each path has its own pool, traced and warmed before timing; the repeats are interleaved
-(before, after, before, ...) so machine load hits both alike; medians and their ratio are
-printed, and the served outputs must be identical. For scale, the same images through a
-PyTorch pix2pix ``resnet_9blocks`` (instance norm, ngf 64) are timed once.
+(ABBA: before, after, after, before, ...) so machine load hits both alike; medians, their
+ratio and the median of the paired ratios are printed, and the served outputs must be
+identical. For scale, the same images through a PyTorch pix2pix ``resnet_9blocks``
+(instance norm, ngf 64) are timed once.
 
-Usage: ``.venv/bin/python benchmarks/bench_formats.py [--images 8] [--repeats 5]``
+Usage: ``.venv/bin/python benchmarks/bench_formats.py [--images 4] [--repeats 10]``
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ SIZE = 256
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=4)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
@@ -74,12 +75,15 @@ def main() -> None:
         out_before, out_after = before(), after()  # trace + warm both
         assert np.array_equal(out_before, out_after), "the seam changed the seed's outputs"
         times: dict[str, list[float]] = {"before": [], "after": []}
-        for _ in range(args.repeats):
-            for name, fn in (("before", before), ("after", after)):
+        pairs = (("before", before), ("after", after))
+        for i in range(args.repeats):  # ABBA order: a drift in machine load cancels out
+            for name, fn in (pairs if i % 2 == 0 else pairs[::-1]):
                 t = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t)
         med = {k: statistics.median(v) for k, v in times.items()}
+        paired = statistics.median(a / b for a, b in zip(times["after"], times["before"],
+                                                           strict=True))
 
         torch_secs = _torch_reference(ds, args.batch_size, tmp)
     finally:
@@ -90,8 +94,8 @@ def main() -> None:
     for k in ("before", "after"):
         print(f"seed TF {k:6} the seam: median {med[k]:6.2f} s ({med[k] / n:.3f} s/image); "
               f"runs {', '.join(f'{t:.2f}' for t in times[k])}")
-    print(f"after / before = {med['after'] / med['before']:.3f} (1.0 = no change); "
-          "outputs identical")
+    print(f"after / before = {med['after'] / med['before']:.3f} (ratio of medians), "
+          f"{paired:.3f} (median of paired ratios); 1.0 = no change; outputs identical")
     print(f"pix2pix resnet_9blocks (PyTorch, instance, ngf 64), once: {torch_secs:.2f} s "
           f"({torch_secs / n:.3f} s/image)")
 

@@ -57,3 +57,16 @@ def test_export_of_a_seed_checkpoint_keeps_the_seed_layout(seed_run, tmp_path):
     assert dest == tmp_path / "deploy" / "ckpt-1"
     assert (tmp_path / "deploy" / "checkpoint").is_file()
     assert (tmp_path / "deploy" / "ckpt-1.index").is_file()
+
+
+def test_cli_select_export_copies_the_file(evaluated, tmp_path):
+    from click.testing import CliRunner
+
+    from evalkit.cli import cli
+
+    run, out = evaluated
+    r = CliRunner().invoke(cli, ["select", str(out), "--export", str(tmp_path / "d")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    chosen = json.loads((out / "selection.json").read_text())["checkpoint"]
+    assert file_sha256(tmp_path / "d" / chosen) == file_sha256(run / chosen)

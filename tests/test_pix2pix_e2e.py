@@ -14,9 +14,9 @@ import evalkit
 from evalkit.cli import cli
 from evalkit.data.pairs import load_pairs
 from evalkit.engine import RunOptions, evaluate_run
-from evalkit.generate import OutputCache
+from evalkit.generate import OutputCache, RunnerPool
 from evalkit.metrics.paired import PairedMetrics
-from evalkit.sources import discover
+from evalkit.sources import discover, prepare
 from tests import pix2pix_reference as ref
 from tests.conftest import make_ab_folder
 
@@ -55,6 +55,9 @@ def _check_run(tmp_path, states, forward, size, n, batch=4):
     for name, state in states.items():
         with torch.inference_mode():
             y = torch.cat([forward(state, x[i:i + batch]) for i in range(0, n, batch)])
+        runner = prepare(refs[name], RunnerPool(), RunOptions(image_size=size)).runner()
+        raw = runner.run(ds.inputs, batch_size=batch)
+        assert np.abs(raw - y.permute(0, 2, 3, 1).numpy()).max() <= 1e-5, name
         served, raw_l1 = cache.load(refs[name].content_hash(), ds)
         expected = np.stack([tensor2im(t) for t in y])
         assert np.array_equal(served, expected), name

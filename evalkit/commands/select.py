@@ -12,8 +12,9 @@ import click
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="evalkit.toml with the [ranking] rule [default: the run's, else defaults].")
 @click.option("--export", "export_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Write the chosen checkpoint here in the seed's layout "
-                   "(checkpoint + ckpt-1.index + ckpt-1.data-*).")
+              help="Write the chosen checkpoint here: the seed's layout for TF checkpoints "
+                   "(checkpoint + ckpt-1.index + ckpt-1.data-*), other formats copied as "
+                   "they are.")
 @click.option("--force", is_flag=True, help="Replace checkpoint files in a non-empty --export.")
 @click.option("--json", "as_json", is_flag=True, help="Print selection.json instead of prose.")
 def select(out: Path, config_path: Path | None, export_dir: Path | None, force: bool,
@@ -28,7 +29,7 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     import json
 
     from evalkit.config import ConfigError
-    from evalkit.selection import SelectionError, export_checkpoint
+    from evalkit.selection import SelectionError
     from evalkit.selection import select as do_select
     from evalkit.store import ResultsError
 
@@ -43,8 +44,10 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     click.echo(f"selection: {out / 'selection.json'}", err=True)
     if export_dir is not None:
         try:
-            dest = export_checkpoint(sel, export_dir, force=force)
+            from evalkit.sources import export
+
+            dest = export(sel, export_dir, force=force)
         except SelectionError as exc:
             raise click.UsageError(str(exc)) from exc
-        click.echo(f"exported {sel['checkpoint']} as {dest / 'ckpt-1'} (content hash "
+        click.echo(f"exported {sel['checkpoint']} as {dest} (content hash "
                    f"{sel['content_hash'][:12]} verified)", err=True)

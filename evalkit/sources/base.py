@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.checkpoints.load import CheckpointError
+from evalkit.checkpoints.load import CheckpointError, _one_line
 from evalkit.sources.contracts import InputContract
 
 
@@ -97,7 +97,13 @@ class ModelRunner:
         outs = []
         for i in range(0, len(inputs), batch_size):
             batch = self.contract.to_model(inputs[i:i + batch_size], self.model_channels)
-            y = np.asarray(self.forward(batch), dtype=np.float32)
+            try:
+                y = np.asarray(self.forward(batch), dtype=np.float32)
+            except CheckpointError:
+                raise
+            except Exception as exc:  # a model that cannot run fails its checkpoint only
+                raise CheckpointError(f"inference failed on input {list(batch.shape)}: "
+                                      f"{_one_line(exc)}") from exc
             if y.ndim != 4 or y.shape[:3] != batch.shape[:3] or y.shape[-1] not in (1, 3):
                 raise CheckpointError(f"the model returned shape {list(y.shape)} for input "
                                       f"{list(batch.shape)}; evalkit needs (N, S, S, 3) "
