@@ -131,3 +131,18 @@ def test_not_a_state_dict_is_refused_with_the_fix(tmp_path):
     (tmp_path / "2_net_G.pth").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="cannot read 2_net_G.pth"):
         load_state_dict(tmp_path / "2_net_G.pth")
+
+
+def test_shape_and_nan_checks_name_the_weight():
+    from evalkit.checkpoints.torch_state import check_state
+
+    state = ref.resnet_state(ngf=2, n_blocks=6)
+    expected = build_generator(infer_architecture(state)).state_dict()
+    bad = dict(state)
+    bad["model.4.weight"] = torch.full_like(state["model.4.weight"], float("nan"))
+    with pytest.raises(CheckpointError, match="model.4.weight holds NaN"):
+        check_state(bad, expected)
+    bad = dict(state)
+    bad["model.4.weight"] = torch.zeros(1, 1, 3, 3)
+    with pytest.raises(CheckpointError, match=r"model.4.weight has shape \[1, 1, 3, 3\]"):
+        check_state(bad, expected)

@@ -27,8 +27,6 @@ import pickle
 import re
 from pathlib import Path
 
-import numpy as np
-
 from evalkit.checkpoints.load import CheckpointError, _one_line
 from evalkit.models.pix2pix_arch import NETGS, NORMS, Pix2PixArchitecture
 
@@ -183,5 +181,5 @@ def check_state(state: dict, expected: dict) -> None:
             raise CheckpointError(f"weight {key} has shape {list(state[key].shape)}, the "
                                   f"generator needs {list(want.shape)}")
         t = state[key]
-        if t.is_floating_point() and not bool(np.isfinite(t.numpy()).all()):
+        if t.is_floating_point() and not bool(t.isfinite().all()):
             raise CheckpointError(f"weight {key} holds NaN or inf")
