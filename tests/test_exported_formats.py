@@ -124,3 +124,24 @@ def test_onnx_without_onnxruntime_fails_that_checkpoint_only(tmp_path, monkeypat
     (run / "g-1.onnx").write_bytes(b"not really onnx")
     _, summary, _ = _evaluate(run, tmp_path)
     assert "pip install 'evalkit[onnx]'" in summary.failed[0].error
+
+
+def test_seed_checkpoint_under_the_pix2pix_contract(tmp_path):
+    """--contract on a TF checkpoint: the seed model is fed (x - 0.5) / 0.5, and the
+    outputs are cached under a different content hash than the default contract's."""
+    from tests.seed_reference import save_seed_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (gen,) = save_seed_checkpoint(run, n=1, hidden=4)
+    ds, summary, cached = _evaluate(run, tmp_path, contract="pix2pix-torch")
+    assert summary.exit_code == 0, summary.checkpoints[0].error
+    served, _ = cached["ckpt-1"]
+    # the independent TF reference differs from evalkit's model by float rounding only
+    want = output_to_uint8(gen((ds.inputs - 0.5) / 0.5).numpy())
+    assert np.mean(served == want) > 0.999 and np.abs(served.astype(int) - want).max() <= 1
+    unsigned = output_to_uint8(gen(ds.inputs).numpy())
+    assert np.mean(served == unsigned) < 0.5
+    (default,) = discover(run)
+    (other,) = discover(run, options=RunOptions(contract="pix2pix-torch"))
+    assert default.content_hash() != other.content_hash()
