@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalkit.checkpoints.discover import CheckpointRef, discover_checkpoints
-from evalkit.checkpoints.load import CheckpointError, infer_architecture, read_shapes
+from evalkit import sources
+from evalkit.checkpoints.discover import CheckpointRef
+from evalkit.checkpoints.load import CheckpointError
 from evalkit.data.dataset import Dataset
 from evalkit.generate import OutputCache, RunnerPool, generate
 from evalkit.metrics.base import FAILED, MetricContext, MetricValue
@@ -39,6 +40,9 @@ class RunOptions:
     feature_extractor: Path | None = None
     domain: str | None = None
     progress: bool = True
+    net_g: str | None = None  # pix2pix --netG (None: inferred from the weights)
+    norm: str | None = None  # pix2pix --norm (None: inferred from the weights)
+    contract: str | None = None  # input contract (None: each model kind's default)
 
 
 @dataclass
@@ -171,7 +175,10 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
                          "for one run folder: evaluate each domain on its own data "
                          "(evalkit.domains.plan_domains)")
     domain = domains.pop() if domains else ""
-    refs = discover_checkpoints(run_dir, exclude=[out_dir])
+    try:
+        refs = sources.discover(run_dir, exclude=[out_dir], options=options)
+    except sources.ContractError as exc:
+        raise UsageError(str(exc)) from exc
     if domain:
         import dataclasses
         refs = [dataclasses.replace(r, name=f"{domain}/{r.name}") for r in refs]
@@ -202,7 +209,8 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
     if not any(p.refs for p in plans):
         where = ", ".join(sorted({str(p.run_dir) for p in plans})) or "the run folder"
         raise UsageError(f"no checkpoints under {where}: expected files like ckpt-1.index "
-                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save)")
+                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save), "
+                         "<epoch>_net_G.pth, *.keras, *.h5, *.onnx or SavedModel folders")
     families = families if families is not None else default_families(options)
     signature = _signature(families)
     all_datasets = [d for p in plans for d in p.datasets]
@@ -292,14 +300,13 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
                                  domain=domain)
         return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
     try:
-        arch = infer_architecture(read_shapes(ref.prefix))
+        source = sources.prepare(ref, pool, options)
         runner = None
         for ds, fams in todo:
             cached = cache.load(ckpt_hash, ds)
             if cached is None:
                 if runner is None:
-                    runner = pool.get(arch, options.image_size)
-                    runner.load(ref.prefix)
+                    runner = source.runner()
                 try:
                     outputs, raw_l1 = generate(runner, ds, options.batch_size,
                                                on_batch=bar.update)
@@ -323,7 +330,7 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
     except CheckpointError as exc:
         return fail(str(exc), ckpt_hash)
     store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
-                         architecture=arch.describe(), domain=domain)
+                         architecture=source.description, domain=domain)
     return CheckpointOutcome(ref.name, ref.step, "evaluated", None, time.perf_counter() - t0)
 
 

@@ -298,16 +298,18 @@ def export_selection(sel: dict, dest: str | Path, force: bool = False) -> dict[s
     """Export every domain's chosen checkpoint: ``dest/<domain>/`` each in the seed's
     serving layout (ready to replace the service's ``checkpoints/`` folder); a run without
     domains exports flat into ``dest``. Returns ``{domain: folder}``."""
+    from evalkit.sources import export  # the seed layout, or other formats copied as they are
+
     dest = Path(dest)
     entries = sel["domains"]
     if list(entries) == [""]:
-        return {"": export_checkpoint(entries[""], dest, force=force)}
+        return {"": export(entries[""], dest, force=force)}
     if dest.exists() and any(p for p in dest.iterdir() if p.name not in entries) and not force:
         raise SelectionError(f"export folder {dest} holds files other than domain folders: "
                              "choose a new folder or pass --force")
     out = {}
     for d, entry in entries.items():
-        out[d] = export_checkpoint(entry, dest / d, force=force)
+        out[d] = export(entry, dest / d, force=force)
     return out
 
 

@@ -93,6 +93,14 @@ def print_table(out: Path) -> None:
 @click.option("--limit", type=int, help="Use only the first N images of each dataset.")
 @click.option("--feature-extractor", type=click.Path(path_type=Path, dir_okay=False),
               help="TorchScript FID/KID feature extractor (uint8 NCHW -> (N, D)).")
+@click.option("--netG", "net_g",
+              type=click.Choice(["resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"]),
+              help="pix2pix .pth generator [default: inferred from the weights].")
+@click.option("--norm", type=click.Choice(["instance", "batch", "none"]),
+              help="pix2pix .pth norm layers [default: inferred from the weights].")
+@click.option("--contract", type=click.Choice(["seed", "pix2pix-torch"]),
+              help="Input contract [default: seed for TF/Keras/SavedModel, pix2pix-torch "
+                   "for .pth; ONNX by its layout]. See README 'Model formats'.")
 @click.option("--no-report", is_flag=True, help="Do not render the HTML report.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--no-wait", is_flag=True,
@@ -101,7 +109,8 @@ def print_table(out: Path) -> None:
               help="Move OUT/results.sqlite aside (e.g. a damaged one) and rebuild the results "
                    "from the outputs cache.")
 def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, batch_size,
-        limit, feature_extractor, no_report, quiet, no_wait, rebuild_store) -> None:
+        limit, feature_extractor, net_g, norm, contract, no_report, quiet, no_wait,
+        rebuild_store) -> None:
     """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
 
     RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
@@ -114,6 +123,7 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
     from evalkit.data.pairs import DatasetError
     from evalkit.domains import DomainError, plan_domains
     from evalkit.engine import RunOptions, UsageError, evaluate_domains
+    from evalkit.sources import ContractError
 
     try:
         cfg = load_config(config_path or find_config(run_dir))
@@ -126,6 +136,7 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         feature_extractor=feature_extractor or cfg.feature_extractor,
         domain=domain or cfg.domain,
         progress=not quiet,
+        net_g=net_g, norm=norm, contract=contract,
     )
     heldout = heldout or cfg.heldout
     sketches = sketches or cfg.sketches
@@ -144,11 +155,13 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
             rebuild(out)
         try:
             plans = plan_domains(run_dir, heldout=heldout, sketches=sketches,
-                                 domain=opts.domain, domain_configs=cfg.domains, exclude=[out])
+                                 domain=opts.domain, domain_configs=cfg.domains, exclude=[out],
+                                 options=opts)
             load_plan_datasets(plans, opts.image_size, opts.limit)
             announce_plans(plans)
             summary = evaluate_domains(plans, out, opts, argv=sys.argv)
-        except (UsageError, DatasetError, DomainError, FileNotFoundError) as exc:
+        except (UsageError, DatasetError, DomainError, FileNotFoundError,
+                ContractError) as exc:
             raise click.UsageError(str(exc)) from exc
         print_summary(out, summary)
         if not no_report:
