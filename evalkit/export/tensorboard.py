@@ -16,14 +16,16 @@ step (the ``N`` of ``ckpt-N``):
 **No duplicates on re-export.** ``LOGDIR/.evalkit-tensorboard.json`` records, per evaluation
 folder, the event files evalkit wrote and each (tag, step) with a digest of its value. An
 export writes only the points not yet recorded, into a new event file named
-``*.evalkit``. When a recorded point changed (a checkpoint re-evaluated) or disappeared,
-or one of the recorded files is gone, that folder's own event files are deleted and all its
-points written again, so TensorBoard never shows two values at one step. Other tools'
+``*.evalkit-<digest of OUT's path>``. When a recorded point changed (a checkpoint
+re-evaluated) or disappeared, or the index and the event files disagree (a file deleted,
+the index lost), that folder's own event files are deleted and all its points written
+again, so TensorBoard never shows two values at one step. Other tools'
 event files in LOGDIR are never touched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -50,7 +52,7 @@ class TensorBoardExport:
     def summary(self) -> str:
         what = (f"{self.scalars} scalars and {self.images} images written, "
                 f"{self.unchanged} already there")
-        return what + (" (evalkit's earlier event files replaced: values changed)"
+        return what + (" (this folder's earlier evalkit event files replaced)"
                        if self.rewritten else "")
 
 
@@ -117,13 +119,14 @@ def export_tensorboard(out_dir: str | Path, logdir: str | Path,
     index_path = logdir / INDEX_NAME
     index = _load_index(index_path)
     key = str(out_dir.resolve())
+    suffix = f"{FILE_SUFFIX}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     entry = index["outs"].get(key) or {"files": [], "points": {}}
-    present = _event_files(logdir)
+    own = {f for f in _event_files(logdir) if f.endswith(suffix)}  # this OUT's files
     done: dict[str, str] = entry["points"]
-    stale = (any(f not in present for f in entry["files"])
+    stale = (set(entry["files"]) != own  # a file gone, or the index lost
              or any(want.get(k) != h for k, h in done.items()))
-    if stale and entry["files"]:
-        for f in entry["files"]:
+    if stale and own:
+        for f in own:
             (logdir / f).unlink(missing_ok=True)
         result.rewritten = True
     if stale:
@@ -132,7 +135,7 @@ def export_tensorboard(out_dir: str | Path, logdir: str | Path,
     result.unchanged = len(want) - len(todo)
     if todo:
         before = _event_files(logdir)
-        writer = SummaryWriter(str(logdir), filename_suffix=FILE_SUFFIX)
+        writer = SummaryWriter(str(logdir), filename_suffix=suffix)
         try:
             for k in sorted(todo, key=lambda k: int(k.rsplit("@", 1)[1])):
                 if k in scalars:
