@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import shutil
 import sqlite3
@@ -36,7 +37,8 @@ def evaluated(tmp_path_factory) -> tuple[Path, Path]:
     r = invoke("run", base / "checkpoints", "--heldout", base / "heldout", "--out",
                base / "out", "--image-size", SIZE, "--quiet", "--tensorboard", base / "tb")
     assert r.exit_code == 0, r.output
-    assert "tensorboard: " in r.output
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert "tensorboard: " in r.output
     return base / "out", base / "tb"
 
 

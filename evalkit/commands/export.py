@@ -27,12 +27,13 @@ def export(out: Path, tensorboard_dir: Path | None, no_images: bool, to_mlflow: 
     success, 1 when an export failed, 2 on usage errors (no target, no results in OUT,
     the tool's package not installed).
     """
-    from evalkit.store import ResultsError
+    from evalkit.store import ResultsError, Store
 
     if tensorboard_dir is None and not to_mlflow and mlflow_uri is None:
         raise click.UsageError("nothing to export to: pass --tensorboard LOGDIR and/or "
                                "--mlflow")
     try:
+        Store(out, create=False).close()  # no results: say so before anything else
         if tensorboard_dir is not None:
             from evalkit.export.tensorboard import export_tensorboard
             tb = export_tensorboard(out, tensorboard_dir, images=not no_images)
