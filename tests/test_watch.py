@@ -210,3 +210,32 @@ def test_ctrl_c_stops_watch_cleanly_with_exit_0(tmp_path):
             p.kill()
     assert p.returncode == 0, err
     assert "watch stopped (Ctrl-C): 0 checkpoints evaluated (0 failed)" in err
+
+
+def test_poll_until_stops_when_idle_and_on_interrupt():
+    from evalkit.watch import poll_until
+
+    now = [0.0]
+    activity = iter([True, False, True, False, False, False, False])
+    calls = []
+
+    def poll():
+        calls.append(now[0])
+        return next(activity)
+
+    def sleep(s):
+        now[0] += s
+
+    assert poll_until(poll, 1.0, 2.5, sleep=sleep, clock=lambda: now[0]) == "idle"
+    assert calls == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # idle 3 s after the last activity at 2 s
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def exits_130():  # a SIGINT handler elsewhere that exits 130 is Ctrl-C here too
+        raise SystemExit(130)
+
+    assert poll_until(interrupted, 1.0, None) == "interrupted"
+    assert poll_until(exits_130, 1.0, None) == "interrupted"
+    with pytest.raises(SystemExit):
+        poll_until(lambda: (_ for _ in ()).throw(SystemExit(2)), 1.0, None)

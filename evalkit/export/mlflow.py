@@ -185,9 +185,13 @@ def export_mlflow(out_dir: str | Path, tracking_uri: str | None = None,
 
 
 def _ensure_report(out_dir: Path) -> None:
-    """Render OUT/report when it is missing (it is logged as an artifact)."""
+    """Render OUT/report when it is missing (it is logged as an artifact); a report that
+    cannot be rendered is left out, the metrics are still logged."""
     if (out_dir / "report" / "index.html").is_file():
         return
-    from evalkit.report import render_report
+    try:
+        from evalkit.report import render_report
 
-    render_report(out_dir)
+        render_report(out_dir)
+    except Exception:  # the report is a view; its absence must not block the metrics
+        pass
