@@ -121,18 +121,23 @@ def test_named_but_unreadable_checkpoint_is_handed_over_after_give_up_polls(tmp_
     assert [len(r) for r in got] == [0, 0, 0, 1, 1]
 
 
-def _copy_like_a_trainer(staged: Path, dest: Path, log: list) -> None:
-    """ckpt-1 at once; ckpt-2 slowly (index, then its shard in chunks with pauses longer
-    than the poll interval, then the state file); ckpt-3 at once."""
+def _copy_like_a_trainer(staged: Path, dest: Path, first_done: Path, log: list) -> None:
+    """ckpt-1 at once; once its evaluation is refreshed (``first_done`` exists), ckpt-2 slowly (index,
+    then its shard in chunks with pauses longer than the poll interval, then the state
+    file) while the watch polls; then ckpt-3 at once."""
     for n in (1, 2, 3):
         index, shard = _files(staged, f"ckpt-{n}")
         time.sleep(1.0)
         if n == 2:
+            deadline = time.monotonic() + 90
+            while not first_done.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
             shutil.copy(index, dest)
             data = shard.read_bytes()
+            chunk = len(data) // 5 + 1
             with open(dest / shard.name, "wb") as f:
-                for i in range(0, len(data), len(data) // 5 + 1):
-                    f.write(data[i:i + len(data) // 5 + 1])
+                for i in range(0, len(data), chunk):
+                    f.write(data[i:i + chunk])
                     f.flush()
                     time.sleep(0.6)
         else:
@@ -147,8 +152,12 @@ def test_watch_evaluates_each_checkpoint_once_as_it_lands_and_matches_run(tmp_pa
     watched = tmp_path / "train"
     watched.mkdir()
     landed: list = []
-    copier = threading.Thread(target=_copy_like_a_trainer, args=(staged, watched, landed))
     tb = importlib.util.find_spec("tensorboard") is not None  # optional extra
+    # the last file the watch refreshes after evaluating: then it goes back to polling
+    refreshed = (tmp_path / "tb" / ".evalkit-tensorboard.json" if tb
+                 else tmp_path / "out" / "report" / "index.html")
+    copier = threading.Thread(target=_copy_like_a_trainer,
+                              args=(staged, watched, refreshed, landed))
     copier.start()
     t0 = time.monotonic()
     r = CliRunner().invoke(cli, [
@@ -163,7 +172,8 @@ def test_watch_evaluates_each_checkpoint_once_as_it_lands_and_matches_run(tmp_pa
     for n in ("ckpt-1", "ckpt-2", "ckpt-3"):
         assert log.count(f"{n} (step {n[-1]}): evaluated") == 1, log
     assert "FAILED" not in log and "cached" not in log
-    assert "waiting for ckpt-2" in log  # it was seen while being written
+    # it was seen, index and shard there, while its shard was still being written
+    assert "waiting for ckpt-2: not yet named by" in log, log
     assert "watch stopped (idle for 6 s): 3 checkpoints evaluated (0 failed)" in log
     assert elapsed < 120
     with evalkit.store.Store(tmp_path / "out", create=False) as store:
