@@ -18,6 +18,8 @@ from evalkit import __version__
 #: command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "run": "evalkit.commands.run:run",
+    "watch": "evalkit.commands.watch:watch",
+    "export": "evalkit.commands.export:export",
     "results": "evalkit.commands.results:results",
     "demo": "evalkit.commands.demo:demo",
     "report": "evalkit.commands.report:report",
@@ -31,6 +33,8 @@ COMMANDS: dict[str, str] = {
 
 HELP = {
     "run": "Evaluate every checkpoint of a run folder.",
+    "watch": "Evaluate each checkpoint as training writes it (until idle or Ctrl-C).",
+    "export": "Export results to TensorBoard and/or MLflow.",
     "results": "Print the aggregate results table (csv/json/table).",
     "demo": "Evaluate the shipped example run end to end.",
     "report": "Render the HTML report of an evaluation folder.",
