@@ -24,6 +24,7 @@ import ipaddress
 import json
 import random
 import secrets
+import sqlite3
 import threading
 import time
 import urllib.parse
@@ -83,6 +84,11 @@ class ReviewState:
         self.out_dir = Path(out_dir).resolve()
         self.reviewer = reviewer
         self.store = Store(self.out_dir, create=False)
+        # the server thread is not the one that built the state: reopen the connection
+        # for use from any thread (every use holds self.lock, so uses never overlap)
+        self.store.conn.close()
+        self.store.conn = sqlite3.connect(self.store.path, timeout=30,
+                                          check_same_thread=False)
         ensure_table(self.store.conn)
         self.rng = random.Random(seed)
         self.bootstrap = bootstrap
