@@ -480,3 +480,101 @@ def test_review_command_refuses_an_out_without_results(tmp_path):
     r = CliRunner().invoke(cli, ["review", str(tmp_path / "nothing"), "--port", "0"])
     assert r.exit_code == 2 and "no results" in r.output
     time.sleep(0)
+
+
+# -- in a real browser (headless Chromium, real key presses) ------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install -y "
+                             "chromium); the review page's browser tests need it")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from tests.cdp_pipe import Browser
+
+    b = Browser(CHROMIUM, tmp_path / "chromium-profile")
+    yield b
+    b.close()
+
+
+def _screenshot(b, name: str) -> None:
+    import base64
+    import os
+
+    dest = os.environ.get("EVALKIT_SCREENSHOT_DIR")
+    if dest:
+        png = b.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
+        Path(dest, name).write_bytes(base64.b64decode(png))
+
+
+IMAGES_OK = ("Array.prototype.every.call(document.querySelectorAll('#cmp img'), "
+             "function (i) { return i.complete && i.naturalWidth > 0; })")
+
+
+@needs_chromium
+def test_review_page_votes_by_key_presses_are_in_the_store(server, out, browser):
+    b = browser
+    b.goto(server.url)
+    b.wait_for("document.body.dataset.ready === '0'")
+    shown = []
+    for n, key in enumerate(["ArrowLeft", "ArrowRight", "ArrowDown", "s"], start=1):
+        b.wait_for(IMAGES_OK)
+        text = b.eval("document.body.innerText")
+        assert "ckpt-" not in text.split("Candidates:")[0].replace(
+            b.eval("document.getElementById('reveal').textContent"), "")  # names hidden
+        shown.append(b.eval("document.getElementById('sample').textContent"))
+        if n == 1:
+            _screenshot(b, "review-server.png")
+        b.press(key)
+        b.wait_for(f"document.body.dataset.answered === '{n}' && "
+                   f"document.body.dataset.ready === '{n}'")
+        reveal = b.eval("document.getElementById('reveal').textContent")
+        assert "ckpt-" in reveal  # revealed after the vote
+    with sqlite3.connect(out / "results.sqlite") as c:
+        rows = c.execute("SELECT reviewer, sample_id, answer, left_hash, right_hash, domain, "
+                         "source FROM votes ORDER BY id").fetchall()
+    assert [r[2] for r in rows] == ["left", "right", "same", "skip"]
+    assert [r[1] for r in rows] == shown
+    assert all(r[0] == "ana" and r[6] == "server" and r[3] != r[4] for r in rows)
+    with Store(out, create=False) as s:  # the BT fit ran after the counted votes
+        assert (s.results()["kind"] == "human").any()
+
+
+@needs_chromium
+def test_static_review_page_keeps_votes_and_downloads_an_importable_file(out, browser,
+                                                                         tmp_path):
+    from evalkit.report import render_report
+
+    index = render_report(out)
+    page = index.parent / "car" / "review.html"
+    dl = tmp_path / "downloads"
+    dl.mkdir()
+    b = browser
+    b.call("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(dl)})
+    b.goto(page.as_uri())
+    b.wait_for("document.body.dataset.ready === '0'")
+    b.wait_for(IMAGES_OK)
+    b.eval("document.getElementById('reviewer').focus()")
+    b.type_text("bo")
+    b.eval("document.getElementById('reviewer').blur()")
+    for n, key in enumerate(["ArrowLeft", "ArrowRight", "ArrowDown"], start=1):
+        b.press(key)
+        b.wait_for(f"document.body.dataset.answered === '{n}'")
+    _screenshot(b, "review-static.png")
+    # kept in the browser: a reload shows the same count
+    b.goto(page.as_uri())
+    b.wait_for("document.body.dataset.answered === '3'")
+    b.eval("document.getElementById('download').click()")
+    f = dl / "votes-car.json"
+    end = time.monotonic() + 30
+    while not f.is_file() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert f.is_file(), list(dl.iterdir())
+    r = CliRunner().invoke(cli, ["review", "import", str(out), str(f)])
+    assert r.exit_code == 0, r.output
+    assert "imported 3 vote(s)" in r.output
+    with sqlite3.connect(out / "results.sqlite") as c:
+        rows = c.execute("SELECT reviewer, domain, answer FROM votes ORDER BY time").fetchall()
+    assert rows == [("bo", "car", "left"), ("bo", "car", "right"), ("bo", "car", "same")]
