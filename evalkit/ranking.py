@@ -52,6 +52,11 @@ Configuration, in ``evalkit.toml`` (every key optional)::
 
 Defaults: :data:`DEFAULT_METRIC_WEIGHTS` and :data:`DEFAULT_TRACK_WEIGHTS` (the hand-drawn
 track counts as much as the held-out one).
+
+The reviewers' track (kind ``human``, metric ``bt_score`` from :mod:`evalkit.review`): unless
+``[ranking.tracks]`` names it, its weight is 0 below :data:`HUMAN_MIN_VOTES` counted votes
+and then equal to the sketch track's (:meth:`RankingConfig.human_weight`); ``Ranking.human``
+records which rule applied.
 """
 
 from __future__ import annotations

@@ -578,3 +578,32 @@ def test_static_review_page_keeps_votes_and_downloads_an_importable_file(out, br
     with sqlite3.connect(out / "results.sqlite") as c:
         rows = c.execute("SELECT reviewer, domain, answer FROM votes ORDER BY time").fetchall()
     assert rows == [("bo", "car", "left"), ("bo", "car", "right"), ("bo", "car", "same")]
+
+
+def test_review_command_serves_on_loopback_until_interrupted(out):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.Popen([sys.executable, "-m", "evalkit.cli", "review", str(out), "--port",
+                          "0", "--reviewer", "cli-user"], stderr=subprocess.PIPE, text=True,
+                         env=env)
+    try:
+        line = p.stderr.readline()
+        m = re.search(r"open http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        port = int(m.group(1))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", "/api/next")
+        r = c.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 200 and body["reviewer"] == "cli-user" and body["item"]
+        c.close()
+    finally:
+        p.send_signal(signal.SIGINT)
+        rest = p.communicate(timeout=30)[1]
+    assert p.returncode == 0, rest
+    assert "votes are in results.sqlite" in rest

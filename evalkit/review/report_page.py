@@ -38,8 +38,9 @@ def review_candidates(ranking, sets: list, top: int = TOP_CANDIDATES) -> list[st
 
 
 def write_review_page(report_dir: Path, env, ranking, sets: list, checkpoints: pd.DataFrame,
-                      domain: str, out: str, common: dict) -> str:
-    """Write ``report_dir/review.html``; returns its file name."""
+                      domain: str, out: str, common: dict) -> str | None:
+    """Write ``report_dir/review.html``; returns its file name, or None (no page) when no
+    sketch has outputs of two candidates in the report."""
     cands = review_candidates(ranking, sets)
     hashes = checkpoints.set_index("name")["content_hash"].to_dict()
     names = {str(hashes[c]): c for c in cands if hashes.get(c)}
@@ -54,6 +55,8 @@ def write_review_page(report_dir: Path, env, ranking, sets: list, checkpoints: p
                 items.append({"dataset": s.name, "sample_id": sid,
                               "input": s.inputs[i] if i < len(s.inputs) else None,
                               "outputs": outputs})
+    if not items:
+        return None
     data = {"out": out, "domain": domain, "names": names, "items": items}
     html = env.get_template("review.html").render(
         **{**common, "up": "index.html"}, title=f"evalkit review{': ' + domain if domain else ''}",
