@@ -342,6 +342,8 @@ def test_report_shows_the_human_track_agreement_and_a_review_page(out):
     assert "human/car<br>bt_score" in car  # a ranking column, counted (31 + 5 votes)
     assert "equal to the sketch track: 36 votes" in car
     assert 'id="agreement-table"' in car and "per sketch" in car
+    assert 'alt="bt_score against step"' in car  # and a plot against step
+    assert (index.parent / "car" / "img" / "plots" / "metric_bt_score.png").is_file()
     page = (index.parent / "car" / "review.html").read_text()
     data = json.loads(page.split('id="review-data">', 1)[1].split("</script>", 1)[0])
     assert data["domain"] == "car" and len(data["items"]) == 4
