@@ -40,6 +40,8 @@ from evalkit.review.votes import Vote, add_votes, ensure_table, load_votes
 HOST = "127.0.0.1"
 #: Largest accepted request body (bytes).
 MAX_BODY = 4096
+#: Comparisons handed out and not answered yet that the server remembers.
+MAX_PENDING = 64
 CSP = ("default-src 'none'; img-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
@@ -127,6 +129,8 @@ class ReviewState:
             return {"item": None, "reviewer": self.reviewer, "answered": mine}
         token = secrets.token_urlsafe(12)
         self.pending[token] = cmp
+        while len(self.pending) > MAX_PENDING:  # reloads leave unanswered tokens behind
+            self.pending.pop(next(iter(self.pending)))
         return {"item": {
             "token": token, "domain": cmp.domain, "dataset": cmp.dataset,
             "sample_id": cmp.sample_id, "input": f"/input/{token}",
@@ -151,6 +155,7 @@ class ReviewState:
 
         update_human_scores(self.store, bootstrap=self.bootstrap if self.bootstrap is not None
                             else DEFAULT_BOOTSTRAP)
+        self.plans = self._plans()  # the ranking, and so the candidates, may have moved
 
     def input_png(self, token: str) -> bytes | None:
         cmp = self.pending.get(token)
@@ -304,7 +309,10 @@ class Handler(BaseHTTPRequestHandler):
             self._json(reply)
             self.wfile.flush()
             if answer != "skip":
-                state.refit()
+                try:
+                    state.refit()
+                except Exception as exc:  # the vote is stored; the scores wait for the next
+                    self.log_error("refitting the reviewers' scores failed: %r", exc)
 
 
 class ReviewServer(HTTPServer):
