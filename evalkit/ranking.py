@@ -158,11 +158,12 @@ class RankingConfig:
             if key in self.tracks:
                 return self.tracks[key], f"weight {self.tracks[key]:g} set in [ranking.tracks]"
         if votes < HUMAN_MIN_VOTES:
-            return 0.0, (f"weight 0: {votes} vote(s), fewer than {HUMAN_MIN_VOTES} (the "
-                         f"default counts the human track from {HUMAN_MIN_VOTES} votes on)")
-        return sketch_weight, (f"weight {sketch_weight:g}, equal to the sketch track: {votes} "
-                               f"votes (>= {HUMAN_MIN_VOTES}; set [ranking.tracks] human = W "
-                               "to override)")
+            return 0.0, (f"weight 0, as {votes} vote(s) are fewer than {HUMAN_MIN_VOTES}: "
+                         f"the default counts the human track from {HUMAN_MIN_VOTES} votes "
+                         "on")
+        return sketch_weight, (f"weight {sketch_weight:g}, equal to the sketch track, as "
+                               f"{votes} votes reach {HUMAN_MIN_VOTES}; [ranking.tracks] "
+                               "human = W overrides this default")
 
     def to_json(self) -> dict[str, Any]:
         return {"method": METHOD, "source": str(self.source) if self.source else None,

@@ -179,7 +179,9 @@ def test_select_explains_how_40_votes_for_the_metrics_second_changed_the_choice(
     assert any(c["dataset"] == "human/car" for c in car["rule"]["counted"])
     assert car["checkpoint"] == second and h["changed"] is True
     assert "The human review CHANGED the choice" in text
-    assert f"the metrics alone would pick {first}" in text
+    assert f"the metrics alone would pick {first}, with the reviewers' scores counted " \
+        f"{second} ranks first" in text
+    assert f"(reviewers' favourite: {second})" in text
     # the other domain has no votes: nothing said about a human review there
     assert "human" not in sel["domains"]["shoe"]
 
@@ -340,7 +342,7 @@ def test_report_shows_the_human_track_agreement_and_a_review_page(out):
     car = (index.parent / "car" / "index.html").read_text()
     assert 'href="review.html"' in car and 'id="human"' in car
     assert "human/car<br>bt_score" in car  # a ranking column, counted (31 + 5 votes)
-    assert "equal to the sketch track: 36 votes" in car
+    assert "equal to the sketch track, as 36 votes reach 30" in car
     assert 'id="agreement-table"' in car and "per sketch" in car
     assert 'alt="bt_score against step"' in car  # and a plot against step
     assert (index.parent / "car" / "img" / "plots" / "metric_bt_score.png").is_file()

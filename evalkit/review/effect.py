@@ -41,15 +41,18 @@ def human_effect(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.DataFr
     out = {"dataset": dataset, "votes": info["votes"], "weight": info["weight"],
            "rule": info["rule"], "winner": winner, "winner_without": without,
            "changed": winner != without, "winner_if_counted": None}
-    bt = (f"Reviewers' Bradley-Terry scores (log-strength, 95% CI): "
-          f"{_fmt_bt(results, dataset, winner)}")
-    if without != winner:
-        bt += f"; {_fmt_bt(results, dataset, without)}"
+    shown = [winner] + [c for c in (without, _reviewers_top(results, dataset))
+                        if c is not None and c != winner]
+    bt = ("Reviewers' Bradley-Terry scores (log-strength, 95% CI): "
+          + "; ".join(_fmt_bt(results, dataset, c) for c in dict.fromkeys(shown)))
+    top = _reviewers_top(results, dataset)
+    if top is not None:
+        bt += f" (reviewers' favourite: {top})"
     if info["weight"] > 0:
         if out["changed"]:
             text = (f"The human review CHANGED the choice: {info['votes']} votes on {dataset} "
-                    f"count ({info['rule']}); the metrics alone would pick {without}, the "
-                    f"reviewers' preference moves {winner} to first. {bt}.")
+                    f"count ({info['rule']}); the metrics alone would pick {without}, with "
+                    f"the reviewers' scores counted {winner} ranks first. {bt}.")
         else:
             text = (f"The human review did not change the choice: {info['votes']} votes on "
                     f"{dataset} count ({info['rule']}), and the metrics alone pick the same "
@@ -65,6 +68,13 @@ def human_effect(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.DataFr
                 + (" too" if counted == winner else " instead") + f". {bt}.")
     out["text"] = text
     return out
+
+
+def _reviewers_top(results: pd.DataFrame, dataset: str) -> str | None:
+    """The checkpoint with the highest bt_score in ``dataset``."""
+    rows = results[(results["dataset"] == dataset) & (results["metric"] == "bt_score")
+                   & (results["status"] == "ok") & results["value"].notna()]
+    return None if rows.empty else str(rows.loc[rows["value"].idxmax(), "checkpoint"])
 
 
 def _sketch_weight(ranking: Ranking) -> float:
