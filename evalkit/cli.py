@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "sketches": "evalkit.commands.sketches:sketches",
     "edges": "evalkit.commands.edges:edges",
     "weights": "evalkit.commands.weights:weights",
+    "review": "evalkit.commands.review:review",
 }
 
 HELP = {
@@ -44,6 +45,7 @@ HELP = {
     "sketches": "Import and check hand-drawn sketch sets.",
     "edges": "Turn photos into pix2pix AB pairs with the HED edge recipe.",
     "weights": "Status, fetch and import of pretrained metric weights.",
+    "review": "Pairwise review by people (local page); Bradley-Terry scores from votes.",
 }
 
 

@@ -256,6 +256,8 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
                     log(f"{ref.name}: {outcome.status} in {outcome.seconds:.1f} s "
                         f"[{len(summary.checkpoints)}/{n_refs}]")
         bar.close()
+        if any(c.status == "evaluated" for c in summary.checkpoints):
+            _refresh_human_scores(store, log)
         store.finish_run(run_id)
         summary.notes = _skip_notes(store)
     finally:
@@ -332,6 +334,21 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
     store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
                          architecture=source.description, domain=domain)
     return CheckpointOutcome(ref.name, ref.step, "evaluated", None, time.perf_counter() - t0)
+
+
+def _refresh_human_scores(store: Store, log: Callable[[str], None]) -> None:
+    """Re-fit reviewers' Bradley-Terry scores (``human/<domain>``) when votes exist: a
+    checkpoint evaluated again (changed files) must not keep a score fitted before."""
+    has_votes = store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='votes'").fetchone()
+    if not has_votes or not store.conn.execute("SELECT 1 FROM votes LIMIT 1").fetchone():
+        return
+    from evalkit.review.scores import update_human_scores
+
+    try:
+        update_human_scores(store)
+    except Exception as exc:  # the evaluation is stored; the review scores are a view
+        log(f"note: reviewers' scores could not be refitted: {type(exc).__name__}: {exc}")
 
 
 def _skip_notes(store: Store) -> list[str]:
