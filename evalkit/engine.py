@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.checkpoints.discover import CheckpointRef, discover_checkpoints
+from evalkit import sources
+from evalkit.checkpoints.discover import CheckpointRef
 from evalkit.data.dataset import Dataset
 from evalkit.executors import InProcess, UnitResult, WorkUnit, compute_metrics
 from evalkit.generate import OutputCache
@@ -47,6 +48,9 @@ class RunOptions:
     feature_extractor: Path | None = None
     domain: str | None = None
     progress: bool = True
+    net_g: str | None = None  # pix2pix --netG (None: inferred from the weights)
+    norm: str | None = None  # pix2pix --norm (None: inferred from the weights)
+    contract: str | None = None  # input contract (None: each model kind's default)
     device: str = "auto"  # auto|cpu|gpu (evalkit.device)
     #: where units run: None = in this process; an evalkit.executors.Executor otherwise
     #: (e.g. evalkit.ray_executor.RayExecutor)
@@ -175,7 +179,10 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
                          "for one run folder: evaluate each domain on its own data "
                          "(evalkit.domains.plan_domains)")
     domain = domains.pop() if domains else ""
-    refs = discover_checkpoints(run_dir, exclude=[out_dir])
+    try:
+        refs = sources.discover(run_dir, exclude=[out_dir], options=options)
+    except sources.ContractError as exc:
+        raise UsageError(str(exc)) from exc
     if domain:
         import dataclasses
         refs = [dataclasses.replace(r, name=f"{domain}/{r.name}") for r in refs]
@@ -206,7 +213,8 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
     if not any(p.refs for p in plans):
         where = ", ".join(sorted({str(p.run_dir) for p in plans})) or "the run folder"
         raise UsageError(f"no checkpoints under {where}: expected files like ckpt-1.index "
-                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save)")
+                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save), "
+                         "<epoch>_net_G.pth, *.keras, *.h5, *.onnx or SavedModel folders")
     families = families if families is not None else default_families(options)
     signature = _signature(families)
     all_datasets = [d for p in plans for d in p.datasets]
@@ -276,6 +284,8 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
                     result.device)
         bar.close()
         summary.checkpoints.sort(key=lambda c: order.get(c.name, 0))
+        if any(c.status == "evaluated" for c in summary.checkpoints):
+            _refresh_human_scores(store, log)
         store.finish_run(run_id)
         summary.notes = _skip_notes(store)
     finally:
@@ -329,7 +339,8 @@ def _plan_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], r
                     image_size=options.image_size, batch_size=options.batch_size,
                     feature_extractor=options.feature_extractor, device=options.device,
                     out_dir=out_dir, shared_fs=True, n_families=len(families),
-                    evalkit_version=evalkit.__version__)
+                    evalkit_version=evalkit.__version__,
+                    source_options=sources.SourceOptions.of(options))
 
 
 def _fail(store: Store, ref: CheckpointRef, domain: str, reason: str, ckpt_hash: str | None,
@@ -383,6 +394,21 @@ def _store_result(unit: WorkUnit, result: UnitResult, datasets: dict[str, Datase
     store.put_checkpoint(ref.name, ref.step, unit.checkpoint_hash, str(ref.prefix), "ok",
                          architecture=result.architecture, domain=unit.domain)
     return CheckpointOutcome(ref.name, ref.step, "evaluated", None, result.seconds)
+
+
+def _refresh_human_scores(store: Store, log: Callable[[str], None]) -> None:
+    """Re-fit reviewers' Bradley-Terry scores (``human/<domain>``) when votes exist: a
+    checkpoint evaluated again (changed files) must not keep a score fitted before."""
+    has_votes = store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='votes'").fetchone()
+    if not has_votes or not store.conn.execute("SELECT 1 FROM votes LIMIT 1").fetchone():
+        return
+    from evalkit.review.scores import update_human_scores
+
+    try:
+        update_human_scores(store)
+    except Exception as exc:  # the evaluation is stored; the review scores are a view
+        log(f"note: reviewers' scores could not be refitted: {type(exc).__name__}: {exc}")
 
 
 def _skip_notes(store: Store) -> list[str]:

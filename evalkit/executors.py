@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -56,6 +56,7 @@ class WorkUnit:
             (``(uint8 (N,S,S,3), raw_l1 or None)``), when not ``shared_fs``.
         n_families: how many families the run computes (a todo with fewer is partial).
         evalkit_version: the driver's evalkit version (workers must match).
+        source_options: how to open the model (:class:`evalkit.sources.SourceOptions`).
     """
 
     ref: CheckpointRef
@@ -72,6 +73,7 @@ class WorkUnit:
     n_families: int
     evalkit_version: str
     cached: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    source_options: Any = None  # evalkit.sources.SourceOptions (model kind settings)
 
 
 @dataclass
@@ -127,19 +129,13 @@ def _place_families(families: list, torch_device: str) -> None:
             fam.device = torch_device
 
 
-def _prepare_runner(ref: CheckpointRef, pool, image_size: int):
-    """The architecture description and a loader of the checkpoint's generator (the one
-    place that knows how a Runner is obtained)."""
-    from evalkit.checkpoints.load import infer_architecture, read_shapes
+def _prepare_runner(unit: WorkUnit, pool):
+    """The architecture description and a loader of the unit's generator, through the
+    model-source seam (:mod:`evalkit.sources`)."""
+    from evalkit import sources
 
-    arch = infer_architecture(read_shapes(ref.prefix))
-
-    def runner():
-        r = pool.get(arch, image_size)
-        r.load(ref.prefix)
-        return r
-
-    return arch.describe(), runner
+    source = sources.prepare(unit.ref, pool, unit.source_options)
+    return source.description, source.runner
 
 
 def evaluate_unit(unit: WorkUnit, datasets: dict[str, Dataset], families: list, pool,
@@ -176,7 +172,7 @@ def evaluate_unit(unit: WorkUnit, datasets: dict[str, Dataset], families: list, 
     cache_dir = out_dir / "cache" if unit.shared_fs else Path(tempfile.gettempdir()) / \
         "evalkit-worker-cache"
     try:
-        res.architecture, make_runner = _prepare_runner(unit.ref, pool, unit.image_size)
+        res.architecture, make_runner = _prepare_runner(unit, pool)
         runner = None
         for ds_name, fam_names in unit.todo:
             ds = datasets[ds_name]
