@@ -134,7 +134,8 @@ def _prepare_runner(unit: WorkUnit, pool):
     model-source seam (:mod:`evalkit.sources`)."""
     from evalkit import sources
 
-    source = sources.prepare(unit.ref, pool, unit.source_options)
+    opts = unit.source_options or sources.SourceOptions.of(unit)  # defaults, unit's size
+    source = sources.prepare(unit.ref, pool, opts)
     return source.description, source.runner
 
 
