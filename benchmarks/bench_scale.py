@@ -104,12 +104,14 @@ json.dump({"ray_init": t_init, "warm_workers": t_warm, "distinct_workers": len(s
 """
 
 
+_NO_WEIGHTS = Path(tempfile.mkdtemp(prefix="bench-scale-noweights-"))
+
+
 def env() -> dict:
-    e = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
-    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-noweights-"))
-    e["TORCH_HOME"] = str(tmp)  # offline, as in CI: fid/kid/lpips skipped alike both ways
-    e["EVALKIT_WEIGHTS_DIR"] = str(tmp)
-    return e
+    """Offline, as in CI: fid/kid/lpips skipped alike both ways (one empty folder, so
+    that the skip reasons, which name it, are the same too)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0",
+            "TORCH_HOME": str(_NO_WEIGHTS), "EVALKIT_WEIGHTS_DIR": str(_NO_WEIGHTS)}
 
 
 def child(script: str, args: list[str], work: Path, tag: str) -> dict:

@@ -150,3 +150,54 @@ def test_ray_run_resumes_after_kill9_of_the_driver(service, inprocess, tmp_path)
     assert_same_results(inprocess[0], out)
     with Store(out, create=False) as store:  # nothing counted twice, nothing archived
         assert store.conn.execute("SELECT count(*) FROM evaluation_history").fetchone()[0] == 0
+
+
+class FailingFamily:
+    """A metric family whose name cannot be read: the unit raises (not a checkpoint
+    error). Each attempt appends a line to ``log`` so the test counts Ray's retries."""
+
+    metrics = ("never",)
+
+    def __init__(self, log: str):
+        self.log = log
+
+    @property
+    def name(self) -> str:
+        with open(self.log, "a") as f:
+            f.write("attempt\n")
+        raise RuntimeError("broken family")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    from evalkit.ray_executor import RayExecutor
+
+    ex = RayExecutor(workers=1)
+    yield ex
+    ex.close()
+
+
+def test_workers_with_another_evalkit_version_are_refused(local_ray, tmp_path):
+    from evalkit.ray_executor import VersionMismatch
+
+    with pytest.raises(VersionMismatch, match="install the same evalkit version"):
+        local_ray.check_workers(tmp_path, "0.0.0-other")
+    local_ray.check_workers(tmp_path, evalkit.__version__)  # the same: accepted
+    assert local_ray.shared_fs  # a local worker sees OUT
+    assert not list((tmp_path / "outputs").iterdir())  # the probe file is removed
+
+
+def test_a_failing_task_is_retried_once_then_a_failed_checkpoint(local_ray, service, tmp_path):
+    from evalkit.checkpoints.discover import discover_checkpoints
+    from evalkit.executors import WorkUnit
+
+    ref = discover_checkpoints(service / "checkpoints" / "car")[0]
+    log = tmp_path / "attempts.txt"
+    unit = WorkUnit(ref=ref, domain="car", checkpoint_hash=ref.content_hash(),
+                    todo=[("heldout/car", ["x"])], reference=None, image_size=SIZE,
+                    batch_size=4, feature_extractor=None, device="cpu", out_dir=tmp_path,
+                    shared_fs=True, n_families=1, evalkit_version=evalkit.__version__)
+    (res,) = list(local_ray.run([unit], {}, [FailingFamily(str(log))]))
+    assert res.error.startswith("Ray task failed twice: RuntimeError") and "broken family" \
+        in res.error
+    assert log.read_text().count("attempt") == 2  # the first try and one retry

@@ -224,11 +224,12 @@ def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, 
         if rebuild_store:
             rebuild(out)
         try:
-            plans = prep.plan()
-            load_plan_datasets(plans, opts.image_size, opts.limit)
-            announce_plans(plans)
+            # the executor first: Ray's workers start while the data is being loaded
             with make_executor(executor, address, workers, cpus_per_task, gpus_per_task,
                                shared_fs, device) as opts.executor:
+                plans = prep.plan()
+                load_plan_datasets(plans, opts.image_size, opts.limit)
+                announce_plans(plans)
                 summary = evaluate_domains(plans, out, opts, argv=sys.argv)
         except (UsageError, DatasetError, DomainError, FileNotFoundError,
                 ContractError) as exc:
