@@ -147,3 +147,42 @@ def test_compare_served_counts_levels_and_share():
     d = compare_served(a, b)
     assert d.max_levels == 255 and d.share == pytest.approx(2 / a.size)
     assert compare_served(a, a).max_levels == 0
+
+
+def test_without_shared_fs_the_driver_writes_outputs_and_ships_cached_ones(small, tmp_path,
+                                                                          monkeypatch):
+    """Workers that cannot see OUT: they return the outputs and the driver writes the PNGs;
+    a later metric-only pass gets the cached outputs from the driver (no generation)."""
+    from evalkit.data.pairs import load_pairs
+    from evalkit.engine import RunOptions, evaluate_run
+    from evalkit.executors import InProcess
+    from evalkit.metrics.adherence import AdherenceMetrics
+    from evalkit.metrics.paired import PairedMetrics
+
+    class NotShared(InProcess):
+        shared_fs = False
+
+    run, heldout = small
+    ds = [load_pairs(heldout, size=SIZE)]
+    shared = evaluate_run(run, tmp_path / "a", ds, RunOptions(image_size=SIZE, progress=False),
+                          families=[PairedMetrics()])
+    opts = RunOptions(image_size=SIZE, progress=False, executor=NotShared())
+    apart = evaluate_run(run, tmp_path / "b", ds, opts, families=[PairedMetrics()])
+    assert [c.status for c in apart.checkpoints] == [c.status for c in shared.checkpoints]
+    ra, rb = (evalkit.load_results(tmp_path / o).drop(columns=["flags"]) for o in "ab")
+    assert ra.equals(rb)
+    manifests = {o: sorted(p.read_text() for p in (tmp_path / o).glob("outputs/*/*/manifest.json"))
+                 for o in "ab"}
+    assert manifests["a"] == manifests["b"] and len(manifests["b"]) == 2
+
+    calls = []
+    import evalkit.executors as ex
+
+    real = ex.generate
+    monkeypatch.setattr(ex, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    more = evaluate_run(run, tmp_path / "b", ds, opts,
+                        families=[PairedMetrics(), AdherenceMetrics()])
+    assert [c.status for c in more.checkpoints] == ["evaluated", "evaluated"]
+    assert calls == []  # the adherence pass used the outputs the driver shipped
+    res = evalkit.load_results(tmp_path / "b")
+    assert {"adherence_f1", "ssim"} <= set(res.metric)
