@@ -339,11 +339,12 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
 def _refresh_human_scores(store: Store, log: Callable[[str], None]) -> None:
     """Re-fit reviewers' Bradley-Terry scores (``human/<domain>``) when votes exist: a
     checkpoint evaluated again (changed files) must not keep a score fitted before."""
-    has_votes = store.conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='votes'").fetchone()
-    if not has_votes or not store.conn.execute("SELECT 1 FROM votes LIMIT 1").fetchone():
-        return
     from evalkit.review.scores import update_human_scores
+    from evalkit.review.votes import has_table
+
+    if not has_table(store.conn) or not store.conn.execute("SELECT 1 FROM votes LIMIT 1"
+                                                           ).fetchone():
+        return
 
     try:
         update_human_scores(store)
