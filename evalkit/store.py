@@ -169,6 +169,10 @@ class Store:
             self.conn.close()
             if is_disk_full(exc):
                 raise DiskFull(self.path, self._space_estimate()) from exc
+            if not self.readonly and isinstance(exc, sqlite3.OperationalError) and (
+                    "readonly" in str(exc) or "unable to open" in str(exc)):
+                raise StoreError(f"cannot write {self.path} ({exc}): use an --out folder "
+                                 "you can write to (reading works here)") from None
             raise _damaged(self.path, str(exc)) from None
         except BaseException:
             self.conn.close()
