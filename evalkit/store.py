@@ -367,9 +367,11 @@ class Store:
         current evaluations move into history and a one-line note saying so is returned
         (None when nothing changed)."""
         note = None
+        row = self.conn.execute("SELECT content_hash, n, kind, root, domain FROM datasets "
+                                "WHERE name=?", (ds.name,)).fetchone()
+        if row and tuple(row) == (ds.content_hash, len(ds), ds.kind, str(ds.root), ds.domain):
+            return None  # unchanged: no write (a re-run should cost next to nothing)
         with self._write():
-            row = self.conn.execute("SELECT content_hash, n FROM datasets WHERE name=?",
-                                    (ds.name,)).fetchone()
             if row and row[0] != ds.content_hash:
                 moved = self._archive(f"dataset changed ({row[1]} -> {len(ds)} samples)",
                                       dataset=ds.name)
