@@ -481,8 +481,10 @@ def run_suite(base: Path, only: list[str] | None = None, kills: int = 22, trials
             continue
         t0 = time.perf_counter()
         o = fn(sc, kills if name == "kill9" else trials, rng)
-        log(f"  {name}: {o.survived}/{o.trials} survived in {time.perf_counter() - t0:.0f} s"
-            + (f" (skipped: {o.skipped})" if o.skipped else ""))
+        log(f"  {name}: {o.survived}/{o.trials} survived, {o.lost} rows lost, "
+            f"{o.duplicated} duplicated, in {time.perf_counter() - t0:.0f} s"
+            + (f" (skipped: {o.skipped})" if o.skipped else "")
+            + "".join(f"\n    {n}" for n in o.notes))
         outcomes.append(o)
     return outcomes
 
