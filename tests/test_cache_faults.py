@@ -122,7 +122,12 @@ def test_ending_cleanly_codes_and_one_line(tmp_path, exc, code, words):
     assert info.value.code == code
     assert len(lines) == 1 and words in lines[0]
     if code != EXIT_DISK_FULL:
-        assert "run the same command again" in lines[0] or "results so far" in lines[0]
+        assert "nothing was stored yet" in lines[0]
+        from evalkit.store import Store
+        Store(tmp_path).close()
+        with pytest.raises(SystemExit), ending_cleanly(tmp_path, echo=lines.append):
+            raise exc
+        assert "0 complete evaluation(s)" in lines[1] and "run the same command" in lines[1]
 
 
 def test_ending_cleanly_lets_other_errors_through(tmp_path):
