@@ -2,9 +2,10 @@
 
 The one place where the pipeline's steps meet. For every checkpoint of a run folder, in
 step order, and every dataset: reuse the stored evaluation if its checkpoint and dataset
-hashes (and metric settings) still match; otherwise reuse cached outputs if any, else load
-the weights and generate once; then run every metric family on the served outputs and
-store the evaluation in one transaction. A checkpoint that cannot be read or does not fit
+hashes (and metric settings) still match -- recomputing only a family whose settings
+changed or that was skipped for missing weights that are now there; otherwise reuse cached
+outputs if any, else load the weights and generate once; then run the metric families on
+the served outputs and store the evaluation in one transaction. A checkpoint that cannot be read or does not fit
 is recorded as failed with a one-line reason, and the run goes on.
 """
 
