@@ -39,6 +39,28 @@ class RunOptions:
     feature_extractor: Path | None = None
     domain: str | None = None
     progress: bool = True
+    #: when a dict, seconds spent per stage are added to it (``generator``, ``load weights``,
+    #: ``png cache write``/``read``, ``metric:<family>``, ``store``): benchmarks/bench_run.py
+    timings: dict[str, float] | None = None
+
+
+class _Clock:
+    """Adds the seconds of a ``with`` block to ``timings[stage]`` (no-op without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+
+    def __call__(self, stage: str) -> _Clock:
+        self.stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        if self.timings is not None:
+            self.timings[self.stage] = (self.timings.get(self.stage, 0.0)
+                                        + time.perf_counter() - self.t0)
 
 
 @dataclass
@@ -138,11 +160,14 @@ def _now_available(family) -> bool:
         return False
 
 
-def _compute_metrics(families: list, ctx: MetricContext) -> list[MetricValue]:
+def _compute_metrics(families: list, ctx: MetricContext,
+                     clock: _Clock | None = None) -> list[MetricValue]:
     values: list[MetricValue] = []
+    clock = clock or _Clock(None)
     for fam in families:
         try:
-            values.extend(fam.compute(ctx))
+            with clock(f"metric:{fam.name}"):
+                values.extend(fam.compute(ctx))
         except Exception as exc:  # a metric bug must not sink the run; it is recorded
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             values.extend(MetricValue(metric=m, value=None, n=0, status=FAILED, reason=reason)
@@ -291,21 +316,26 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
             store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
                                  domain=domain)
         return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
+    clock = _Clock(options.timings)
     try:
         arch = infer_architecture(read_shapes(ref.prefix))
         runner = None
         for ds, fams in todo:
-            cached = cache.load(ckpt_hash, ds)
+            with clock("png cache read"):
+                cached = cache.load(ckpt_hash, ds)
             if cached is None:
                 if runner is None:
-                    runner = pool.get(arch, options.image_size)
-                    runner.load(ref.prefix)
+                    with clock("build generator"):
+                        runner = pool.get(arch, options.image_size)
+                    with clock("load weights"):
+                        runner.load(ref.prefix)
                 try:
                     outputs, raw_l1 = generate(runner, ds, options.batch_size,
-                                               on_batch=bar.update)
+                                               on_batch=bar.update, timings=options.timings)
                 except ValueError as exc:  # e.g. input channels the data cannot supply
                     raise CheckpointError(str(exc)) from exc
-                folder = cache.save(ckpt_hash, ds, outputs, raw_l1)
+                with clock("png cache write"):
+                    folder = cache.save(ckpt_hash, ds, outputs, raw_l1)
             else:
                 outputs, raw_l1 = cached
                 folder = cache.folder(ckpt_hash, ds.content_hash)
@@ -315,11 +345,17 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
                                 checkpoint_hash=ckpt_hash, cache_dir=out_dir / "cache",
                                 reference=reference if ds is not reference else None,
                                 options={"feature_extractor": options.feature_extractor})
-            values = _compute_metrics(fams, ctx)
+            values = _compute_metrics(fams, ctx, clock)
+            race = ds.meta.get("race")
+            if race:  # a racing round's subset: never to be mistaken for a full value
+                for v in values:
+                    v.flags.update(raced=True, full_n=race.get("full_n"),
+                                   race_round=race.get("round"))
             partial = None if len(fams) == len(families) else [m for f in fams for m in f.metrics]
-            store.put_evaluation(ref.name, ds.name, ckpt_hash, ds.content_hash, run_id,
-                                 str(folder.relative_to(out_dir)), values, ds.ids,
-                                 signature=signature, only=partial)
+            with clock("store"):
+                store.put_evaluation(ref.name, ds.name, ckpt_hash, ds.content_hash, run_id,
+                                     str(folder.relative_to(out_dir)), values, ds.ids,
+                                     signature=signature, only=partial)
     except CheckpointError as exc:
         return fail(str(exc), ckpt_hash)
     store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",

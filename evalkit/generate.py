@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -211,19 +212,29 @@ class OutputCache:
 
 
 def generate(runner: Runner, ds: Dataset, batch_size: int = 4,
-             on_batch: Callable[[int], None] | None = None
+             on_batch: Callable[[int], None] | None = None,
+             timings: dict[str, float] | None = None,
              ) -> tuple[np.ndarray, np.ndarray | None]:
     """Run the loaded generator on a dataset: served uint8 outputs and per-sample raw L1
-    (NaN where a sample has no target; None when the dataset has no targets)."""
+    (NaN where a sample has no target; None when the dataset has no targets).
+
+    ``timings``, when given, receives the seconds of the forward passes (``generator``) and
+    of the serving post-processing + raw L1 (``serve + raw l1``)."""
     if ds.inputs.shape[-1] != runner.arch.input_channels:
         raise ValueError(
             f"the model takes {runner.arch.input_channels} input channels; dataset "
             f"'{ds.name}' supplies {ds.inputs.shape[-1]} (edge only)")
+    t0 = time.perf_counter()
     y = runner.run(ds.inputs, batch_size=batch_size, on_batch=on_batch)
+    t1 = time.perf_counter()
     served = output_to_uint8(y)
     raw_l1 = None
     if ds.targets is not None:
         raw_l1 = np.full(len(ds), np.nan)
         mask = ds.has_targets
         raw_l1[mask] = l1_per_sample(y[mask], ds.targets[mask])
+    if timings is not None:
+        timings["generator"] = timings.get("generator", 0.0) + t1 - t0
+        timings["serve + raw l1"] = (timings.get("serve + raw l1", 0.0)
+                                     + time.perf_counter() - t1)
     return served, raw_l1
