@@ -97,11 +97,18 @@ def print_table(out: Path) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--no-wait", is_flag=True,
               help="Exit 2 instead of waiting when another run holds OUT.")
+@click.option("--race", is_flag=True, default=None,
+              help="Racing selection: evaluate every checkpoint on a seeded subset, drop those "
+                   "with < 1% chance of being chosen, double the subset for the rest, finish "
+                   "the leaders on the full data (docs/racing.md) [config: [run] race].")
+@click.option("--race-seed", type=int, default=0, show_default=True,
+              help="Seed of the racing subsets.")
 @click.option("--rebuild-store", is_flag=True,
               help="Move OUT/results.sqlite aside (e.g. a damaged one) and rebuild the results "
                    "from the outputs cache.")
 def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, batch_size,
-        limit, feature_extractor, no_report, quiet, no_wait, rebuild_store) -> None:
+        limit, feature_extractor, no_report, quiet, no_wait, race, race_seed,
+        rebuild_store) -> None:
     """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
 
     RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
@@ -147,13 +154,36 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
                                  domain=opts.domain, domain_configs=cfg.domains, exclude=[out])
             load_plan_datasets(plans, opts.image_size, opts.limit)
             announce_plans(plans)
-            summary = evaluate_domains(plans, out, opts, argv=sys.argv)
+            if race if race is not None else bool(cfg.race):
+                summary = run_race(plans, out, opts, cfg.path, race_seed)
+            else:
+                summary = evaluate_domains(plans, out, opts, argv=sys.argv)
         except (UsageError, DatasetError, DomainError, FileNotFoundError) as exc:
             raise click.UsageError(str(exc)) from exc
         print_summary(out, summary)
         if not no_report:
             render_report_safely(out)
     sys.exit(summary.exit_code)
+
+
+def run_race(plans: list, out: Path, opts, config_path: Path | None, seed: int):
+    """``--race``: racing selection (:mod:`evalkit.racing`); prints what it saved."""
+    from evalkit.engine import UsageError
+    from evalkit.racing import RaceSettings, race_domains
+    from evalkit.ranking import ranking_config
+
+    config = ranking_config(config_path)
+    if config.bootstrap < 2:
+        raise UsageError("--race needs the ranking's bootstrap (its chance of being chosen): "
+                         "set [ranking] bootstrap to 1000 (or remove it) in evalkit.toml")
+    result = race_domains(plans, out, opts, RaceSettings(seed=seed, ranking_config=config),
+                          argv=sys.argv)
+    click.echo(f"race: generator ran on {result.generated} of {result.full_cost} "
+               f"checkpoint·images ({result.saved:.1f}x less than a full evaluation); "
+               f"{len(result.raced_out)} checkpoint(s) raced out", err=True)
+    for name, evidence in result.raced_out.items():
+        click.echo(f"  {name}: {evidence}", err=True)
+    return result.summary
 
 
 def announce_plans(plans: list) -> None:
@@ -213,8 +243,11 @@ def print_summary(out: Path, summary) -> None:
     for note in summary.notes:
         click.echo(f"note: {note}", err=True)
     n_failed = len(summary.failed)
-    click.echo(f"{len(summary.checkpoints) - n_failed} of {len(summary.checkpoints)} "
-               f"checkpoints evaluated; results in {out / 'results.sqlite'}", err=True)
+    n_raced = sum(c.status == "raced" for c in summary.checkpoints)
+    raced = f" ({n_raced} raced out)" if n_raced else ""
+    click.echo(f"{len(summary.checkpoints) - n_failed - n_raced} of "
+               f"{len(summary.checkpoints)} checkpoints evaluated{raced}; results in "
+               f"{out / 'results.sqlite'}", err=True)
     for c in summary.failed:
         click.echo(f"  failed {c.name}: {c.error}", err=True)
 
