@@ -18,6 +18,8 @@ from evalkit import __version__
 #: command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
     "run": "evalkit.commands.run:run",
+    "watch": "evalkit.commands.watch:watch",
+    "export": "evalkit.commands.export:export",
     "results": "evalkit.commands.results:results",
     "demo": "evalkit.commands.demo:demo",
     "report": "evalkit.commands.report:report",
@@ -27,10 +29,13 @@ COMMANDS: dict[str, str] = {
     "sketches": "evalkit.commands.sketches:sketches",
     "edges": "evalkit.commands.edges:edges",
     "weights": "evalkit.commands.weights:weights",
+    "review": "evalkit.commands.review:review",
 }
 
 HELP = {
     "run": "Evaluate every checkpoint of a run folder.",
+    "watch": "Evaluate each checkpoint as training writes it (until idle or Ctrl-C).",
+    "export": "Export results to TensorBoard and/or MLflow.",
     "results": "Print the aggregate results table (csv/json/table).",
     "demo": "Evaluate the shipped example run end to end.",
     "report": "Render the HTML report of an evaluation folder.",
@@ -40,6 +45,7 @@ HELP = {
     "sketches": "Import and check hand-drawn sketch sets.",
     "edges": "Turn photos into pix2pix AB pairs with the HED edge recipe.",
     "weights": "Status, fetch and import of pretrained metric weights.",
+    "review": "Pairwise review by people (local page); Bradley-Terry scores from votes.",
 }
 
 

@@ -30,7 +30,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from evalkit.checkpoints.discover import CheckpointRef, discover_checkpoints
+from evalkit.checkpoints.discover import CheckpointRef
 from evalkit.data.dataset import POOLED, Dataset
 
 #: Folder names that are held-out layouts, never domains.
@@ -100,7 +100,7 @@ def _named(ref: CheckpointRef, name: str) -> CheckpointRef:
 
 def plan_domains(run_dir: str | Path, *, heldout: Path | None, sketches: Path | None,
                  domain: str | None = None, domain_configs: dict | None = None,
-                 exclude: list[Path] | None = None) -> list[DomainPlan]:
+                 exclude: list[Path] | None = None, options=None) -> list[DomainPlan]:
     """Split the checkpoints under ``run_dir`` by domain and give each its data.
 
     Args:
@@ -112,12 +112,15 @@ def plan_domains(run_dir: str | Path, *, heldout: Path | None, sketches: Path | 
             domain to evaluate of a root, or ``"all"`` to pool (explicitly).
         domain_configs: ``[domains.<d>]`` tables (:class:`evalkit.config.DomainConfig`).
         exclude: folders never searched for checkpoints (evalkit's own output).
+        options: the run's options (model formats: contract, netG...), for discovery.
 
     Raises :class:`DomainError` when the domains are ambiguous.
     """
     run_dir = Path(run_dir)
     domain_configs = domain_configs or {}
-    refs = discover_checkpoints(run_dir, exclude=exclude)
+    from evalkit import sources
+
+    refs = sources.discover(run_dir, exclude=exclude, options=options)
     s_domains = sketch_domains(sketches)
     h_domains = heldout_domains(heldout)
     known = set(domain_configs) | set(s_domains) | set(h_domains)

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalkit.checkpoints.discover import CheckpointRef, discover_checkpoints
-from evalkit.checkpoints.load import CheckpointError, infer_architecture, read_shapes
+from evalkit import sources
+from evalkit.checkpoints.discover import CheckpointRef
+from evalkit.checkpoints.load import CheckpointError
 from evalkit.data.dataset import Dataset
 from evalkit.generate import OutputCache, RunnerPool, generate
 from evalkit.metrics.base import FAILED, MetricContext, MetricValue
@@ -39,6 +40,9 @@ class RunOptions:
     feature_extractor: Path | None = None
     domain: str | None = None
     progress: bool = True
+    net_g: str | None = None  # pix2pix --netG (None: inferred from the weights)
+    norm: str | None = None  # pix2pix --norm (None: inferred from the weights)
+    contract: str | None = None  # input contract (None: each model kind's default)
     #: when a dict, seconds spent per stage are added to it (``generator``, ``load weights``,
     #: ``png cache write``/``read``, ``metric:<family>``, ``store``): benchmarks/bench_run.py
     timings: dict[str, float] | None = None
@@ -196,7 +200,10 @@ def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Datase
                          "for one run folder: evaluate each domain on its own data "
                          "(evalkit.domains.plan_domains)")
     domain = domains.pop() if domains else ""
-    refs = discover_checkpoints(run_dir, exclude=[out_dir])
+    try:
+        refs = sources.discover(run_dir, exclude=[out_dir], options=options)
+    except sources.ContractError as exc:
+        raise UsageError(str(exc)) from exc
     if domain:
         import dataclasses
         refs = [dataclasses.replace(r, name=f"{domain}/{r.name}") for r in refs]
@@ -227,7 +234,8 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
     if not any(p.refs for p in plans):
         where = ", ".join(sorted({str(p.run_dir) for p in plans})) or "the run folder"
         raise UsageError(f"no checkpoints under {where}: expected files like ckpt-1.index "
-                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save)")
+                         "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save), "
+                         "<epoch>_net_G.pth, *.keras, *.h5, *.onnx or SavedModel folders")
     families = families if families is not None else default_families(options)
     signature = _signature(families)
     all_datasets = [d for p in plans for d in p.datasets]
@@ -273,6 +281,8 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
                     log(f"{ref.name}: {outcome.status} in {outcome.seconds:.1f} s "
                         f"[{len(summary.checkpoints)}/{n_refs}]")
         bar.close()
+        if any(c.status == "evaluated" for c in summary.checkpoints):
+            _refresh_human_scores(store, log)
         store.finish_run(run_id)
         summary.notes = _skip_notes(store)
     finally:
@@ -318,17 +328,15 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
         return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
     clock = _Clock(options.timings)
     try:
-        arch = infer_architecture(read_shapes(ref.prefix))
+        source = sources.prepare(ref, pool, options)
         runner = None
         for ds, fams in todo:
             with clock("png cache read"):
                 cached = cache.load(ckpt_hash, ds)
             if cached is None:
                 if runner is None:
-                    with clock("build generator"):
-                        runner = pool.get(arch, options.image_size)
-                    with clock("load weights"):
-                        runner.load(ref.prefix)
+                    with clock("build generator + load weights"):
+                        runner = source.runner()
                 try:
                     outputs, raw_l1 = generate(runner, ds, options.batch_size,
                                                on_batch=bar.update, timings=options.timings)
@@ -359,8 +367,23 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
     except CheckpointError as exc:
         return fail(str(exc), ckpt_hash)
     store.put_checkpoint(ref.name, ref.step, ckpt_hash, str(ref.prefix), "ok",
-                         architecture=arch.describe(), domain=domain)
+                         architecture=source.description, domain=domain)
     return CheckpointOutcome(ref.name, ref.step, "evaluated", None, time.perf_counter() - t0)
+
+
+def _refresh_human_scores(store: Store, log: Callable[[str], None]) -> None:
+    """Re-fit reviewers' Bradley-Terry scores (``human/<domain>``) when votes exist: a
+    checkpoint evaluated again (changed files) must not keep a score fitted before."""
+    has_votes = store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='votes'").fetchone()
+    if not has_votes or not store.conn.execute("SELECT 1 FROM votes LIMIT 1").fetchone():
+        return
+    from evalkit.review.scores import update_human_scores
+
+    try:
+        update_human_scores(store)
+    except Exception as exc:  # the evaluation is stored; the review scores are a view
+        log(f"note: reviewers' scores could not be refitted: {type(exc).__name__}: {exc}")
 
 
 def _skip_notes(store: Store) -> list[str]:

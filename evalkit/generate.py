@@ -58,6 +58,11 @@ class Runner:
         self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec],
                                autograph=False)
 
+    @property
+    def served_channels(self) -> int:
+        """Served input channels the model takes (the seed contract feeds them as is)."""
+        return self.arch.input_channels
+
     def load(self, prefix: str | Path) -> None:
         """Read, check and assign a checkpoint's weights (CheckpointError on failure)."""
         assign_weights(self.model, read_generator_weights(prefix, self.model))
@@ -75,15 +80,16 @@ class Runner:
 
 
 class RunnerPool:
-    """Keeps one :class:`Runner` per (architecture, size)."""
+    """Keeps one runner per (architecture, size): a :class:`Runner` for the seed's
+    architectures, or what ``factory`` builds for another kind's (hashable) architecture."""
 
     def __init__(self) -> None:
-        self._runners: dict[tuple[Architecture, int], Runner] = {}
+        self._runners: dict[tuple[object, int], object] = {}
 
-    def get(self, arch: Architecture, size: int) -> Runner:
+    def get(self, arch, size: int, factory: Callable[[], object] | None = None):
         key = (arch, size)
         if key not in self._runners:
-            self._runners[key] = Runner(arch, size)
+            self._runners[key] = factory() if factory else Runner(arch, size)
         return self._runners[key]
 
 
@@ -219,10 +225,14 @@ def generate(runner: Runner, ds: Dataset, batch_size: int = 4,
     (NaN where a sample has no target; None when the dataset has no targets).
 
     ``timings``, when given, receives the seconds of the forward passes (``generator``) and
-    of the serving post-processing + raw L1 (``serve + raw l1``)."""
-    if ds.inputs.shape[-1] != runner.arch.input_channels:
+    of the serving post-processing + raw L1 (``serve + raw l1``).
+
+    ``runner`` is a seed :class:`Runner` or any runner of :mod:`evalkit.sources`
+    (``served_channels``, ``run(inputs, batch_size, on_batch)`` -> raw [-1, 1] outputs).
+    """
+    if ds.inputs.shape[-1] != runner.served_channels:
         raise ValueError(
-            f"the model takes {runner.arch.input_channels} input channels; dataset "
+            f"the model takes {runner.served_channels} input channels; dataset "
             f"'{ds.name}' supplies {ds.inputs.shape[-1]} (edge only)")
     t0 = time.perf_counter()
     y = runner.run(ds.inputs, batch_size=batch_size, on_batch=on_batch)

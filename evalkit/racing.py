@@ -130,7 +130,7 @@ class _Generator:
         """Put ``ref``'s outputs on ``datasets`` into ``out_dir``'s output cache, running
         the generator only on samples not generated before. False when the checkpoint
         cannot be used (the engine then records why)."""
-        from evalkit.checkpoints.load import infer_architecture, read_shapes
+        from evalkit import sources
         from evalkit.generate import OutputCache, generate
 
         if ref.problem:
@@ -144,9 +144,7 @@ class _Generator:
                 need = [i for i, sid in enumerate(ds.ids) if sid not in have]
                 if need:
                     if runner is None:
-                        arch = infer_architecture(read_shapes(ref.prefix))
-                        runner = self.pool.get(arch, self.options.image_size)
-                        runner.load(ref.prefix)
+                        runner = sources.prepare(ref, self.pool, self.options).runner()
                     part = subset(ds, len(need), np.array(need), 0) if len(need) < len(ds) \
                         else ds
                     outs, raw = generate(runner, part, self.options.batch_size,

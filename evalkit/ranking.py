@@ -52,6 +52,11 @@ Configuration, in ``evalkit.toml`` (every key optional)::
 
 Defaults: :data:`DEFAULT_METRIC_WEIGHTS` and :data:`DEFAULT_TRACK_WEIGHTS` (the hand-drawn
 track counts as much as the held-out one).
+
+The reviewers' track (kind ``human``, metric ``bt_score`` from :mod:`evalkit.review`): unless
+``[ranking.tracks]`` names it, its weight is 0 below :data:`HUMAN_MIN_VOTES` counted votes
+and then equal to the sketch track's (:meth:`RankingConfig.human_weight`); ``Ranking.human``
+records which rule applied.
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ from evalkit.config import ConfigError, find_config, find_line, load_config
 DIRECTIONS: dict[str, str] = {
     "l1": "lower", "fid": "lower", "kid": "lower", "lpips": "lower",
     "ssim": "higher", "psnr": "higher", "adherence_precision": "higher",
-    "adherence_recall": "higher", "adherence_f1": "higher",
+    "adherence_recall": "higher", "adherence_f1": "higher", "bt_score": "higher",
 }
 
 #: Default weight per metric. PSNR is a function of the per-image MSE, already close to
@@ -82,10 +87,16 @@ DIRECTIONS: dict[str, str] = {
 DEFAULT_METRIC_WEIGHTS: dict[str, float] = {
     "l1": 1.0, "ssim": 1.0, "psnr": 0.5, "lpips": 1.0, "kid": 1.0, "fid": 0.0,
     "adherence_f1": 1.0, "adherence_precision": 0.0, "adherence_recall": 0.0,
+    "bt_score": 1.0,
 }
 
 #: Default weight per track (dataset name or kind): hand-drawn counts as much as held-out.
 DEFAULT_TRACK_WEIGHTS: dict[str, float] = {"heldout": 1.0, "sketches": 1.0}
+
+#: The reviewers' track (kind ``human``, :mod:`evalkit.review`): unless ``[ranking.tracks]``
+#: names it, its weight is 0 below this many votes in the domain, then the sketch track's.
+HUMAN_KIND = "human"
+HUMAN_MIN_VOTES = 30
 
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
@@ -136,6 +147,23 @@ class RankingConfig:
         if kind is not None and kind in self.tracks:
             return self.tracks[kind]
         return 0.0 if self.tracks_given else 1.0
+
+    def human_weight(self, dataset: str, votes: int, sketch_weight: float
+                     ) -> tuple[float, str]:
+        """Weight of a ``human`` track with ``votes`` counted votes, and the rule that
+        gave it: the configured weight when ``[ranking.tracks]`` names it (by name or
+        kind), else 0 below :data:`HUMAN_MIN_VOTES` votes, else ``sketch_weight`` (the
+        domain's hand-drawn track)."""
+        for key in (dataset, HUMAN_KIND):
+            if key in self.tracks:
+                return self.tracks[key], f"weight {self.tracks[key]:g} set in [ranking.tracks]"
+        if votes < HUMAN_MIN_VOTES:
+            return 0.0, (f"weight 0, as {votes} vote(s) are fewer than {HUMAN_MIN_VOTES}: "
+                         f"the default counts the human track from {HUMAN_MIN_VOTES} votes "
+                         "on")
+        return sketch_weight, (f"weight {sketch_weight:g}, equal to the sketch track, as "
+                               f"{votes} votes reach {HUMAN_MIN_VOTES}; [ranking.tracks] "
+                               "human = W overrides this default")
 
     def to_json(self) -> dict[str, Any]:
         return {"method": METHOD, "source": str(self.source) if self.source else None,
@@ -265,6 +293,8 @@ class Ranking:
             ``fixed``: how the bootstrap treats it).
         not_counted: ``dataset, metric, reason`` for metrics present but not counted.
         bootstrap: resamples actually drawn (0 when none or fewer than 2 participants).
+        human: per ``human`` dataset: ``{"votes", "weight", "rule"}`` (which default or
+            configured weight applied to the reviewers' track).
     """
 
     config: RankingConfig
@@ -273,6 +303,7 @@ class Ranking:
     counted: pd.DataFrame
     not_counted: pd.DataFrame
     bootstrap: int
+    human: dict[str, dict] = field(default_factory=dict)
 
     @property
     def participants(self) -> pd.DataFrame:
@@ -372,16 +403,18 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
     okv = res[(res["status"] == "ok") & res["value"].notna()]
     okv = okv[np.isfinite(okv["value"].astype(float))]
     counted_rows, not_counted = [], []
+    human = _human_tracks(res, kinds, config)
     for (ds, metric), _ in res.groupby(["dataset", "metric"], sort=True):
         rule = config.metrics.get(metric)
-        tw = config.track_weight(ds, kinds.get(ds))
+        tw = human[ds]["weight"] if ds in human else config.track_weight(ds, kinds.get(ds))
         have = okv[(okv["dataset"] == ds) & (okv["metric"] == metric)]
         if rule is None:
             reason = "not in the ranking's metric list"
         elif rule.weight == 0:
             reason = "weight 0"
         elif tw == 0:
-            reason = f"track '{ds}' has weight 0"
+            reason = (f"track '{ds}' has weight 0" if ds not in human
+                      else f"track '{ds}': {human[ds]['rule']}")
         elif have.empty:
             sub = res[(res["dataset"] == ds) & (res["metric"] == metric)]
             reasons = sorted({str(r) for r in sub["reason"].dropna()})
@@ -491,7 +524,21 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
                    counted=counted[["dataset", "metric", "direction", "weight", "resampled"]],
                    not_counted=pd.DataFrame(not_counted, columns=["dataset", "metric",
                                                                   "reason"]),
-                   bootstrap=B)
+                   bootstrap=B, human=human)
+
+
+def _human_tracks(res: pd.DataFrame, kinds: dict, config: RankingConfig) -> dict[str, dict]:
+    """Per ``human`` dataset of the results: counted votes (the largest ``n`` of its rows),
+    its weight and the rule that gave it (:meth:`RankingConfig.human_weight`)."""
+    sketches = [d for d, k in kinds.items() if k == "sketches"]
+    sketch_w = max((config.track_weight(d, "sketches") for d in sketches),
+                   default=config.track_weight("sketches", "sketches"))
+    out = {}
+    for ds, g in res[res["kind"] == HUMAN_KIND].groupby("dataset"):
+        votes = int(g["n"].max()) if g["n"].notna().any() else 0
+        w, rule = config.human_weight(ds, votes, sketch_w)
+        out[ds] = {"votes": votes, "weight": w, "rule": rule}
+    return out
 
 
 def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray,

@@ -17,6 +17,8 @@ writes ``OUT/selection.json``, one entry per domain (``""`` for a run without do
                  "resampled"}], "not_counted": [...], "config": {...}},
         "ranking": [{"checkpoint", "step", "rank", "score", "p_first", ...}, ...],
         "excluded": [{"checkpoint", "error"}],
+        "human": {"dataset", "votes", "weight", "rule", "winner_without", "changed",
+                  "text"} (only with reviewers' votes, see evalkit.review.effect),
         "results_digest": "<sha256 of the domain's aggregate values ranked>",
         "explanation": "<one paragraph>"}, ...},
       "errors": {"<domain>": "why nothing could be selected there"},
@@ -144,6 +146,8 @@ def explain(sel: dict) -> str:
             shown.append(f"{c['dataset']} {c['metric']} {_fmt(m['value'])}{ci}")
     if shown:
         parts.append("Its numbers (95% CI): " + "; ".join(shown) + ".")
+    if sel.get("human"):
+        parts.append(sel["human"]["text"])
     if sel["excluded"]:
         parts.append("Excluded: " + "; ".join(f"{e['checkpoint']} ({e['error']})"
                                                for e in sel["excluded"]) + ".")
@@ -197,6 +201,11 @@ def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.Dat
                      for r in ranking.table[ranking.table["rank"].isna()].itertuples()],
         "results_digest": results_digest(results),
     }
+    from evalkit.review.effect import human_effect
+
+    effect = human_effect(ranking, results, checkpoints)
+    if effect is not None:
+        sel["human"] = effect
     sel["explanation"] = explain(sel)
     return sel
 
@@ -298,16 +307,18 @@ def export_selection(sel: dict, dest: str | Path, force: bool = False) -> dict[s
     """Export every domain's chosen checkpoint: ``dest/<domain>/`` each in the seed's
     serving layout (ready to replace the service's ``checkpoints/`` folder); a run without
     domains exports flat into ``dest``. Returns ``{domain: folder}``."""
+    from evalkit.sources import export  # the seed layout, or other formats copied as they are
+
     dest = Path(dest)
     entries = sel["domains"]
     if list(entries) == [""]:
-        return {"": export_checkpoint(entries[""], dest, force=force)}
+        return {"": export(entries[""], dest, force=force)}
     if dest.exists() and any(p for p in dest.iterdir() if p.name not in entries) and not force:
         raise SelectionError(f"export folder {dest} holds files other than domain folders: "
                              "choose a new folder or pass --force")
     out = {}
     for d, entry in entries.items():
-        out[d] = export_checkpoint(entry, dest / d, force=force)
+        out[d] = export(entry, dest / d, force=force)
     return out
 
 

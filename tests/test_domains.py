@@ -278,3 +278,26 @@ def test_domain_tables_in_config_point_a_domain_at_its_own_data(service, tmp_pat
     bad.write_text("[domains.car]\nheldot = 'x'\n")
     r = run_cli(service / "checkpoints", "--config", bad, "--out", tmp_path / "o2")
     assert r.exit_code == 2 and f"{bad}:2: unknown key 'heldot' in [domains.car]" in r.output
+
+
+def test_the_seeds_real_checkpoint_layout_is_split_by_domain():
+    """The seed's real checkpoints/ (8 domain folders, real index files) with the seed team's
+    real sketches: car, person and shoe are planned with their own sketches; the five
+    domains without data are listed, not evaluated, and nothing is pooled."""
+    from evalkit.domains import plan_domains
+    from tests.conftest import shared_path
+
+    ckpts = shared_path("seed", "checkpoints")
+    sketches = shared_path("sketches", "real")
+    plans = plan_domains(ckpts, heldout=None, sketches=sketches)
+    assert [p.domain for p in plans] == ["car", "person", "shoe"]
+    for p in plans:
+        assert [r.name for r in p.refs] == [f"{p.domain}/ckpt-1"]
+        assert p.sketches == sketches and p.heldout is None
+    note = " ".join(plans[0].notes)
+    for d in ("gemstone", "handbag", "maple_character", "panda", "space"):
+        assert f"{d}/" in note
+    assert "NOT evaluated" in note
+    # one domain's real folder is that domain
+    (car,) = plan_domains(ckpts / "car", heldout=None, sketches=sketches)
+    assert car.domain == "car" and [r.name for r in car.refs] == ["car/ckpt-1"]

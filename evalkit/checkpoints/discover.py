@@ -29,6 +29,10 @@ class CheckpointRef:
         prefix: absolute path prefix (what ``tf.train.Checkpoint.restore`` takes).
         files: the index file and the data shards found, sorted.
         problem: one-line reason the checkpoint cannot be used, if visible already.
+        kind: the model source kind (:mod:`evalkit.sources`); ``tf-checkpoint`` is the seed's.
+        settings: evaluation settings that change the outputs of the same files (a
+            non-default ``contract``); part of the content hash, empty by default.
+        latest: ordered after every checkpoint of the same step (pix2pix's ``latest``).
     """
 
     name: str
@@ -36,11 +40,50 @@ class CheckpointRef:
     prefix: Path
     files: list[Path] = field(default_factory=list)
     problem: str | None = None
+    kind: str = "tf-checkpoint"
+    settings: dict[str, str] = field(default_factory=dict)
+    latest: bool = False
+
+    def files_hash(self) -> str:
+        """sha256 over the checkpoint's files: each file's name relative to the prefix (for
+        a single-file checkpoint, its extension) and bytes. Copies and renamed duplicates
+        hash alike, so they share cached outputs."""
+        if self.prefix.is_dir():  # a folder checkpoint (SavedModel): paths inside it
+            parts = (f"{p.relative_to(self.prefix).as_posix()}:{file_sha256(p)}"
+                     for p in self.files)
+        elif self.files == [self.prefix]:  # a single file
+            parts = (f"{self.prefix.suffix}:{file_sha256(self.prefix)}",)
+        else:
+            base = self.prefix.name
+            parts = (f"{p.name.replace(base, '', 1)}:{file_sha256(p)}" for p in self.files)
+        return combine(parts)
 
     def content_hash(self) -> str:
-        """sha256 over the checkpoint's files (names relative to the prefix, and bytes)."""
-        base = self.prefix.name
-        return combine(f"{p.name.replace(base, '', 1)}:{file_sha256(p)}" for p in self.files)
+        """:meth:`files_hash`, combined with :attr:`settings` when there are any."""
+        return settings_hash(self.files_hash(), self.settings)
+
+
+def settings_hash(files_hash: str, settings: dict[str, str]) -> str:
+    """The content hash of files evaluated with ``settings`` (just ``files_hash`` if none)."""
+    if not settings:
+        return files_hash
+    return combine([files_hash, *(f"{k}={v}" for k, v in sorted(settings.items()))])
+
+
+def walk_files(run_dir: Path, exclude: list[str | Path] | None = None,
+               pattern: str = "*") -> list[Path]:
+    """Paths under ``run_dir`` matching ``pattern``, hidden ones and those under
+    ``exclude`` skipped, sorted."""
+    skip = [Path(p).resolve() for p in exclude or []]
+    out = []
+    for path in run_dir.rglob(pattern):
+        rel = path.relative_to(run_dir)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if any(path.resolve().is_relative_to(s) for s in skip):
+            continue
+        out.append(path)
+    return sorted(out)
 
 
 def _shards(prefix: Path) -> tuple[list[Path], str | None]:
@@ -62,14 +105,8 @@ def discover_checkpoints(run_dir: str | Path,
     """Every checkpoint under ``run_dir`` (subfolders included, hidden ones and those in
     ``exclude`` -- e.g. evalkit's own output folder -- skipped), ordered by step then name."""
     run_dir = Path(run_dir)
-    skip = [Path(p).resolve() for p in exclude or []]
     refs = []
-    for index in run_dir.rglob("*.index"):
-        rel = index.relative_to(run_dir)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if any(index.resolve().is_relative_to(s) for s in skip):
-            continue
+    for index in walk_files(run_dir, exclude, "*.index"):
         m = _INDEX_RE.match(index.name)
         if not m:
             continue

@@ -65,7 +65,7 @@ def select_and_export(out: Path) -> None:
         click.echo(explain_all(sel), err=True)
         written = export_selection(sel, out / "deploy", force=True)
         click.echo("exported the chosen checkpoints in the service's layout: "
-                   + ", ".join(f"{p / 'ckpt-1'}" for p in written.values()), err=True)
+                   + ", ".join(str(p) for p in written.values()), err=True)
     except Exception as exc:  # the results stand; a selection problem is printed
         click.echo(f"selection: {exc}", err=True)
 
@@ -105,7 +105,8 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
     click.echo(f"evalkit demo: evaluating {run_dir} (every domain, served at "
                f"{opts.image_size} px) into {out}", err=True)
     plans = plan_domains(run_dir, heldout=cfg.heldout, sketches=cfg.sketches,
-                         domain=opts.domain, domain_configs=cfg.domains, exclude=[out])
+                         domain=opts.domain, domain_configs=cfg.domains, exclude=[out],
+                         options=opts)
     load_plan_datasets(plans, opts.image_size, None)
     announce_plans(plans)
     with guarded_run(out):  # OUT's lock; clean ends on SIGINT/SIGTERM/disk full

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -75,52 +76,80 @@ def print_table(out: Path) -> None:
         click.echo(table.to_string(index=False, na_rep="-"))
 
 
-@click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--heldout", type=click.Path(path_type=Path, file_okay=False),
-              help="Held-out pairs: AB images, or a folder with A/ and B/.")
-@click.option("--sketches", type=click.Path(path_type=Path, file_okay=False),
-              help="Hand-drawn sketch set (a folder, with manifest.json or not).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-              help="Output folder for results, outputs, caches and report "
-                   "[default: RUN_DIR/evalkit-out].")
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="evalkit.toml to use [default: found in RUN_DIR or above].")
-@click.option("--domain", help="Domain of a one-domain run folder (selects its sketches), the "
-              "one domain to evaluate of a root, or 'all' to pool every domain (explicitly).")
-@click.option("--image-size", type=int, help="Size the model is served at [default: 256].")
-@click.option("--batch-size", type=int, help="Inference batch size [default: 4].")
-@click.option("--limit", type=int, help="Use only the first N images of each dataset.")
-@click.option("--feature-extractor", type=click.Path(path_type=Path, dir_okay=False),
-              help="TorchScript FID/KID feature extractor (uint8 NCHW -> (N, D)).")
-@click.option("--no-report", is_flag=True, help="Do not render the HTML report.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--no-wait", is_flag=True,
-              help="Exit 2 instead of waiting when another run holds OUT.")
-@click.option("--race", is_flag=True, default=None,
-              help="Racing selection: evaluate every checkpoint on a seeded subset, drop those "
-                   "with < 1% chance of being chosen, double the subset for the rest, finish "
-                   "the leaders on the full data (docs/racing.md) [config: [run] race].")
-@click.option("--race-seed", type=int, default=0, show_default=True,
-              help="Seed of the racing subsets.")
-@click.option("--rebuild-store", is_flag=True,
-              help="Move OUT/results.sqlite aside (e.g. a damaged one) and rebuild the results "
-                   "from the outputs cache.")
-def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, batch_size,
-        limit, feature_extractor, no_report, quiet, no_wait, race, race_seed,
-        rebuild_store) -> None:
-    """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
+def run_options(f):
+    """The options ``run`` and ``watch`` share (same data, same store, same cache)."""
+    opts = [
+        click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False)),
+        click.option("--heldout", type=click.Path(path_type=Path, file_okay=False),
+                     help="Held-out pairs: AB images, or a folder with A/ and B/ (a root with "
+                          "one folder per domain, or one domain's)."),
+        click.option("--sketches", type=click.Path(path_type=Path, file_okay=False),
+                     help="Hand-drawn sketch set (a folder, with manifest.json or not)."),
+        click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+                     help="Output folder for results, outputs, caches and report "
+                          "[default: RUN_DIR/evalkit-out]."),
+        click.option("--config", "config_path",
+                     type=click.Path(path_type=Path, dir_okay=False),
+                     help="evalkit.toml to use [default: found in RUN_DIR or above]."),
+        click.option("--domain", help="Domain of a one-domain run folder (selects its "
+                     "sketches), the one domain to evaluate of a root, or 'all' to pool every "
+                     "domain (explicitly)."),
+        click.option("--image-size", type=int,
+                     help="Size the model is served at [default: 256]."),
+        click.option("--batch-size", type=int, help="Inference batch size [default: 4]."),
+        click.option("--limit", type=int, help="Use only the first N images of each dataset."),
+        click.option("--feature-extractor", type=click.Path(path_type=Path, dir_okay=False),
+                     help="TorchScript FID/KID feature extractor (uint8 NCHW -> (N, D))."),
+        click.option("--netG", "net_g",
+                     type=click.Choice(["resnet_9blocks", "resnet_6blocks", "unet_256",
+                                        "unet_128"]),
+                     help="pix2pix .pth generator [default: inferred from the weights]."),
+        click.option("--norm", type=click.Choice(["instance", "batch", "none"]),
+                     help="pix2pix .pth norm layers [default: inferred from the weights]."),
+        click.option("--contract", type=click.Choice(["seed", "pix2pix-torch"]),
+                     help="Input contract [default: seed for TF/Keras/SavedModel, "
+                          "pix2pix-torch for .pth; ONNX by its layout]. See README "
+                          "'Model formats'."),
+        click.option("--tensorboard", "tensorboard_dir",
+                     type=click.Path(path_type=Path, file_okay=False),
+                     help="Also write the results as TensorBoard scalars and grid images "
+                          "into this log folder (e.g. the training's own logdir)."),
+        click.option("--no-report", is_flag=True, help="Do not render the HTML report."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+        click.option("--no-wait", is_flag=True,
+                     help="Exit 2 instead of waiting when another run holds OUT."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
 
-    RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
-    or one domain's folder; each domain is evaluated on its own data only.
 
-    Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 on usage errors (or a
-    damaged store, or OUT in use with --no-wait), 3 when the disk is full, 130 on Ctrl-C,
-    143 on SIGTERM (see docs/faults.md).
-    """
-    from evalkit.data.pairs import DatasetError
-    from evalkit.domains import DomainError, plan_domains
-    from evalkit.engine import RunOptions, UsageError, evaluate_domains
+@dataclass
+class PreparedRun:
+    """A run's settings resolved from the command line and evalkit.toml."""
+
+    run_dir: Path
+    out: Path
+    options: object  # evalkit.engine.RunOptions
+    heldout: Path | None
+    sketches: Path | None
+    config: object  # evalkit.config.Config
+
+    def plan(self) -> list:
+        """The domains' plans (checkpoints discovered now; datasets not loaded yet)."""
+        from evalkit.domains import plan_domains
+
+        return plan_domains(self.run_dir, heldout=self.heldout, sketches=self.sketches,
+                            domain=self.options.domain, domain_configs=self.config.domains,
+                            exclude=[self.out], options=self.options)
+
+
+def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size,
+                batch_size, limit, feature_extractor, quiet, net_g=None, norm=None,
+                contract=None, **_ignored) -> PreparedRun:
+    """Resolve ``run``'s options (command line over evalkit.toml over defaults);
+    click.UsageError on bad ones."""
+    from evalkit.engine import RunOptions
 
     try:
         cfg = load_config(config_path or find_config(run_dir))
@@ -132,6 +161,7 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         limit=limit if limit is not None else cfg.limit,
         feature_extractor=feature_extractor or cfg.feature_extractor,
         domain=domain or cfg.domain,
+        net_g=net_g, norm=norm, contract=contract,
         progress=not quiet,
     )
     heldout = heldout or cfg.heldout
@@ -146,23 +176,57 @@ def run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size, 
         raise click.UsageError(f"feature extractor {opts.feature_extractor} not found")
     if not run_dir.is_dir():
         raise click.UsageError(f"run folder {run_dir} does not exist")
+    return PreparedRun(run_dir, out, opts, heldout, sketches, cfg)
+
+
+@click.command()
+@run_options
+@click.option("--rebuild-store", is_flag=True,
+              help="Move OUT/results.sqlite aside (e.g. a damaged one) and rebuild the results "
+                   "from the outputs cache.")
+@click.option("--race", is_flag=True, default=None,
+              help="Racing selection: evaluate every checkpoint on a seeded subset, drop those "
+                   "with < 1% chance of being chosen, double the subset for the rest, finish "
+                   "the leaders on the full data (docs/racing.md) [config: [run] race].")
+@click.option("--race-seed", type=int, default=0, show_default=True,
+              help="Seed of the racing subsets.")
+def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, race,
+        race_seed, **kwargs) -> None:
+    """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
+
+    RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
+    or one domain's folder; each domain is evaluated on its own data only.
+
+    Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 on usage errors (or a
+    damaged store, or OUT in use with --no-wait), 3 when the disk is full, 130 on Ctrl-C,
+    143 on SIGTERM (see docs/faults.md).
+    """
+    from evalkit.data.pairs import DatasetError
+    from evalkit.domains import DomainError
+    from evalkit.engine import UsageError, evaluate_domains
+    from evalkit.sources import ContractError
+
+    prep = prepare_run(run_dir, out=out, **kwargs)
+    opts, out = prep.options, prep.out
     with guarded_run(out, wait=not no_wait):
         if rebuild_store:
             rebuild(out)
         try:
-            plans = plan_domains(run_dir, heldout=heldout, sketches=sketches,
-                                 domain=opts.domain, domain_configs=cfg.domains, exclude=[out])
+            plans = prep.plan()
             load_plan_datasets(plans, opts.image_size, opts.limit)
             announce_plans(plans)
-            if race if race is not None else bool(cfg.race):
-                summary = run_race(plans, out, opts, cfg.path, race_seed)
+            if race if race is not None else bool(prep.config.race):
+                summary = run_race(plans, out, opts, prep.config.path, race_seed)
             else:
                 summary = evaluate_domains(plans, out, opts, argv=sys.argv)
-        except (UsageError, DatasetError, DomainError, FileNotFoundError) as exc:
+        except (UsageError, DatasetError, DomainError, FileNotFoundError,
+                ContractError) as exc:
             raise click.UsageError(str(exc)) from exc
         print_summary(out, summary)
         if not no_report:
             render_report_safely(out)
+        if tensorboard_dir is not None:
+            export_tensorboard_safely(out, tensorboard_dir)
     sys.exit(summary.exit_code)
 
 
@@ -274,3 +338,13 @@ def render_report_safely(out: Path) -> None:
         if is_disk_full(exc):
             raise  # exit 3 (guarded_run), not a shrug
         click.echo(f"report could not be rendered: {type(exc).__name__}: {exc}", err=True)
+
+
+def export_tensorboard_safely(out: Path, logdir: Path) -> None:
+    """Write OUT's results into a TensorBoard log folder; a problem is printed, never fatal."""
+    try:
+        from evalkit.export.tensorboard import export_tensorboard
+        written = export_tensorboard(out, logdir)
+        click.echo(f"tensorboard: {written.summary()} in {logdir}", err=True)
+    except Exception as exc:  # the results are stored; TensorBoard is a view of them
+        click.echo(f"tensorboard export failed: {type(exc).__name__}: {exc}", err=True)

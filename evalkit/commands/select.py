@@ -13,8 +13,9 @@ import click
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="evalkit.toml with the [ranking] rule [default: the run's, else defaults].")
 @click.option("--export", "export_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Write the chosen checkpoint here in the seed's layout "
-                   "(checkpoint + ckpt-1.index + ckpt-1.data-*).")
+              help="Write the chosen checkpoint here: the seed's layout for TF checkpoints "
+                   "(checkpoint + ckpt-1.index + ckpt-1.data-*), other formats copied as "
+                   "they are.")
 @click.option("--force", is_flag=True, help="Replace checkpoint files in a non-empty --export.")
 @click.option("--json", "as_json", is_flag=True, help="Print selection.json instead of prose.")
 def select(out: Path, config_path: Path | None, export_dir: Path | None, force: bool,
@@ -56,7 +57,7 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
             raise click.UsageError(str(exc)) from exc
         for d, dest in written.items():
             entry = sel["domains"][d]
-            click.echo(f"exported {entry['checkpoint']} as {dest / 'ckpt-1'} (content hash "
+            click.echo(f"exported {entry['checkpoint']} as {dest} (content hash "
                        f"{entry['content_hash'][:12]} verified)", err=True)
     if sel.get("errors"):
         sys.exit(1)

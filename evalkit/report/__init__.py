@@ -208,6 +208,7 @@ def render_report(out_dir: Path, config_path: Path | None = None,
         runs = store.runs()
         samples = pd.read_sql_query("SELECT dataset, idx, sample_id, has_target FROM samples",
                                     store.conn)
+        review = _review_inputs(store)
     final = Path(dest) if dest is not None else out_dir / "report"
     tmp = final.with_name(f"{final.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -215,7 +216,7 @@ def render_report(out_dir: Path, config_path: Path | None = None,
     try:
         if len(domains) <= 1:
             _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals, runs,
-                           samples, domains[0] if domains else "")
+                           samples, domains[0] if domains else "", review=review)
         else:
             summaries = []
             for d in domains:
@@ -224,7 +225,8 @@ def render_report(out_dir: Path, config_path: Path | None = None,
                 summaries.append(_render_domain(
                     out_dir, tmp / d, config, r, c, ds, s_,
                     evals[evals["checkpoint"].isin(set(c["name"]))], runs,
-                    samples[samples["dataset"].isin(set(ds["name"]))], d, up="../index.html"))
+                    samples[samples["dataset"].isin(set(ds["name"]))], d, up="../index.html",
+                    review=review))
             render_overview(out_dir, tmp, summaries, config_path)
         _swap_into_place(tmp, final)
     finally:
@@ -232,13 +234,26 @@ def render_report(out_dir: Path, config_path: Path | None = None,
     return final / "index.html"
 
 
+def _review_inputs(store) -> dict:
+    """Votes and the folder's id for the Review page and the Human review section."""
+    from evalkit.review.votes import ensure_table, load_votes, out_id
+
+    ensure_table(store.conn)
+    return {"votes": load_votes(store.conn), "out": out_id(store.conn)}
+
+
 def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFrame,
                    ckpts: pd.DataFrame, datasets: pd.DataFrame, sm: pd.DataFrame,
                    evals: pd.DataFrame, runs: pd.DataFrame, samples: pd.DataFrame,
-                   domain: str, up: str | None = None) -> dict:
+                   domain: str, up: str | None = None, review: dict | None = None) -> dict:
     """Render one domain's report into ``report_dir``; returns its overview summary."""
     import evalkit
     from evalkit.ranking import rank_checkpoints
+    from evalkit.review.report_page import (
+        MAX_REVIEW_SAMPLES,
+        human_section,
+        write_review_page,
+    )
     from evalkit.selection import SelectionError, build_selection
 
     ranking = rank_checkpoints(results, ckpts, sm, config)
@@ -268,15 +283,19 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     # which samples each page shows
     grid_cols, reduced = grids.grid_columns(table)
     ds_names = datasets["name"].tolist()
+    # the reviewers' track has no images: no grids for it
+    shown = datasets[datasets["kind"] != "human"]
     n_of = {r.name: int(r.n) for r in datasets.itertuples()}
     ds_views: dict[str, dict] = {}
     needed: dict[str, set[int]] = {}
-    for ds in ds_names:
+    for ds in shown["name"]:
         metric = grids.sort_metric(sm, ds, directions)
         v = grids.views(sm, ds, n_of[ds], winner, metric, directions.get(metric))
         ds_views[ds] = {"metric": metric, "direction": directions.get(metric), "views": v}
         needed[ds] = {i for idx in v.values() for i in idx} | set(
             range(min(n_of[ds], grids.MAX_PAGE_SAMPLES)))
+    for ds in shown.loc[shown["kind"] == "sketches", "name"]:  # the Review page's samples
+        needed[ds] |= set(range(min(n_of[ds], MAX_REVIEW_SAMPLES)))
     latest = runs.iloc[-1] if len(runs) else None
     size = int(latest["image_size"]) if latest is not None else 256
     limit = None
@@ -286,7 +305,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         except ValueError:
             limit = None
     participants = ranking.participants["checkpoint"].tolist()
-    sets = grids.build_display_sets(out_dir, report_dir, datasets, samples, evals,
+    sets = grids.build_display_sets(out_dir, report_dir, shown, samples, evals,
                                     participants, size, limit, needed)
     sm_lookup: dict[tuple[str, str, str, int], float] = {}
     for r in sm.itertuples():
@@ -338,6 +357,11 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     env = _env()
     common = {"evalkit_version": evalkit.__version__, "winner": winner,
               "directions": directions, "domain": domain, "up": up}
+    review = review or {"votes": [], "out": ""}
+    review_page = write_review_page(report_dir, env, ranking, sets, ckpts, domain,
+                                    review["out"], common)
+    human = human_section(ranking, [v for v in review["votes"] if v.domain == domain],
+                          ckpts, results, sm, directions)
     ctx = {
         **common,
         "title": f"evalkit report: {domain}" if domain else "evalkit report",
@@ -352,7 +376,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "not_counted": ranking.not_counted.to_dict("records"),
         "grids": grid_data, "reduced": reduced, "top_k": grids.TOP_K,
         "metric_figs": metric_figs, "mismatch_figs": mismatch_figs,
-        "config": config,
+        "config": config, "review_page": review_page, "human": human,
     }
     (report_dir / "index.html").write_text(env.get_template("index.html").render(**ctx),
                                            encoding="utf-8")

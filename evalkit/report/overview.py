@@ -13,7 +13,8 @@ from evalkit.report.render import _env, _num
 
 #: Headline metrics of the domain overview, per dataset kind.
 OVERVIEW_METRICS = {"heldout": ["l1", "ssim", "lpips", "kid"],
-                    "sketches": ["adherence_f1", "kid", "lpips"]}
+                    "sketches": ["adherence_f1", "kid", "lpips"],
+                    "human": ["bt_score"]}
 
 
 def domain_summary(domain: str, selection: dict | None, error: str | None,
