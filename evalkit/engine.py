@@ -23,6 +23,7 @@ from evalkit.checkpoints.load import CheckpointError
 from evalkit.data.dataset import Dataset
 from evalkit.generate import OutputCache, RunnerPool, generate
 from evalkit.metrics.base import FAILED, MetricContext, MetricValue
+from evalkit.precision import cache_key
 from evalkit.store import Store
 
 
@@ -43,6 +44,8 @@ class RunOptions:
     net_g: str | None = None  # pix2pix --netG (None: inferred from the weights)
     norm: str | None = None  # pix2pix --norm (None: inferred from the weights)
     contract: str | None = None  # input contract (None: each model kind's default)
+    #: generator precision: "fp32" or "bf16" screening (evalkit.precision)
+    precision: str = "fp32"
     #: when a dict, seconds spent per stage are added to it (``generator``, ``load weights``,
     #: ``png cache write``/``read``, ``metric:<family>``, ``store``): benchmarks/bench_run.py
     timings: dict[str, float] | None = None
@@ -115,12 +118,15 @@ def default_families(options: RunOptions) -> list:
     return families
 
 
-def _signature(families: list) -> str:
-    """What the metric settings were, so that changed settings trigger recomputation."""
+def _signature(families: list, precision: str = "fp32") -> str:
+    """What the metric settings were, so that changed settings trigger recomputation.
+    A non-fp32 generator precision is part of every family's setting (never mixed)."""
     sig = {}
     for f in families:
         get = getattr(f, "signature", None)
         sig[f.name] = get() if callable(get) else list(f.metrics)
+        if precision != "fp32":
+            sig[f.name] = {"settings": sig[f.name], "precision": precision}
     return json.dumps(sig, sort_keys=True, default=str)
 
 
@@ -236,8 +242,14 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
         raise UsageError(f"no checkpoints under {where}: expected files like ckpt-1.index "
                          "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save), "
                          "<epoch>_net_G.pth, *.keras, *.h5, *.onnx or SavedModel folders")
+    from evalkit.precision import check_precision
+
+    try:
+        check_precision(options.precision)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     families = families if families is not None else default_families(options)
-    signature = _signature(families)
+    signature = _signature(families, options.precision)
     all_datasets = [d for p in plans for d in p.datasets]
     summary = RunSummary(out_dir=out_dir, datasets=all_datasets)
     cache = OutputCache(out_dir)
@@ -327,12 +339,13 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
                                  domain=domain)
         return CheckpointOutcome(ref.name, ref.step, "cached", None, time.perf_counter() - t0)
     clock = _Clock(options.timings)
+    out_key = cache_key(ckpt_hash, options.precision)  # bf16 outputs never serve as fp32
     try:
         source = sources.prepare(ref, pool, options)
         runner = None
         for ds, fams in todo:
             with clock("png cache read"):
-                cached = cache.load(ckpt_hash, ds)
+                cached = cache.load(out_key, ds)
             if cached is None:
                 if runner is None:
                     with clock("build generator + load weights"):
@@ -343,10 +356,10 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
                 except ValueError as exc:  # e.g. input channels the data cannot supply
                     raise CheckpointError(str(exc)) from exc
                 with clock("png cache write"):
-                    folder = cache.save(ckpt_hash, ds, outputs, raw_l1)
+                    folder = cache.save(out_key, ds, outputs, raw_l1)
             else:
                 outputs, raw_l1 = cached
-                folder = cache.folder(ckpt_hash, ds.content_hash)
+                folder = cache.folder(out_key, ds.content_hash)
                 bar.update(len(ds))
             done[0] += len(ds)
             ctx = MetricContext(dataset=ds, outputs=outputs, raw_l1=raw_l1, checkpoint=ref.name,
@@ -354,6 +367,9 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
                                 reference=reference if ds is not reference else None,
                                 options={"feature_extractor": options.feature_extractor})
             values = _compute_metrics(fams, ctx, clock)
+            if options.precision != "fp32":
+                for v in values:
+                    v.flags["precision"] = options.precision
             race = ds.meta.get("race")
             if race:  # a racing round's subset: never to be mistaken for a full value
                 for v in values:

@@ -45,18 +45,24 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 class Runner:
     """A built, traced generator of one architecture at one image size."""
 
-    def __init__(self, arch: Architecture, size: int):
-        from evalkit._tf import tf
+    def __init__(self, arch: Architecture, size: int, precision: str = "fp32"):
+        from evalkit._tf import tf, tf_keras
         from evalkit.models import resnet_generator
 
         if size % 4:
             raise ValueError(f"image size {size} must be a multiple of 4 for this generator")
-        self.arch, self.size = arch, size
-        self.model = resnet_generator(arch.input_channels, arch.output_channels,
-                                      arch.hidden_channels)
+        self.arch, self.size, self.precision = arch, size, precision
+        old = tf_keras.mixed_precision.global_policy()
+        if precision == "bf16":  # bf16 compute, fp32 weights (evalkit.precision)
+            tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            self.model = resnet_generator(arch.input_channels, arch.output_channels,
+                                          arch.hidden_channels)
+        finally:
+            tf_keras.mixed_precision.set_global_policy(old)
         spec = tf.TensorSpec((None, size, size, arch.input_channels), tf.float32)
-        self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec],
-                               autograph=False)
+        self._fn = tf.function(lambda x: tf.cast(self.model(x, training=False), tf.float32),
+                               input_signature=[spec], autograph=False)
 
     @property
     def served_channels(self) -> int:

@@ -20,6 +20,9 @@ Where the values go, so that raced values are never mixed up with full ones:
   and gate list them as excluded with that reason, never silently dropped. A later run
   without ``--race`` evaluates them fully (their status is not ``ok``).
 
+With ``--precision bf16`` the rounds run the generator in bfloat16 (values flagged
+``precision: bf16`` in the scratch store) and the leaders are always finished in fp32.
+
 Generation is incremental: a sample generated for a checkpoint in one round is kept (in
 memory) and not generated again in the next; the outputs are handed to the engine through
 its output cache, so the engine itself generates nothing. Generator compute is counted in
@@ -88,6 +91,7 @@ class RaceResult:
     rounds: list[RoundInfo] = field(default_factory=list)
     raced_out: dict[str, str] = field(default_factory=dict)  # checkpoint -> evidence
     generated: int = 0  # generator forward passes actually run (images)
+    generated_by_precision: dict[str, int] = field(default_factory=dict)
     full_cost: int = 0  # what a full evaluation of every checkpoint would generate
 
     @property
@@ -118,15 +122,15 @@ class _Generator:
     """Generates served outputs incrementally (per checkpoint and sample id, in memory)
     and hands them to an engine through its output cache."""
 
-    def __init__(self, options: RunOptions):
+    def __init__(self) -> None:
         from evalkit.generate import RunnerPool
 
-        self.options = options
         self.pool = RunnerPool()
-        self.memo: dict[tuple[str, str], dict[str, tuple[np.ndarray, float]]] = {}
-        self.generated = 0
+        self.memo: dict[tuple[str, str, str], dict[str, tuple[np.ndarray, float]]] = {}
+        self.generated: dict[str, int] = {}  # precision -> images generated
 
-    def prepare(self, ref: CheckpointRef, datasets: list[Dataset], out_dir: Path) -> bool:
+    def prepare(self, ref: CheckpointRef, datasets: list[Dataset], out_dir: Path,
+                options: RunOptions) -> bool:
         """Put ``ref``'s outputs on ``datasets`` into ``out_dir``'s output cache, running
         the generator only on samples not generated before. False when the checkpoint
         cannot be used (the engine then records why)."""
@@ -136,20 +140,23 @@ class _Generator:
         if ref.problem:
             return False
         try:
-            ckpt_hash = ref.content_hash()
+            from evalkit.precision import cache_key
+
+            ckpt_hash = cache_key(ref.content_hash(), options.precision)
             cache = OutputCache(out_dir, log=lambda s: None)
             runner = None
             for ds in datasets:
-                have = self.memo.setdefault((ref.name, ds.name), {})
+                have = self.memo.setdefault((options.precision, ref.name, ds.name), {})
                 need = [i for i, sid in enumerate(ds.ids) if sid not in have]
                 if need:
                     if runner is None:
-                        runner = sources.prepare(ref, self.pool, self.options).runner()
+                        runner = sources.prepare(ref, self.pool, options).runner()
                     part = subset(ds, len(need), np.array(need), 0) if len(need) < len(ds) \
                         else ds
-                    outs, raw = generate(runner, part, self.options.batch_size,
-                                         timings=self.options.timings)
-                    self.generated += len(part)
+                    outs, raw = generate(runner, part, options.batch_size,
+                                         timings=options.timings)
+                    self.generated[options.precision] = (
+                        self.generated.get(options.precision, 0) + len(part))
                     for j, sid in enumerate(part.ids):
                         have[sid] = (outs[j], np.nan if raw is None else float(raw[j]))
                 outputs = np.stack([have[sid][0] for sid in ds.ids])
@@ -169,16 +176,22 @@ def race_domains(plans: list, out_dir: str | Path, options: RunOptions | None = 
     """Race each domain's checkpoints (see the module docstring); returns the final
     engine summary (full evaluation of the leaders, in ``out_dir``) and the race record."""
     from evalkit.domains import DomainPlan
-    from evalkit.engine import CheckpointOutcome
+    from evalkit.engine import CheckpointOutcome, UsageError
+    from evalkit.precision import check_precision
     from evalkit.ranking import RankingConfig, rank_checkpoints
     from evalkit.store import Store
 
     options = options or RunOptions()
     settings = settings or RaceSettings()
+    try:
+        check_precision(options.precision)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     config = settings.ranking_config or RankingConfig()
     out_dir = Path(out_dir)
-    quiet = dataclasses.replace(options, progress=False)
-    gen = _Generator(options)
+    quiet = dataclasses.replace(options, progress=False)  # rounds: bf16 if asked
+    final_opts = dataclasses.replace(options, precision="fp32")  # leaders: always fp32
+    gen = _Generator()
     result = RaceResult(summary=RunSummary(out_dir=out_dir))
     finals: list = []
     raced_refs: list[tuple[CheckpointRef, str, str]] = []  # (ref, domain, evidence)
@@ -198,7 +211,7 @@ def race_domains(plans: list, out_dir: str | Path, options: RunOptions | None = 
                            orders[d.name], round_no) for d in plan.datasets]
             if all(s is d for s, d in zip(subs, plan.datasets, strict=True)):
                 break  # the subsets are the whole data already: finish in full
-            usable = [r for r in alive if gen.prepare(r, subs, scratch)]
+            usable = [r for r in alive if gen.prepare(r, subs, scratch, quiet)]
             broken += [r for r in alive if r not in usable]
             alive = usable
             if len(alive) < 2:
@@ -236,9 +249,9 @@ def race_domains(plans: list, out_dir: str | Path, options: RunOptions | None = 
             frac *= 2
             round_no += 1
         for r in alive:  # the leaders: full data (generated incrementally, then cached)
-            gen.prepare(r, plan.datasets, out_dir)
+            gen.prepare(r, plan.datasets, out_dir, final_opts)
         finals.append(dataclasses.replace(plan, refs=alive + broken))
-    result.summary = evaluate_domains(finals, out_dir, options, argv, families, log)
+    result.summary = evaluate_domains(finals, out_dir, final_opts, argv, families, log)
     with Store(out_dir) as store:
         for ref, domain, evidence in raced_refs:
             try:
@@ -249,5 +262,6 @@ def race_domains(plans: list, out_dir: str | Path, options: RunOptions | None = 
                                  error=evidence, domain=domain)
             result.summary.checkpoints.append(
                 CheckpointOutcome(ref.name, ref.step, "raced", evidence))
-    result.generated = gen.generated
+    result.generated = sum(gen.generated.values())
+    result.generated_by_precision = dict(gen.generated)
     return result

@@ -190,8 +190,13 @@ def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, imag
                    "the leaders on the full data (docs/racing.md) [config: [run] race].")
 @click.option("--race-seed", type=int, default=0, show_default=True,
               help="Seed of the racing subsets.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True,
+              help="Generator precision. bf16: screening only, flagged and kept apart from "
+                   "fp32 values; refused (exit 2) without bfloat16 hardware. With --race, "
+                   "the rounds run in bf16 and the leaders are finished in fp32.")
 def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, race,
-        race_seed, **kwargs) -> None:
+        race_seed, precision, **kwargs) -> None:
     """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
 
     RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
@@ -204,10 +209,16 @@ def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, 
     from evalkit.data.pairs import DatasetError
     from evalkit.domains import DomainError
     from evalkit.engine import UsageError, evaluate_domains
+    from evalkit.precision import check_precision
     from evalkit.sources import ContractError
 
     prep = prepare_run(run_dir, out=out, **kwargs)
     opts, out = prep.options, prep.out
+    opts.precision = precision
+    try:
+        check_precision(precision)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     with guarded_run(out, wait=not no_wait):
         if rebuild_store:
             rebuild(out)
