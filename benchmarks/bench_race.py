@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--pairs", type=int, default=160, help="training pairs")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--start-fraction", type=float, default=1 / 8)
+    ap.add_argument("--min-samples", type=int, default=4)
+    ap.add_argument("--threshold", type=float, default=0.01)
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
@@ -112,7 +115,9 @@ def main() -> None:
             out = base / f"race-{seed}"
             shutil.rmtree(out, ignore_errors=True)
             t = time.perf_counter()
-            res = race_domains([plan(run)], out, opts, RaceSettings(seed=seed), **quiet)
+            res = race_domains([plan(run)], out, opts, RaceSettings(
+                seed=seed, threshold=args.threshold, start_fraction=args.start_fraction,
+                min_samples=args.min_samples), **quiet)
             secs.append(time.perf_counter() - t)
             winner = rank_out(out).winner
             same += winner == full.winner
@@ -123,6 +128,8 @@ def main() -> None:
             say(f"race seed {seed}: winner {winner} ({'same' if winner == full.winner else 'DIFFERENT'})"
                 f", generator on {res.generated} of {res.full_cost} ({res.saved:.2f}x less), "
                 f"{secs[-1]:.0f} s; {rounds}")
+        say(f"race settings: start fraction {args.start_fraction:g}, min samples "
+            f"{args.min_samples}, threshold {args.threshold:g}")
         say(f"checkpoints: {len(p.refs)}; compute saved: {statistics.median(saved):.2f}x "
             f"(median; {min(saved):.2f}-{max(saved):.2f}x); same winner: {same} of "
             f"{args.seeds} seeds; wall: full {full_s:.0f} s, race {statistics.median(secs):.0f} s"

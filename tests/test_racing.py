@@ -83,3 +83,23 @@ def test_a_later_full_run_completes_the_raced_out(race_run):
         res = store.results()
     assert (ck["status"] == "ok").all()
     assert len(set(res["checkpoint"])) == 6
+
+
+def test_selection_and_gate_say_which_checkpoints_were_raced_out(race_run):
+    run, heldout, out, _ = race_run
+    r = CliRunner().invoke(cli, ["select", str(out)])
+    assert r.exit_code == 0, r.output
+    sel = json.loads((out / "selection.json").read_text())
+    entry = next(iter(sel["domains"].values())) if "domains" in sel else sel
+    excluded = entry["excluded"]
+    assert excluded and all("raced out" in e["error"] for e in excluded)
+    assert "raced out" in r.output
+    # the gate's default candidate (the newest checkpoint), when raced out, is said to be
+    from evalkit.baseline import choose_candidates
+
+    with Store(out, create=False) as store:
+        ck, res = store.checkpoints(), store.results()
+    name = ck[ck["status"] == "raced"].iloc[0]["name"]
+    ck.loc[ck["name"] == name, "step"] = 10_000  # make a raced-out one the newest
+    (choice, problem), = choose_candidates(out, res, ck).values()
+    assert choice.name == name and "raced out in round" in problem
