@@ -135,8 +135,11 @@ def main() -> None:
             f"{args.seeds} seeds; wall: full {full_s:.0f} s, race {statistics.median(secs):.0f} s"
             " (median)")
         if args.record:
-            cmd = "benchmarks/bench_race.py " + " ".join(a for a in sys.argv[1:]
-                                                         if not a.startswith("--keep"))
+            argv = sys.argv[1:]
+            if "--keep" in argv:  # a local folder: not part of the command to re-run
+                i = argv.index("--keep")
+                argv = argv[:i] + argv[i + 2:]
+            cmd = "benchmarks/bench_race.py " + " ".join(argv)
             print(f"recorded in {record('bench_race', 'Racing selection vs full evaluation', cmd.strip(), buf.getvalue())}")
     finally:
         if args.keep is None:

@@ -228,6 +228,11 @@ def race_domains(plans: list, out_dir: str | Path, options: RunOptions | None = 
                  for r in table.itertuples()}
             info = RoundInfo(plan.domain, round_no, {s.name: len(s) for s in subs}, p)
             best = max(p, key=lambda k: p[k]) if p else None
+            if not ranking.bootstrap:  # nothing counted or resampled: no evidence to race on
+                log(f"race {plan.domain or 'run'}: no bootstrap evidence in round "
+                    f"{round_no + 1} (no counted metric): every checkpoint is finished in full")
+                result.rounds.append(info)
+                break
             for r in list(alive):
                 chance = p.get(r.name, 0.0)
                 if r.name != best and chance < settings.threshold:
