@@ -2,9 +2,10 @@
 
 The one place where the pipeline's steps meet. For every checkpoint of a run folder, in
 step order, and every dataset: reuse the stored evaluation if its checkpoint and dataset
-hashes (and metric settings) still match; otherwise reuse cached outputs if any, else load
-the weights and generate once; then run every metric family on the served outputs and
-store the evaluation in one transaction. A checkpoint that cannot be read or does not fit
+hashes (and metric settings) still match -- recomputing only a family whose settings
+changed or that was skipped for missing weights that are now there; otherwise reuse cached
+outputs if any, else load the weights and generate once; then run the metric families on
+the served outputs and store the evaluation in one transaction. A checkpoint that cannot be read or does not fit
 is recorded as failed with a one-line reason, and the run goes on.
 """
 
@@ -390,11 +391,12 @@ def _evaluate_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset
 def _refresh_human_scores(store: Store, log: Callable[[str], None]) -> None:
     """Re-fit reviewers' Bradley-Terry scores (``human/<domain>``) when votes exist: a
     checkpoint evaluated again (changed files) must not keep a score fitted before."""
-    has_votes = store.conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='votes'").fetchone()
-    if not has_votes or not store.conn.execute("SELECT 1 FROM votes LIMIT 1").fetchone():
-        return
     from evalkit.review.scores import update_human_scores
+    from evalkit.review.votes import has_table
+
+    if not has_table(store.conn) or not store.conn.execute("SELECT 1 FROM votes LIMIT 1"
+                                                           ).fetchone():
+        return
 
     try:
         update_human_scores(store)

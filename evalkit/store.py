@@ -37,52 +37,21 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import pandas as pd
 
+from evalkit import storefile as SF
 from evalkit.faults import DiskFull, is_disk_full
+from evalkit.storefile import (  # noqa: F401  (re-exported: callers import them from here)
+    DB_NAME,
+    SCHEMA,
+    SCHEMA_VERSION,
+    ResultsError,
+    StoreDamaged,
+    StoreError,
+    move_aside,
+)
 
-DB_NAME = "results.sqlite"
-#: 2: checkpoints.domain, datasets.domain; 3: evaluations.signature and the history tables.
-SCHEMA_VERSION = 3
-SQLITE_MAGIC = b"SQLite format 3\x00"
-REBUILD_HINT = ("move it aside and run `evalkit run` again \N{EM DASH} the outputs cache "
-                "rebuilds it (`evalkit run --rebuild-store` does both)")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL, finished_at REAL, run_dir TEXT,
-    argv TEXT, evalkit_version TEXT, tensorflow_version TEXT, torch_version TEXT,
-    image_size INTEGER, options TEXT);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    name TEXT PRIMARY KEY, step INTEGER, content_hash TEXT, path TEXT, status TEXT,
-    error TEXT, architecture TEXT, updated_at REAL, domain TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS datasets (
-    name TEXT PRIMARY KEY, kind TEXT, content_hash TEXT, n INTEGER, root TEXT,
-    skipped TEXT, meta TEXT, updated_at REAL, domain TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS samples (
-    dataset TEXT, idx INTEGER, sample_id TEXT, has_target INTEGER,
-    PRIMARY KEY (dataset, idx));
-CREATE TABLE IF NOT EXISTS evaluations (
-    checkpoint TEXT, dataset TEXT, checkpoint_hash TEXT, dataset_hash TEXT, run_id INTEGER,
-    outputs_dir TEXT, completed_at REAL, signature TEXT, PRIMARY KEY (checkpoint, dataset));
-CREATE TABLE IF NOT EXISTS metrics (
-    checkpoint TEXT, dataset TEXT, metric TEXT, value REAL, std REAL, ci_low REAL,
-    ci_high REAL, n INTEGER, status TEXT, reason TEXT, flags TEXT,
-    PRIMARY KEY (checkpoint, dataset, metric));
-CREATE TABLE IF NOT EXISTS sample_metrics (
-    checkpoint TEXT, dataset TEXT, sample_id TEXT, metric TEXT, value REAL,
-    PRIMARY KEY (checkpoint, dataset, sample_id, metric));
-CREATE TABLE IF NOT EXISTS evaluation_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, checkpoint TEXT, dataset TEXT,
-    checkpoint_hash TEXT, dataset_hash TEXT, run_id INTEGER, outputs_dir TEXT,
-    completed_at REAL, signature TEXT, superseded_at REAL, why TEXT);
-CREATE TABLE IF NOT EXISTS metric_history (
-    history_id INTEGER, metric TEXT, value REAL, std REAL, ci_low REAL, ci_high REAL,
-    n INTEGER, status TEXT, reason TEXT, flags TEXT, PRIMARY KEY (history_id, metric));
-"""
 _EVAL_COLS = ("checkpoint, dataset, checkpoint_hash, dataset_hash, run_id, outputs_dir, "
               "completed_at, signature")
 _METRIC_COLS = "metric, value, std, ci_low, ci_high, n, status, reason, flags"
@@ -100,40 +69,6 @@ def _num(v: float | None) -> float | None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
-
-
-class ResultsError(FileNotFoundError):
-    """No results where results were expected (message says where and what to run)."""
-
-
-class StoreError(ResultsError):
-    """``results.sqlite`` exists but cannot be used: damaged, not an evalkit store, or of
-    another schema version (exit 2; the message says what it is and what to do)."""
-
-
-class StoreDamaged(StoreError):
-    """``results.sqlite`` is not a readable SQLite database (truncated, overwritten)."""
-
-
-def _damaged(path: Path, detail: str) -> StoreDamaged:
-    return StoreDamaged(f"{path} is damaged ({detail}); {REBUILD_HINT}")
-
-
-def move_aside(path: str | Path) -> Path:
-    """Rename a results database (and its -wal/-shm/-journal files) to
-    ``results.sqlite.damaged-<UTC time>``; returns the new path of the database."""
-    path = Path(path)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    dest = path.with_name(f"{path.name}.damaged-{stamp}")
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        src = Path(str(path) + suffix)
-        if src.exists():
-            os.replace(src, Path(str(dest) + suffix))
-    return dest
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
 
 
 class Store:
@@ -157,9 +92,9 @@ class Store:
         if self.readonly and not self.path.exists():
             raise ResultsError(f"no results in {self.out_dir} ({DB_NAME} not found): run "
                                f"'evalkit run RUN_DIR --out {self.out_dir}' first")
-        self._check_header()
+        SF.check_header(self.path, self.readonly)
         if self.readonly:
-            self.conn = self._connect_readonly()
+            self.conn = SF.connect_readonly(self.path)
         else:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=30)
@@ -169,94 +104,24 @@ class Store:
             self.conn.close()
             if is_disk_full(exc):
                 raise DiskFull(self.path, self._space_estimate()) from exc
-            raise _damaged(self.path, str(exc)) from None
+            if not self.readonly and isinstance(exc, sqlite3.OperationalError) and (
+                    "readonly" in str(exc) or "unable to open" in str(exc)):
+                raise StoreError(f"cannot write {self.path} ({exc}): use an --out folder "
+                                 "you can write to (reading works here)") from None
+            raise SF.damaged(self.path, str(exc)) from None
         except BaseException:
             self.conn.close()
             raise
 
-    def _check_header(self) -> None:
-        """Garbage is told apart from an empty file before SQLite sees it."""
-        try:
-            with open(self.path, "rb") as f:
-                head = f.read(len(SQLITE_MAGIC))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"{self.path} cannot be read ({exc})") from None
-        if not head:
-            if self.readonly:
-                raise StoreError(f"{self.path} is empty (0 bytes), not an evalkit store: no "
-                                 "results yet; run `evalkit run` into this folder")
-            return  # a 0-byte file is an empty SQLite database: the writer initializes it
-        if head != SQLITE_MAGIC:
-            raise _damaged(self.path, f"not an SQLite database: it starts with {head[:8]!r}")
-
-    def _connect_readonly(self) -> sqlite3.Connection:
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=30)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            if not (isinstance(exc, sqlite3.OperationalError)
-                    and ("unable to open" in str(exc) or "readonly" in str(exc))):
-                raise _damaged(self.path, str(exc)) from None
-        # A WAL database in a folder we cannot write to (SQLite cannot create its -shm
-        # file): nobody can be writing it either, so it can be read as immutable.
-        return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
-
     def _open(self) -> None:
-        tables = {r[0] for r in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table'")}
-        check = self.conn.execute("PRAGMA quick_check").fetchone()
-        if check is None or check[0] != "ok":
-            raise _damaged(self.path, f"integrity check: {check[0] if check else 'no answer'}")
-        if tables and "meta" not in tables:
-            others = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_")))
-            raise StoreError(f"{self.path} is not an evalkit store: an SQLite database with "
-                             f"other tables ({others}); use another --out folder")
-        version = None
-        if "meta" in tables:
-            row = self.conn.execute(
-                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                raise StoreError(f"{self.path} is not an evalkit store: its meta table has "
-                                 "no schema_version; use another --out folder")
-            try:
-                version = int(row[0])
-            except (TypeError, ValueError):
-                raise StoreError(f"{self.path} is not an evalkit store: schema_version "
-                                 f"{row[0]!r}; use another --out folder") from None
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} was written by a newer evalkit (store schema {version}; "
-                    f"this evalkit reads up to {SCHEMA_VERSION}): upgrade evalkit to read it")
+        version = SF.schema_version(self.conn, self.path)
         if self.readonly:
-            if version is None:
-                raise StoreError(f"{self.path} is not an evalkit store: an empty SQLite "
-                                 "database (no tables); run `evalkit run` into this folder")
-            if version < SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} was written by an older evalkit (store schema {version}; "
-                    f"this one reads {SCHEMA_VERSION}): `evalkit run` upgrades it in place")
+            SF.check_readable(version, self.path)
             return
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         with self._write():
-            self.conn.executescript("BEGIN;" + SCHEMA)
-            self._migrate()
-            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                              (str(SCHEMA_VERSION),))
-
-    def _migrate(self) -> None:
-        """Bring an older store up to :data:`SCHEMA_VERSION` (columns added, none lost)."""
-        for table in ("checkpoints", "datasets"):
-            if "domain" not in _columns(self.conn, table):
-                self.conn.execute(
-                    f"ALTER TABLE {table} ADD COLUMN domain TEXT NOT NULL DEFAULT ''")
-        if "signature" not in _columns(self.conn, "evaluations"):
-            self.conn.execute("ALTER TABLE evaluations ADD COLUMN signature TEXT")
+            SF.create_or_upgrade(self.conn)
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -285,7 +150,7 @@ class Store:
         try:
             return pd.read_sql_query(sql, self.conn, params=list(args))
         except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
-            raise _damaged(self.path, str(exc).splitlines()[-1]) from None
+            raise SF.damaged(self.path, str(exc).splitlines()[-1]) from None
 
     def close(self) -> None:
         if not self.readonly:
@@ -372,9 +237,11 @@ class Store:
         current evaluations move into history and a one-line note saying so is returned
         (None when nothing changed)."""
         note = None
+        row = self.conn.execute("SELECT content_hash, n, kind, root, domain FROM datasets "
+                                "WHERE name=?", (ds.name,)).fetchone()
+        if row and tuple(row) == (ds.content_hash, len(ds), ds.kind, str(ds.root), ds.domain):
+            return None  # unchanged: no write (a re-run should cost next to nothing)
         with self._write():
-            row = self.conn.execute("SELECT content_hash, n FROM datasets WHERE name=?",
-                                    (ds.name,)).fetchone()
             if row and row[0] != ds.content_hash:
                 moved = self._archive(f"dataset changed ({row[1]} -> {len(ds)} samples)",
                                       dataset=ds.name)

@@ -122,7 +122,12 @@ def test_ending_cleanly_codes_and_one_line(tmp_path, exc, code, words):
     assert info.value.code == code
     assert len(lines) == 1 and words in lines[0]
     if code != EXIT_DISK_FULL:
-        assert "run the same command again" in lines[0] or "results so far" in lines[0]
+        assert "nothing was stored yet" in lines[0]
+        from evalkit.store import Store
+        Store(tmp_path).close()
+        with pytest.raises(SystemExit), ending_cleanly(tmp_path, echo=lines.append):
+            raise exc
+        assert "0 complete evaluation(s)" in lines[1] and "run the same command" in lines[1]
 
 
 def test_ending_cleanly_lets_other_errors_through(tmp_path):
@@ -209,3 +214,34 @@ def test_report_swap(tmp_path):
     _swap_into_place(new, old)
     assert (old / "index.html").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_unchanged_report_is_not_rendered_again(tmp_path, seed_run, heldout_dir, capsys):
+    from evalkit import reportstamp
+    from evalkit.commands.run import render_report_safely
+    from evalkit.data.pairs import load_pairs
+    from evalkit.engine import RunOptions, evaluate_run
+    from evalkit.metrics.paired import PairedMetrics
+
+    out = tmp_path / "out"
+    ds = [load_pairs(heldout_dir, size=32, name="heldout")]
+    opts = RunOptions(image_size=32, progress=False)
+
+    def run_and_render() -> str:
+        evaluate_run(seed_run, out, ds, opts, families=[PairedMetrics()], argv=["same"],
+                     log=lambda s: None)
+        render_report_safely(out)
+        return capsys.readouterr().err
+
+    assert "(up to date)" not in run_and_render()
+    index = out / "report" / "index.html"
+    mtime = index.stat().st_mtime_ns
+    assert "(up to date)" in run_and_render()  # same results, same run settings
+    assert index.stat().st_mtime_ns == mtime
+    digest = reportstamp.fingerprint(out)
+    (out / "selection.json").write_text("{}")  # something the report shows changed
+    assert reportstamp.fingerprint(out) != digest
+    assert "(up to date)" not in run_and_render()
+    evaluate_run(seed_run, out, ds, opts, families=[PairedMetrics()], argv=["other"],
+                 log=lambda s: None)  # another command line: a new row in the run list
+    assert not reportstamp.is_current(out, reportstamp.fingerprint(out))

@@ -1,6 +1,5 @@
-"""A fast subset of the fault suite (benchmarks/faults.py): the real CLI killed, terminated,
-on a garbage store, on a full tmpfs and on a read-only mount, each compared with a clean
-run. The full suite (>= 20 kills, every fault) is `python benchmarks/faults.py`."""
+"""A fast subset of the fault suite (benchmarks/faults.py): the real CLI killed with -9,
+terminated, and out of disk on a small tmpfs, each compared with a clean run. The full suite (>= 20 kills, every fault) is `python benchmarks/faults.py`."""
 
 from __future__ import annotations
 
@@ -27,11 +26,10 @@ def load_suite():
 def test_fault_suite_subset(tmp_path):
     suite = load_suite()
     lines: list[str] = []
-    outcomes = suite.run_suite(tmp_path, only=["kill9", "sigterm", "garbage", "diskfull",
-                                               "readonly"],
+    # (damaged, read-only and tampered stores are tested in-process elsewhere, faster)
+    outcomes = suite.run_suite(tmp_path, only=["kill9", "sigterm", "diskfull"],
                                kills=1, trials=1, seed=3, log=lines.append)
-    assert [o.fault.split()[0] for o in outcomes] == ["kill", "SIGTERM", "garbage", "read-only",
-                                                      "disk"]
+    assert [o.fault.split()[0] for o in outcomes] == ["kill", "SIGTERM", "disk"]
     for o in outcomes:
         if o.skipped:
             continue  # e.g. no tmpfs / user namespaces here: the reason is in o.skipped

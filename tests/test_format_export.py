@@ -29,7 +29,7 @@ def evaluated(tmp_path):
 
 def test_export_copies_the_pth_as_is(evaluated, tmp_path):
     run, out = evaluated
-    sel = select(out)
+    sel = select(out)["domains"][""]  # a run without domains: one entry
     dest = export(sel, tmp_path / "deploy")
     src = run / sel["checkpoint"]
     assert dest == tmp_path / "deploy" / src.name
@@ -43,7 +43,7 @@ def test_export_copies_the_pth_as_is(evaluated, tmp_path):
 
 def test_export_refuses_changed_files(evaluated, tmp_path):
     run, out = evaluated
-    sel = select(out)
+    sel = select(out)["domains"][""]
     (run / sel["checkpoint"]).write_bytes(b"changed")
     with pytest.raises(SelectionError, match="files changed after evaluation"):
         export(sel, tmp_path / "deploy")
@@ -53,7 +53,7 @@ def test_export_of_a_seed_checkpoint_keeps_the_seed_layout(seed_run, tmp_path):
     ds = load_pairs(make_ab_folder(tmp_path / "heldout", n=3), size=32)
     evaluate_run(seed_run, tmp_path / "out", [ds], RunOptions(image_size=32, progress=False),
                  families=[PairedMetrics()])
-    dest = export(select(tmp_path / "out"), tmp_path / "deploy")
+    dest = export(select(tmp_path / "out")["domains"][""], tmp_path / "deploy")
     assert dest == tmp_path / "deploy" / "ckpt-1"
     assert (tmp_path / "deploy" / "checkpoint").is_file()
     assert (tmp_path / "deploy" / "ckpt-1.index").is_file()
@@ -68,5 +68,5 @@ def test_cli_select_export_copies_the_file(evaluated, tmp_path):
     r = CliRunner().invoke(cli, ["select", str(out), "--export", str(tmp_path / "d")],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    chosen = json.loads((out / "selection.json").read_text())["checkpoint"]
+    chosen = json.loads((out / "selection.json").read_text())["domains"][""]["checkpoint"]
     assert file_sha256(tmp_path / "d" / chosen) == file_sha256(run / chosen)

@@ -74,14 +74,17 @@ def test_read_commands_work_on_a_read_only_folder(finished):
         evalkit_cmd("baseline", str(out), "--checkpoint", "ckpt-2", "--write",
                     str(finished / "base.json")),
         evalkit_cmd("report", str(out)),
+        evalkit_cmd("run", str(finished / "run"), "--heldout", str(finished / "heldout"),
+                    "--out", str(out), "--image-size", "32", "--quiet", "--no-report"),
     ]) + " ; echo RC=$?"
     r = readonly_sh(out, script)
     codes = [int(line[3:]) for line in r.stdout.splitlines() if line.startswith("RC=")]
-    assert codes == [0, 0, 0, 0, 0, 0, 2], r.stdout + r.stderr
+    assert codes == [0, 0, 0, 0, 0, 0, 2, 2], r.stdout + r.stderr
     assert "Traceback" not in r.stderr
     assert "6 ROWS" in r.stdout  # 2 checkpoints x (l1, ssim, psnr)
     assert "read-only: selection.json not written" in r.stderr
     assert "pass --dest DIR" in r.stderr
+    assert "cannot write to" in r.stderr and "--out folder you can write to" in r.stderr
     assert (finished / "base.json").is_file()
     assert sorted(p.name for p in out.iterdir()) == before
 

@@ -75,7 +75,7 @@ def simulate_votes(out: Path, domain: str, prefer: str, other: str, n: int,
     from evalkit.review.votes import Vote, add_votes
 
     rng = random.Random(seed)
-    with Store(out, create=False) as s:
+    with Store(out) as s:  # votes are written: the writable store
         ck = s.checkpoints().set_index("name")
         ids = [r[0] for r in s.conn.execute(
             "SELECT sample_id FROM samples WHERE dataset=?", (f"sketches/{domain}",))]

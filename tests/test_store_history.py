@@ -201,3 +201,10 @@ def test_old_schema_is_refused_by_readers_and_upgraded_by_the_writer(tmp_path):
     assert len(df) == 2 and (df.domain == "").all()
     with Store(tmp_path, create=False) as st:
         assert st.evaluation("ckpt-1", "heldout")["signature"] is None  # from before
+
+
+def test_store_without_evaluations_says_so(tmp_path):
+    Store(tmp_path).close()  # e.g. a run killed before its first evaluation finished
+    r = CliRunner().invoke(cli, ["results", str(tmp_path)])
+    assert r.exit_code == 0 and "no evaluations stored" in r.output
+    assert "Empty DataFrame" not in r.output

@@ -76,6 +76,9 @@ def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: boo
         df.to_csv(sys.stdout, index=False)
     elif fmt == "json":
         click.echo(df.to_json(orient="records", indent=1))
+    elif df.empty:
+        click.echo(f"no evaluations stored in {out} yet (e.g. a run stopped before its first "
+                   "one finished): run `evalkit run` again", err=True)
     else:
         if show_all:
             df = df.assign(dataset_hash=df.dataset_hash.str[:12],

@@ -32,11 +32,15 @@ def review() -> None:
 
 
 def _open_store(out: Path):
-    from evalkit.store import ResultsError, Store
+    """OUT's store, for writing votes and scores (it must exist: `evalkit run` made it)."""
+    from evalkit.store import DB_NAME, ResultsError, Store, StoreError
 
+    if not (out / DB_NAME).is_file():
+        raise click.UsageError(f"no results in {out} ({DB_NAME} not found): run "
+                               f"'evalkit run RUN_DIR --out {out}' first")
     try:
-        return Store(out, create=False)
-    except ResultsError as exc:
+        return Store(out)
+    except (ResultsError, StoreError) as exc:
         raise click.UsageError(str(exc)) from exc
 
 

@@ -278,7 +278,7 @@ def announce_plans(plans: list) -> None:
 def guarded_run(out: Path, wait: bool = True) -> Iterator[None]:
     """The body holds OUT's run lock (waiting with a message, or exit 2 when ``wait`` is
     False) and ends cleanly on SIGINT (130), SIGTERM (143) and a full disk (3)."""
-    from evalkit.faults import ending_cleanly
+    from evalkit.faults import ending_cleanly, is_disk_full
     from evalkit.generate import remove_stale_temps
     from evalkit.runlock import LockBusy, run_lock
 
@@ -289,6 +289,12 @@ def guarded_run(out: Path, wait: bool = True) -> Iterator[None]:
                 yield
         except LockBusy as exc:
             raise click.UsageError(str(exc)) from exc
+        except OSError as exc:
+            if is_disk_full(exc) or exc.filename is None or \
+                    Path(exc.filename).name != ".evalkit.lock":
+                raise
+            raise click.UsageError(f"cannot write to {out} ({exc.strerror}): use an --out "
+                                   "folder you can write to") from exc
 
 
 def rebuild(out: Path) -> None:

@@ -236,9 +236,8 @@ def render_report(out_dir: Path, config_path: Path | None = None,
 
 def _review_inputs(store) -> dict:
     """Votes and the folder's id for the Review page and the Human review section."""
-    from evalkit.review.votes import ensure_table, load_votes, out_id
+    from evalkit.review.votes import load_votes, out_id
 
-    ensure_table(store.conn)
     return {"votes": load_votes(store.conn), "out": out_id(store.conn)}
 
 

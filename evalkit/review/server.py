@@ -81,11 +81,14 @@ class ReviewState:
 
     def __init__(self, out_dir: Path, reviewer: str, seed: int | None = None,
                  bootstrap: int | None = None):
-        from evalkit.store import Store
+        from evalkit.store import DB_NAME, ResultsError, Store
 
         self.out_dir = Path(out_dir).resolve()
         self.reviewer = reviewer
-        self.store = Store(self.out_dir, create=False)
+        if not (self.out_dir / DB_NAME).is_file():
+            raise ResultsError(f"no results in {self.out_dir} ({DB_NAME} not found): run "
+                               f"'evalkit run RUN_DIR --out {self.out_dir}' first")
+        self.store = Store(self.out_dir)  # votes are written: the writable store
         # the server thread is not the one that built the state: reopen the connection
         # for use from any thread (every use holds self.lock, so uses never overlap)
         self.store.conn.close()

@@ -94,9 +94,17 @@ def add_votes(conn: sqlite3.Connection, votes: list[Vote], source: str = "server
     return conn.total_changes - before
 
 
+def has_table(conn: sqlite3.Connection) -> bool:
+    """Whether the store has a ``votes`` table (readers never create it)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='votes'"
+                        ).fetchone() is not None
+
+
 def load_votes(conn: sqlite3.Connection, domain: str | None = None) -> list[Vote]:
-    """Every stored vote (of one domain), oldest first."""
-    ensure_table(conn)
+    """Every stored vote (of one domain), oldest first; none when no vote was ever stored
+    (works on a read-only store)."""
+    if not has_table(conn):
+        return []
     sql = ("SELECT reviewer, time, domain, dataset, sample_id, left_hash, right_hash, "
            "COALESCE(left_name, ''), COALESCE(right_name, ''), answer FROM votes")
     args: tuple = ()
