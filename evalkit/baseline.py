@@ -161,6 +161,11 @@ def choose_candidates(out: Path, results: pd.DataFrame, checkpoints: pd.DataFram
                             f"the newest checkpoint {name} (step {int(newest['step'])}) failed "
                             f"to evaluate: {newest['error']}; fix or remove it, or gate another "
                             "with --checkpoint NAME / --selected")
+        elif newest["status"] == "raced":  # evalkit.racing: not evaluated in full
+            out_[str(d)] = (CheckpointChoice(name, int(newest["step"]), None, how),
+                            f"the newest checkpoint {name} (step {int(newest['step'])}) was "
+                            f"{newest['error']}; gate the race's choice with --selected, or "
+                            "evaluate it in full with 'evalkit run' (without --race)")
         elif results[results.checkpoint == name].empty:
             out_[str(d)] = (CheckpointChoice(name, int(newest["step"]), None, how),
                             f"the newest checkpoint {name} (step {int(newest['step'])}) has no "

@@ -32,7 +32,7 @@ from typing import Any
 
 CONFIG_NAME = "evalkit.toml"
 RUN_KEYS = {"domain": str, "heldout": str, "sketches": str, "image_size": int,
-            "batch_size": int, "feature_extractor": str, "limit": int}
+            "batch_size": int, "feature_extractor": str, "limit": int, "race": bool}
 
 
 DOMAIN_KEYS = ("run", "heldout", "sketches")
@@ -64,6 +64,7 @@ class Config:
     batch_size: int | None = None
     feature_extractor: Path | None = None
     limit: int | None = None
+    race: bool | None = None
     domains: dict[str, DomainConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     text: str = ""
@@ -129,7 +130,8 @@ def load_config(path: str | Path | None) -> Config:
         if key not in RUN_KEYS:
             raise ConfigError(f"{where}: unknown key '{key}' in [run]; known keys: "
                               f"{', '.join(sorted(RUN_KEYS))}")
-        if not isinstance(value, RUN_KEYS[key]) or isinstance(value, bool):
+        if not isinstance(value, RUN_KEYS[key]) or (isinstance(value, bool)
+                                                     and RUN_KEYS[key] is not bool):
             raise ConfigError(f"{where}: '{key}' must be a {RUN_KEYS[key].__name__}, "
                               f"got {value!r}")
         if key in ("heldout", "sketches", "feature_extractor"):

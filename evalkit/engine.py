@@ -32,6 +32,7 @@ from evalkit.data.dataset import Dataset
 from evalkit.executors import InProcess, UnitResult, WorkUnit, compute_metrics
 from evalkit.generate import OutputCache
 from evalkit.metrics.base import MetricContext, MetricValue
+from evalkit.precision import cache_key
 from evalkit.store import Store
 
 
@@ -56,6 +57,12 @@ class RunOptions:
     #: where units run: None = in this process; an evalkit.executors.Executor otherwise
     #: (e.g. evalkit.ray_executor.RayExecutor)
     executor: Any = None
+    #: generator precision: "fp32" or "bf16" screening (evalkit.precision)
+    precision: str = "fp32"
+    #: when a dict, seconds spent per stage are added to it (``generator``, ``load weights``,
+    #: ``png cache write``/``read``, ``metric:<family>``, ``store``): benchmarks/bench_run.py
+    timings: dict[str, float] | None = None
+
 
 
 @dataclass
@@ -106,12 +113,15 @@ def default_families(options: RunOptions) -> list:
     return families
 
 
-def _signature(families: list) -> str:
-    """What the metric settings were, so that changed settings trigger recomputation."""
+def _signature(families: list, precision: str = "fp32") -> str:
+    """What the metric settings were, so that changed settings trigger recomputation.
+    A non-fp32 generator precision is part of every family's setting (never mixed)."""
     sig = {}
     for f in families:
         get = getattr(f, "signature", None)
         sig[f.name] = get() if callable(get) else list(f.metrics)
+        if precision != "fp32":
+            sig[f.name] = {"settings": sig[f.name], "precision": precision}
     return json.dumps(sig, sort_keys=True, default=str)
 
 
@@ -155,8 +165,8 @@ def _now_available(family) -> bool:
         return False
 
 
-def _compute_metrics(families: list, ctx: MetricContext) -> list[MetricValue]:
-    return compute_metrics(families, ctx)
+def _compute_metrics(families: list, ctx: MetricContext, clock=None) -> list[MetricValue]:
+    return compute_metrics(families, ctx, clock)
 
 
 def evaluate_run(run_dir: str | Path, out_dir: str | Path, datasets: list[Dataset],
@@ -216,8 +226,14 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
         raise UsageError(f"no checkpoints under {where}: expected files like ckpt-1.index "
                          "with ckpt-1.data-00000-of-00001 (tf.train.Checkpoint.save), "
                          "<epoch>_net_G.pth, *.keras, *.h5, *.onnx or SavedModel folders")
+    from evalkit.precision import check_precision
+
+    try:
+        check_precision(options.precision)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     families = families if families is not None else default_families(options)
-    signature = _signature(families)
+    signature = _signature(families, options.precision)
     all_datasets = [d for p in plans for d in p.datasets]
     summary = RunSummary(out_dir=out_dir, datasets=all_datasets)
     executor = options.executor if options.executor is not None else InProcess()
@@ -341,7 +357,8 @@ def _plan_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], r
                     feature_extractor=options.feature_extractor, device=options.device,
                     out_dir=out_dir, shared_fs=True, n_families=len(families),
                     evalkit_version=evalkit.__version__,
-                    source_options=sources.SourceOptions.of(options))
+                    source_options=sources.SourceOptions.of(options),
+                    precision=options.precision, timings=options.timings)
 
 
 def _fail(store: Store, ref: CheckpointRef, domain: str, reason: str, ckpt_hash: str | None,
@@ -370,7 +387,7 @@ def _ship_cached_outputs(executor, units: list[WorkUnit], cache: OutputCache,
         u.shared_fs = shared
         if not shared:
             for ds_name, _ in u.todo:
-                got = cache.load(u.checkpoint_hash, by_name[ds_name])
+                got = cache.load(cache_key(u.checkpoint_hash, u.precision), by_name[ds_name])
                 if got is not None:
                     u.cached[ds_name] = got
 
@@ -384,7 +401,8 @@ def _store_result(unit: WorkUnit, result: UnitResult, datasets: dict[str, Datase
     for ev in result.evaluations:
         ds = datasets[ev.dataset]
         if ev.outputs is not None:
-            cache.save(unit.checkpoint_hash, ds, ev.outputs, ev.raw_l1)
+            cache.save(cache_key(unit.checkpoint_hash, unit.precision), ds, ev.outputs,
+                       ev.raw_l1)
         store.put_evaluation(ref.name, ds.name, unit.checkpoint_hash, ds.content_hash, run_id,
                              ev.outputs_dir, ev.values, ds.ids, signature=signature,
                              only=ev.partial)

@@ -74,6 +74,29 @@ class WorkUnit:
     evalkit_version: str
     cached: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
     source_options: Any = None  # evalkit.sources.SourceOptions (model kind settings)
+    precision: str = "fp32"  # generator precision (evalkit.precision): outputs cached apart
+    #: seconds per stage are added here when a dict (in-process only: a remote worker's
+    #: copy does not come back); see benchmarks/bench_run.py
+    timings: dict[str, float] | None = None
+
+
+class Clock:
+    """Adds the seconds of a ``with`` block to ``timings[stage]`` (no-op without a dict)."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+
+    def __call__(self, stage: str) -> Clock:
+        self.stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        if self.timings is not None:
+            self.timings[self.stage] = (self.timings.get(self.stage, 0.0)
+                                        + time.perf_counter() - self.t0)
 
 
 @dataclass
@@ -109,12 +132,16 @@ class UnitResult:
     seconds: float = 0.0
 
 
-def compute_metrics(families: list, ctx: MetricContext) -> list[MetricValue]:
-    """Every family on one context; a family that raises is recorded as failed."""
+def compute_metrics(families: list, ctx: MetricContext, clock: Clock | None = None
+                    ) -> list[MetricValue]:
+    """Every family on one context; a family that raises is recorded as failed. With a
+    ``clock``, each family's seconds go to stage ``metric:<family>``."""
     values: list[MetricValue] = []
+    clock = clock or Clock(None)
     for fam in families:
         try:
-            values.extend(fam.compute(ctx))
+            with clock(f"metric:{fam.name}"):
+                values.extend(fam.compute(ctx))
         except Exception as exc:  # a metric bug must not sink the run; it is recorded
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             values.extend(MetricValue(metric=m, value=None, n=0, status=FAILED, reason=reason)
@@ -172,23 +199,31 @@ def evaluate_unit(unit: WorkUnit, datasets: dict[str, Dataset], families: list, 
     cache = OutputCache(out_dir, clean=False) if unit.shared_fs else None
     cache_dir = out_dir / "cache" if unit.shared_fs else Path(tempfile.gettempdir()) / \
         "evalkit-worker-cache"
+    from evalkit.precision import cache_key
+
+    clock = Clock(unit.timings)
+    out_key = cache_key(unit.checkpoint_hash, unit.precision)  # bf16 never serves as fp32
     try:
         res.architecture, make_runner = _prepare_runner(unit, pool)
         runner = None
         for ds_name, fam_names in unit.todo:
             ds = datasets[ds_name]
-            cached = cache.load(unit.checkpoint_hash, ds) if cache else unit.cached.get(ds_name)
-            rel = f"outputs/{unit.checkpoint_hash[:16]}/{ds.content_hash[:16]}"
+            with clock("png cache read"):
+                cached = cache.load(out_key, ds) if cache else unit.cached.get(ds_name)
+            rel = f"outputs/{out_key[:16]}/{ds.content_hash[:16]}"
             new = cached is None
             if new:
                 if runner is None:
-                    runner = make_runner()
+                    with clock("build generator + load weights"):
+                        runner = make_runner()
                 try:
-                    outputs, raw_l1 = generate(runner, ds, unit.batch_size, on_batch=tick)
+                    outputs, raw_l1 = generate(runner, ds, unit.batch_size, on_batch=tick,
+                                               timings=unit.timings)
                 except ValueError as exc:  # e.g. input channels the data cannot supply
                     raise CheckpointError(str(exc)) from exc
                 if cache:
-                    cache.save(unit.checkpoint_hash, ds, outputs, raw_l1)
+                    with clock("png cache write"):
+                        cache.save(out_key, ds, outputs, raw_l1)
             else:
                 outputs, raw_l1 = cached
                 tick(len(ds))
@@ -199,9 +234,16 @@ def evaluate_unit(unit: WorkUnit, datasets: dict[str, Dataset], families: list, 
                                 cache_dir=cache_dir,
                                 reference=ref_ds if ref_ds is not ds else None,
                                 options={"feature_extractor": unit.feature_extractor})
-            values = compute_metrics(fams, ctx)
+            values = compute_metrics(fams, ctx, clock)
             for v in values:
                 v.flags = {**v.flags, "device": res.device}
+                if unit.precision != "fp32":
+                    v.flags["precision"] = unit.precision
+            race = ds.meta.get("race")
+            if race:  # a racing round's subset: never to be mistaken for a full value
+                for v in values:
+                    v.flags.update(raced=True, full_n=race.get("full_n"),
+                                   race_round=race.get("round"))
             partial = (None if len(fams) == unit.n_families
                        else [m for f in fams for m in f.metrics])
             ship = new and not cache

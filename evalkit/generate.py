@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,18 +45,24 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 class Runner:
     """A built, traced generator of one architecture at one image size."""
 
-    def __init__(self, arch: Architecture, size: int):
-        from evalkit._tf import tf
+    def __init__(self, arch: Architecture, size: int, precision: str = "fp32"):
+        from evalkit._tf import tf, tf_keras
         from evalkit.models import resnet_generator
 
         if size % 4:
             raise ValueError(f"image size {size} must be a multiple of 4 for this generator")
-        self.arch, self.size = arch, size
-        self.model = resnet_generator(arch.input_channels, arch.output_channels,
-                                      arch.hidden_channels)
+        self.arch, self.size, self.precision = arch, size, precision
+        old = tf_keras.mixed_precision.global_policy()
+        if precision == "bf16":  # bf16 compute, fp32 weights (evalkit.precision)
+            tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            self.model = resnet_generator(arch.input_channels, arch.output_channels,
+                                          arch.hidden_channels)
+        finally:
+            tf_keras.mixed_precision.set_global_policy(old)
         spec = tf.TensorSpec((None, size, size, arch.input_channels), tf.float32)
-        self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec],
-                               autograph=False)
+        self._fn = tf.function(lambda x: tf.cast(self.model(x, training=False), tf.float32),
+                               input_signature=[spec], autograph=False)
 
     @property
     def served_channels(self) -> int:
@@ -219,10 +226,14 @@ class OutputCache:
 
 
 def generate(runner: Runner, ds: Dataset, batch_size: int = 4,
-             on_batch: Callable[[int], None] | None = None
+             on_batch: Callable[[int], None] | None = None,
+             timings: dict[str, float] | None = None,
              ) -> tuple[np.ndarray, np.ndarray | None]:
     """Run the loaded generator on a dataset: served uint8 outputs and per-sample raw L1
     (NaN where a sample has no target; None when the dataset has no targets).
+
+    ``timings``, when given, receives the seconds of the forward passes (``generator``) and
+    of the serving post-processing + raw L1 (``serve + raw l1``).
 
     ``runner`` is a seed :class:`Runner` or any runner of :mod:`evalkit.sources`
     (``served_channels``, ``run(inputs, batch_size, on_batch)`` -> raw [-1, 1] outputs).
@@ -231,11 +242,17 @@ def generate(runner: Runner, ds: Dataset, batch_size: int = 4,
         raise ValueError(
             f"the model takes {runner.served_channels} input channels; dataset "
             f"'{ds.name}' supplies {ds.inputs.shape[-1]} (edge only)")
+    t0 = time.perf_counter()
     y = runner.run(ds.inputs, batch_size=batch_size, on_batch=on_batch)
+    t1 = time.perf_counter()
     served = output_to_uint8(y)
     raw_l1 = None
     if ds.targets is not None:
         raw_l1 = np.full(len(ds), np.nan)
         mask = ds.has_targets
         raw_l1[mask] = l1_per_sample(y[mask], ds.targets[mask])
+    if timings is not None:
+        timings["generator"] = timings.get("generator", 0.0) + t1 - t0
+        timings["serve + raw l1"] = (timings.get("serve + raw l1", 0.0)
+                                     + time.perf_counter() - t1)
     return served, raw_l1

@@ -199,8 +199,20 @@ def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, imag
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
               show_default=True, help="Where TensorFlow and torch compute (auto: a visible "
               "GPU, else the CPU); recorded with every value.")
+@click.option("--race", is_flag=True, default=None,
+              help="Racing selection: evaluate every checkpoint on a seeded subset, drop those "
+                   "with < 1% chance of being chosen, double the subset for the rest, finish "
+                   "the leaders on the full data (docs/racing.md) [config: [run] race].")
+@click.option("--race-seed", type=int, default=0, show_default=True,
+              help="Seed of the racing subsets.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",
+              show_default=True,
+              help="Generator precision. bf16: screening only, flagged and kept apart from "
+                   "fp32 values; refused (exit 2) without bfloat16 hardware. With --race, "
+                   "the rounds run in bf16 and the leaders are finished in fp32.")
 def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, executor,
-        address, workers, cpus_per_task, gpus_per_task, shared_fs, device, **kwargs) -> None:
+        address, workers, cpus_per_task, gpus_per_task, shared_fs, device, race, race_seed,
+        precision, **kwargs) -> None:
     """Evaluate every checkpoint under RUN_DIR on held-out pairs and hand-drawn sketches.
 
     RUN_DIR is a root whose subfolders are domains (checkpoints/car/, checkpoints/shoe/...)
@@ -213,6 +225,7 @@ def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, 
     from evalkit.data.pairs import DatasetError
     from evalkit.domains import DomainError
     from evalkit.engine import UsageError, evaluate_domains
+    from evalkit.precision import check_precision
     from evalkit.sources import ContractError
 
     prep = prepare_run(run_dir, out=out, **kwargs)
@@ -220,6 +233,11 @@ def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, 
     opts.device = device
     if executor == "inprocess" and (address or workers or gpus_per_task):
         raise click.UsageError("--address, --workers and --gpus-per-task need --executor ray")
+    opts.precision = precision
+    try:
+        check_precision(precision)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     with guarded_run(out, wait=not no_wait):
         if rebuild_store:
             rebuild(out)
@@ -230,7 +248,10 @@ def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, 
                 plans = prep.plan()
                 load_plan_datasets(plans, opts.image_size, opts.limit)
                 announce_plans(plans)
-                summary = evaluate_domains(plans, out, opts, argv=sys.argv)
+                if race if race is not None else bool(prep.config.race):
+                    summary = run_race(plans, out, opts, prep.config.path, race_seed)
+                else:
+                    summary = evaluate_domains(plans, out, opts, argv=sys.argv)
         except (UsageError, DatasetError, DomainError, FileNotFoundError,
                 ContractError) as exc:
             raise click.UsageError(str(exc)) from exc
@@ -274,6 +295,26 @@ def make_executor(kind: str, address: str | None, workers: int | None, cpus_per_
         yield ex
     finally:
         ex.close()
+
+
+def run_race(plans: list, out: Path, opts, config_path: Path | None, seed: int):
+    """``--race``: racing selection (:mod:`evalkit.racing`); prints what it saved."""
+    from evalkit.engine import UsageError
+    from evalkit.racing import RaceSettings, race_domains
+    from evalkit.ranking import ranking_config
+
+    config = ranking_config(config_path)
+    if config.bootstrap < 2:
+        raise UsageError("--race needs the ranking's bootstrap (its chance of being chosen): "
+                         "set [ranking] bootstrap to 1000 (or remove it) in evalkit.toml")
+    result = race_domains(plans, out, opts, RaceSettings(seed=seed, ranking_config=config),
+                          argv=sys.argv)
+    click.echo(f"race: generator ran on {result.generated} of {result.full_cost} "
+               f"checkpoint·images ({result.saved:.1f}x less than a full evaluation); "
+               f"{len(result.raced_out)} checkpoint(s) raced out", err=True)
+    for name, evidence in result.raced_out.items():
+        click.echo(f"  {name}: {evidence}", err=True)
+    return result.summary
 
 
 def announce_plans(plans: list) -> None:
@@ -339,8 +380,11 @@ def print_summary(out: Path, summary) -> None:
     for note in summary.notes:
         click.echo(f"note: {note}", err=True)
     n_failed = len(summary.failed)
-    click.echo(f"{len(summary.checkpoints) - n_failed} of {len(summary.checkpoints)} "
-               f"checkpoints evaluated; results in {out / 'results.sqlite'}", err=True)
+    n_raced = sum(c.status == "raced" for c in summary.checkpoints)
+    raced = f" ({n_raced} raced out)" if n_raced else ""
+    click.echo(f"{len(summary.checkpoints) - n_failed - n_raced} of "
+               f"{len(summary.checkpoints)} checkpoints evaluated{raced}; results in "
+               f"{out / 'results.sqlite'}", err=True)
     for c in summary.failed:
         click.echo(f"  failed {c.name}: {c.error}", err=True)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.checkpoints.discover import CheckpointRef
+from evalkit.checkpoints.load import CheckpointError
 from evalkit.sources import exported, tf_seed, torch_pix2pix
 from evalkit.sources.base import PreparedSource, SourceOptions
 from evalkit.sources.contracts import (
@@ -98,6 +99,9 @@ def prepare(ref: CheckpointRef, pool, options: Any = None) -> PreparedSource:
     used); the runner is built and loaded by ``.runner()`` (see PreparedSource)."""
     opts = SourceOptions.of(options)
     kind = KINDS[ref.kind]
+    if opts.precision != "fp32" and ref.kind != "tf-checkpoint":
+        raise CheckpointError(f"--precision {opts.precision} is implemented for the seed's "
+                              f"TF checkpoints only, not {ref.kind}: evaluate it in fp32")
     name = opts.contract or kind.default_contract
     contract: InputContract | None = get_contract(name) if name else None
     return kind.prepare(ref, pool, opts, contract)

@@ -25,12 +25,14 @@ class SourceOptions:
     net_g, norm: pix2pix ``--netG`` / ``--norm`` (default: inferred from the weights).
     contract: input contract name (default: the kind's own, see :mod:`evalkit.sources`).
     image_size: the served size S.
+    precision: ``fp32`` or ``bf16`` (:mod:`evalkit.precision`; the seed generator only).
     """
 
     net_g: str | None = None
     norm: str | None = None
     contract: str | None = None
     image_size: int = 256
+    precision: str = "fp32"
 
     @classmethod
     def of(cls, options: Any) -> SourceOptions:
@@ -41,7 +43,8 @@ class SourceOptions:
             return options
         return cls(net_g=getattr(options, "net_g", None), norm=getattr(options, "norm", None),
                    contract=getattr(options, "contract", None),
-                   image_size=getattr(options, "image_size", 256))
+                   image_size=getattr(options, "image_size", 256),
+                   precision=getattr(options, "precision", "fp32"))
 
 
 @dataclass

@@ -39,7 +39,14 @@ def prepare(ref: CheckpointRef, pool, options: SourceOptions,
     arch = infer_architecture(read_shapes(ref.prefix))
 
     def open_runner():
-        runner = pool.get(arch, options.image_size)
+        if options.precision != "fp32":
+            from evalkit.generate import Runner
+
+            runner = pool.get((arch, options.precision), options.image_size,
+                              factory=lambda: Runner(arch, options.image_size,
+                                                     options.precision))
+        else:
+            runner = pool.get(arch, options.image_size)
         runner.load(ref.prefix)
         return runner if contract is SEED else _ContractSeedRunner(runner, contract)
 

@@ -1,0 +1,130 @@
+"""bf16 screening vs fp32 on the example's trained run (examples/checkpoints, 64 px).
+
+For each domain of the example (person, gemstone; 6 checkpoints each, width 12) it prints:
+
+* speed: seconds per image of the traced generator in fp32 and in bf16 (Keras
+  ``mixed_bfloat16``), same weights, same batches, interleaved; the speed-up;
+* served-pixel difference: the share of served uint8 values (pixels x channels) that
+  differ between bf16 and fp32 outputs, and the largest difference in levels;
+* rank agreement: a full evalkit evaluation of the domain in fp32 and one in bf16, ranked
+  by the same rule: Kendall tau between the two orders, and whether the winner is the same.
+
+bf16 is fast only with bfloat16 hardware (evalkit.precision); without it, evalkit refuses
+``--precision bf16`` and this script says so and stops, unless ``--emulate`` is given: then
+it measures anyway (TensorFlow emulates bf16; the speed is then NOT representative, the
+pixel difference and rank agreement are).
+
+Usage: ``.venv/bin/python benchmarks/bench_bf16.py [--emulate] [--record]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import evalkit  # noqa: E402,F401  (torch before TensorFlow)
+from benchmarks._record import record  # noqa: E402
+
+SIZE = 64
+EXAMPLE = ROOT / "examples"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--emulate", action="store_true",
+                    help="measure even without bfloat16 hardware (speed not representative)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
+    args = ap.parse_args()
+    from scipy.stats import kendalltau
+
+    from evalkit import precision
+    from evalkit.checkpoints.discover import discover_checkpoints
+    from evalkit.checkpoints.load import infer_architecture, read_shapes
+    from evalkit.commands.run import load_datasets
+    from evalkit.data.serving import output_to_uint8
+    from evalkit.domains import DomainPlan
+    from evalkit.engine import RunOptions, evaluate_domains
+    from evalkit.generate import Runner
+    from evalkit.ranking import rank_out
+
+    buf = io.StringIO()
+
+    def say(line: str = "") -> None:
+        print(line, flush=True)
+        buf.write(line + "\n")
+
+    why = precision.bf16_unsupported()
+    if why and not args.emulate:
+        say(f"bf16 not measured: {why} (evalkit refuses --precision bf16 here; "
+            "--emulate measures anyway)")
+        return
+    if why:
+        say(f"EMULATED bf16 ({why}): speed not representative; pixel and rank "
+            "results are")
+        precision.bf16_unsupported = lambda: None  # let the engine run it
+    base = Path(tempfile.mkdtemp(prefix="bench-bf16-"))
+    try:
+        for domain in ("person", "gemstone"):
+            run = EXAMPLE / "checkpoints" / domain
+            refs = [dataclasses.replace(r, name=f"{domain}/{r.name}")
+                    for r in discover_checkpoints(run)]
+            datasets = load_datasets(EXAMPLE / "heldout" / domain, EXAMPLE / "sketches", SIZE,
+                                     None, domain)
+            x = np.concatenate([d.inputs for d in datasets])
+            arch = infer_architecture(read_shapes(refs[0].prefix))
+            runners = {p: Runner(arch, SIZE, p) for p in ("fp32", "bf16")}
+            secs = {"fp32": 0.0, "bf16": 0.0}
+            differ, total, max_lv = 0, 0, 0
+            for ref in refs:
+                served = {}
+                for p, r in runners.items():
+                    r.load(ref.prefix)
+                    r.run(x[:args.batch_size], args.batch_size)  # warm-up (trace)
+                    t = time.perf_counter()
+                    served[p] = output_to_uint8(r.run(x, args.batch_size))
+                    secs[p] += time.perf_counter() - t
+                d = np.abs(served["fp32"].astype(int) - served["bf16"].astype(int))
+                differ += int((d > 0).sum())
+                total += d.size
+                max_lv = max(max_lv, int(d.max()))
+            n_img = len(x) * len(refs)
+            orders = {}
+            for p in ("fp32", "bf16"):
+                out = base / f"{domain}-{p}"
+                plan = DomainPlan(domain, run, refs, datasets=datasets)
+                evaluate_domains([plan], out, RunOptions(image_size=SIZE, precision=p,
+                                                         batch_size=args.batch_size,
+                                                         progress=False), log=lambda s: None)
+                table = rank_out(out).participants
+                orders[p] = table["checkpoint"].tolist()
+            names = orders["fp32"]
+            tau = kendalltau([names.index(c) for c in names],
+                             [orders["bf16"].index(c) for c in names]).statistic
+            say(f"{domain}: {len(refs)} checkpoints x {len(x)} images; fp32 "
+                f"{secs['fp32'] / n_img * 1000:.2f} ms/img, bf16 "
+                f"{secs['bf16'] / n_img * 1000:.2f} ms/img (speed-up "
+                f"{secs['fp32'] / secs['bf16']:.2f}x); served values differing "
+                f"{differ / total:.1%}, max {max_lv} levels; rank agreement Kendall tau "
+                f"{tau:.2f}, winner fp32 {names[0]} / bf16 {orders['bf16'][0]} "
+                f"({'same' if names[0] == orders['bf16'][0] else 'DIFFERENT'})")
+        if args.record:
+            cmd = "benchmarks/bench_bf16.py " + " ".join(sys.argv[1:])
+            print(f"recorded in {record('bench_bf16', 'bf16 screening vs fp32', cmd.strip(), buf.getvalue())}")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Racing selection vs the full evaluation on a 12-checkpoint trained run.
+
+Trains the example's ``person`` generator (``benchmarks/example/train.py``, the seed's
+recipe) for ``--epochs`` epochs (default 12) at a small width, one checkpoint per epoch, on
+procedural cartoon faces disjoint from the example's held-out set; then evaluates it on the
+example's held-out pairs (``examples/heldout/person``) and its hand-drawn-style sketches
+(``examples/sketches``, person):
+
+* once in full (every checkpoint on every sample), giving the reference winner, and
+* with racing (:mod:`evalkit.racing`) under ``--seeds`` different subset seeds.
+
+Prints the checkpoints, the generator compute a race saved (full / raced, in images; the
+median and the range over seeds) and whether the race chose the same checkpoint as the full
+evaluation (k of the seeds). Offline, FID/KID and LPIPS are skipped (their weights are
+absent), so the ranking uses L1, SSIM, PSNR and sketch adherence, as any offline run.
+
+Usage: ``.venv/bin/python benchmarks/bench_race.py [--keep DIR] [--record]``
+(``--keep`` reuses a trained run there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import evalkit  # noqa: E402,F401  (torch before TensorFlow)
+from benchmarks._record import record  # noqa: E402
+
+SIZE = 64
+TRAIN_SEED0 = 3_000_000  # the example's held-out faces start at 1,000,000
+
+
+def trained_run(base: Path, epochs: int, width: int, pairs: int) -> Path:
+    from benchmarks.example.train import TrainConfig, train
+    from benchmarks.make_example import DOMAINS, write_pairs
+
+    run = base / "run" / "person"
+    if run.is_dir() and len(list(run.glob("ckpt-*.index"))) >= epochs:
+        return run
+    train_dir = base / "train"
+    if not train_dir.is_dir():
+        write_pairs(DOMAINS["person"], list(range(TRAIN_SEED0, TRAIN_SEED0 + pairs)),
+                    train_dir, SIZE)
+    shutil.rmtree(run, ignore_errors=True)
+    train(train_dir, run, TrainConfig(image_size=SIZE, hidden_channels=width, epochs=epochs),
+          log=None)
+    return run
+
+
+def plan(run: Path):
+    from evalkit.checkpoints.discover import discover_checkpoints
+    from evalkit.commands.run import load_datasets
+    from evalkit.domains import DomainPlan
+
+    refs = [dataclasses.replace(r, name=f"person/{r.name}") for r in discover_checkpoints(run)]
+    datasets = load_datasets(ROOT / "examples" / "heldout" / "person", ROOT / "examples" /
+                             "sketches", SIZE, None, "person")
+    return DomainPlan("person", run, refs, datasets=datasets)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--pairs", type=int, default=160, help="training pairs")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--start-fraction", type=float, default=1 / 8)
+    ap.add_argument("--min-samples", type=int, default=4)
+    ap.add_argument("--threshold", type=float, default=0.01)
+    ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
+    ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
+    args = ap.parse_args()
+    from evalkit.engine import RunOptions, evaluate_domains
+    from evalkit.racing import RaceSettings, race_domains
+    from evalkit.ranking import rank_out
+
+    base = args.keep or Path(tempfile.mkdtemp(prefix="bench-race-"))
+    base.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+
+    def say(line: str = "") -> None:
+        print(line, flush=True)
+        buf.write(line + "\n")
+
+    try:
+        t = time.perf_counter()
+        run = trained_run(base, args.epochs, args.width, args.pairs)
+        train_s = time.perf_counter() - t
+        p = plan(run)
+        opts = RunOptions(image_size=SIZE, batch_size=16, progress=False)
+        quiet = {"log": lambda s: None}
+        full_out = base / "full"
+        shutil.rmtree(full_out, ignore_errors=True)
+        t = time.perf_counter()
+        evaluate_domains([p], full_out, opts, **quiet)
+        full_s = time.perf_counter() - t
+        full = rank_out(full_out)
+        n = sum(len(d) for d in p.datasets)
+        say(f"run: {len(p.refs)} checkpoints (person, width {args.width}, {args.epochs} "
+            f"epochs, trained in {train_s:.0f} s), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
+        say(f"full evaluation: winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f})"
+            f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
+        saved, same, secs = [], 0, []
+        for seed in range(args.seeds):
+            out = base / f"race-{seed}"
+            shutil.rmtree(out, ignore_errors=True)
+            t = time.perf_counter()
+            res = race_domains([plan(run)], out, opts, RaceSettings(
+                seed=seed, threshold=args.threshold, start_fraction=args.start_fraction,
+                min_samples=args.min_samples), **quiet)
+            secs.append(time.perf_counter() - t)
+            winner = rank_out(out).winner
+            same += winner == full.winner
+            saved.append(res.saved)
+            rounds = "; ".join(f"round {r.round + 1}: {sum(r.samples.values())} samples, "
+                               f"{len(r.p_first)} in, {len(r.raced_out)} out"
+                               for r in res.rounds)
+            say(f"race seed {seed}: winner {winner} ({'same' if winner == full.winner else 'DIFFERENT'})"
+                f", generator on {res.generated} of {res.full_cost} ({res.saved:.2f}x less), "
+                f"{secs[-1]:.0f} s; {rounds}")
+        say(f"race settings: start fraction {args.start_fraction:g}, min samples "
+            f"{args.min_samples}, threshold {args.threshold:g}")
+        say(f"checkpoints: {len(p.refs)}; compute saved: {statistics.median(saved):.2f}x "
+            f"(median; {min(saved):.2f}-{max(saved):.2f}x); same winner: {same} of "
+            f"{args.seeds} seeds; wall: full {full_s:.0f} s, race {statistics.median(secs):.0f} s"
+            " (median)")
+        if args.record:
+            argv = sys.argv[1:]
+            if "--keep" in argv:  # a local folder: not part of the command to re-run
+                i = argv.index("--keep")
+                argv = argv[:i] + argv[i + 2:]
+            cmd = "benchmarks/bench_race.py " + " ".join(argv)
+            print(f"recorded in {record('bench_race', 'Racing selection vs full evaluation', cmd.strip(), buf.getvalue())}")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
