@@ -101,18 +101,23 @@ def _infer_resnet(state: dict) -> dict:
                     if k.startswith("model.") and k.count(".") == 2 and k.endswith(".weight")
                     and len(state[k].shape) == 4)
     out_nc = _shape(state, f"model.{last_conv}.weight")[0]
-    if "model.1.bias" in state:
-        norm = "instance"
-    elif _has_norm_params(state, "model.2"):
-        norm = "batch"
-    else:
-        norm = "none"
+    norm = _norm_kind(state, "model.1.bias", "model.2")
     netg = {9: "resnet_9blocks", 6: "resnet_6blocks"}.get(len(blocks))
     if netg is None:
         raise CheckpointError(f"a ResNet generator with {len(blocks)} residual blocks: evalkit "
                               "knows resnet_9blocks and resnet_6blocks")
     return {"net_g": netg, "norm": norm, "input_nc": first[1], "ngf": first[0],
             "output_nc": out_nc, "use_dropout": 6 in convs}
+
+
+def _norm_kind(state: dict, first_bias: str, first_norm: str) -> str:
+    """Upstream gives the first conv a bias only with instance norm (``use_bias``), and
+    batch norm has affine parameters at the first norm layer."""
+    if first_bias in state:
+        return "instance"
+    if _has_norm_params(state, first_norm):
+        return "batch"
+    return "none"
 
 
 def _infer_unet(state: dict) -> dict:
@@ -124,12 +129,7 @@ def _infer_unet(state: dict) -> dict:
     if "model.model.3.weight" not in state:
         raise CheckpointError("not a pix2pix U-Net generator: no model.model.3.weight")
     out_nc = _shape(state, "model.model.3.weight")[1]  # ConvTranspose2d: (in, out, k, k)
-    if "model.model.0.bias" in state:
-        norm = "instance"
-    elif _has_norm_params(state, "model.model.1.model.2"):
-        norm = "batch"
-    else:
-        norm = "none"
+    norm = _norm_kind(state, "model.model.0.bias", "model.model.1.model.2")
     netg = {8: "unet_256", 7: "unet_128"}.get(depth)
     if netg is None:
         raise CheckpointError(f"a U-Net generator with {depth} levels: evalkit knows unet_256 "

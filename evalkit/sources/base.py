@@ -8,6 +8,7 @@ the output contract. ``served_channels`` is how many served channels it consumes
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,7 @@ def tile_rgb(y: np.ndarray) -> np.ndarray:
     return np.repeat(y, 3, axis=-1) if y.shape[-1] == 1 else y
 
 
-class ModelRunner:
+class ModelRunner(ABC):
     """Base of every non-seed runner: contract per batch, then :meth:`forward`.
 
     Subclasses set ``model_channels`` (input channels of the model) and implement
@@ -91,8 +92,9 @@ class ModelRunner:
             return 1
         return self.model_channels
 
-    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """The model on ``(n, S, S, model_channels)`` float32 NHWC -> ``(n, S, S, out)``."""
 
     def run(self, inputs: np.ndarray, batch_size: int = 4,
             on_batch: Callable[[int], None] | None = None) -> np.ndarray:
