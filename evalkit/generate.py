@@ -33,6 +33,15 @@ from PIL import Image
 
 from evalkit.checkpoints.load import Architecture, assign_weights, read_generator_weights
 from evalkit.data.dataset import Dataset
+from evalkit.data.samples import (
+    CHUNK_ROWS,
+    DiskArray,
+    RowWriter,
+    is_spilled,
+    iter_chunks,
+    new_rows,
+    should_spill,
+)
 from evalkit.data.serving import output_to_uint8
 from evalkit.faults import as_disk_full, is_disk_full
 from evalkit.metrics.paired import l1_per_sample
@@ -166,22 +175,30 @@ class OutputCache:
             return None
         if manifest.get("version") != CACHE_VERSION or manifest.get("ids") != ds.ids:
             return None
-        images = []
+        images: RowWriter | None = None  # on disk when large (evalkit.data.samples)
         try:
-            for name, digest in zip(manifest["files"], manifest["sha256"], strict=True):
+            files = manifest["files"]
+            for name, digest in zip(files, manifest["sha256"], strict=True):
                 data = (folder / name).read_bytes()
                 if hashlib.sha256(data).hexdigest() != digest:
                     self.log(f"cached output {folder / name} changed since it was written "
                              "(sha256 mismatch): regenerating that folder")
                     return None
-                images.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+                img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+                if images is None:
+                    images = RowWriter(len(files), img.shape, np.uint8, spill=(
+                        is_spilled(ds.inputs) or should_spill(len(files), img.shape,
+                                                              np.uint8)))
+                images.append(img)
         except Exception as exc:  # damaged cache (missing file, bad manifest): regenerate
             self.log(f"cached outputs in {folder} unreadable ({type(exc).__name__}): "
                      "regenerating that folder")
             return None
         raw = manifest.get("raw_l1")
         raw_l1 = None if raw is None else np.array([np.nan if v is None else v for v in raw])
-        return np.stack(images), raw_l1
+        if images is None:
+            return None
+        return images.finish(), raw_l1
 
     def save(self, checkpoint_hash: str, ds: Dataset, outputs: np.ndarray,
              raw_l1: np.ndarray | None) -> Path:
@@ -228,9 +245,15 @@ class OutputCache:
 def generate(runner: Runner, ds: Dataset, batch_size: int = 4,
              on_batch: Callable[[int], None] | None = None,
              timings: dict[str, float] | None = None,
-             ) -> tuple[np.ndarray, np.ndarray | None]:
+             ) -> tuple[np.ndarray | DiskArray, np.ndarray | None]:
     """Run the loaded generator on a dataset: served uint8 outputs and per-sample raw L1
     (NaN where a sample has no target; None when the dataset has no targets).
+
+    The dataset streams through in chunks of :data:`evalkit.data.samples.CHUNK_ROWS` rows
+    (a multiple of ``batch_size``, so the batches are those of one whole-array pass): only a
+    chunk's raw float outputs exist at a time, and the served outputs go to a
+    :class:`evalkit.data.samples.DiskArray` when the dataset's own rows are on disk or the
+    outputs are large.
 
     ``timings``, when given, receives the seconds of the forward passes (``generator``) and
     of the serving post-processing + raw L1 (``serve + raw l1``).
@@ -242,17 +265,30 @@ def generate(runner: Runner, ds: Dataset, batch_size: int = 4,
         raise ValueError(
             f"the model takes {runner.served_channels} input channels; dataset "
             f"'{ds.name}' supplies {ds.inputs.shape[-1]} (edge only)")
-    t0 = time.perf_counter()
-    y = runner.run(ds.inputs, batch_size=batch_size, on_batch=on_batch)
-    t1 = time.perf_counter()
-    served = output_to_uint8(y)
-    raw_l1 = None
-    if ds.targets is not None:
-        raw_l1 = np.full(len(ds), np.nan)
-        mask = ds.has_targets
-        raw_l1[mask] = l1_per_sample(y[mask], ds.targets[mask])
+    n = len(ds)
+    mask = ds.has_targets
+    raw_l1 = None if ds.targets is None else np.full(n, np.nan)
+    chunk = max(1, CHUNK_ROWS // batch_size) * batch_size
+    outputs: np.ndarray | DiskArray | None = None
+    t_gen = t_serve = 0.0
+    for idx, x in iter_chunks(ds.inputs, chunk=chunk):
+        t0 = time.perf_counter()
+        y = runner.run(x, batch_size=batch_size, on_batch=on_batch)
+        t1 = time.perf_counter()
+        served = output_to_uint8(y)
+        if outputs is None:
+            outputs = new_rows(n, served.shape[1:], np.uint8, spill=(
+                is_spilled(ds.inputs) or should_spill(n, served.shape[1:], np.uint8)))
+        outputs[int(idx[0]):int(idx[-1]) + 1] = served
+        if raw_l1 is not None:
+            m = mask[idx]
+            if m.any():
+                raw_l1[idx[m]] = l1_per_sample(y[m], ds.targets[idx[m]])
+        t_gen += t1 - t0
+        t_serve += time.perf_counter() - t1
+    if outputs is None:  # no rows
+        outputs = np.zeros((0, *ds.inputs.shape[1:3], 3), np.uint8)
     if timings is not None:
-        timings["generator"] = timings.get("generator", 0.0) + t1 - t0
-        timings["serve + raw l1"] = (timings.get("serve + raw l1", 0.0)
-                                     + time.perf_counter() - t1)
-    return served, raw_l1
+        timings["generator"] = timings.get("generator", 0.0) + t_gen
+        timings["serve + raw l1"] = timings.get("serve + raw l1", 0.0) + t_serve
+    return outputs, raw_l1

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'evalkit[ray]'")
@@ -22,6 +21,7 @@ pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'evalki
 import evalkit  # noqa: E402
 from evalkit.store import Store  # noqa: E402
 from tests.conftest import make_ab_folder  # noqa: E402
+from tests.results_compare import assert_same_results  # noqa: E402
 from tests.test_domains import _sketch_set  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,27 +67,6 @@ def inprocess(service, tmp_path_factory) -> tuple[Path, str]:
     return out, r.stdout
 
 
-def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, list]:
-    res = evalkit.load_results(out).sort_values(["checkpoint", "dataset", "metric"])
-    with Store(out, create=False) as store:
-        per = store.sample_metrics()
-        per = per.sort_values(list(per.columns[:4]))
-        ckpts = store.checkpoints()[["name", "step", "status", "content_hash", "architecture"]]
-    return (res.reset_index(drop=True), per.reset_index(drop=True),
-            sorted(map(tuple, ckpts.values.tolist())))
-
-
-def _outputs(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): p.read_text() for p in out.glob("outputs/*/*/manifest.json")}
-
-
-def assert_same_results(a: Path, b: Path) -> None:
-    ra, pa, ca = _tables(a)
-    rb, pb, cb = _tables(b)
-    pd.testing.assert_frame_equal(ra, rb, check_exact=True)  # every value, every digit
-    pd.testing.assert_frame_equal(pa, pb, check_exact=True)  # per-sample values too
-    assert ca == cb
-    assert _outputs(a) == _outputs(b)  # the same served PNGs (sha256 in the manifests)
 
 
 def test_ray_run_gives_the_in_process_results(service, inprocess, tmp_path):

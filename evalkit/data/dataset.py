@@ -1,4 +1,4 @@
-"""The in-memory dataset every later step consumes."""
+"""The dataset every later step consumes (rows in memory, or on disk when large)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from evalkit.data.samples import DiskArray
 
 #: Kinds of dataset. ``heldout``: HED-edge inputs with paired target photos;
 #: ``sketches``: hand-drawn inputs, targets only where a reference photo exists.
@@ -31,6 +33,9 @@ class Dataset:
         ids: one sample id per row (file stem, relative to ``root``).
         inputs: ``(N, S, S, 1)`` float32 in [0, 1] after the serving contract.
         targets: ``(N, S, S, 3)`` uint8 RGB or ``None`` when no sample has one.
+            Both are numpy arrays, or :class:`evalkit.data.samples.DiskArray` s (same
+            row indexing) for a large dataset: stream them with
+            :func:`evalkit.data.samples.iter_chunks`, never ``np.asarray`` them whole.
         target_mask: ``(N,)`` bool, which rows have a real target; ``None`` = all rows
             (when ``targets`` is not None).
         content_hash: sha256 over files, image size and loader version.
@@ -45,8 +50,8 @@ class Dataset:
     kind: str
     root: Path
     ids: list[str]
-    inputs: np.ndarray
-    targets: np.ndarray | None
+    inputs: np.ndarray | DiskArray
+    targets: np.ndarray | DiskArray | None
     content_hash: str
     size: int
     target_mask: np.ndarray | None = None
@@ -66,9 +71,13 @@ class Dataset:
             return np.ones(len(self), dtype=bool)
         return self.target_mask
 
-    def input_uint8(self) -> np.ndarray:
-        """Served inputs as ``(N, S, S)`` uint8 (for display and edge matching)."""
-        return np.round(self.inputs[..., 0] * 255.0).astype(np.uint8)
+    def input_uint8(self, rows=None) -> np.ndarray:
+        """Served inputs as ``(N, S, S)`` uint8 (for display and edge matching): all
+        rows, or those of ``rows`` (an int gives one ``(S, S)`` image)."""
+        if isinstance(rows, (int, np.integer)):
+            return np.round(self.inputs[int(rows)][..., 0] * 255.0).astype(np.uint8)
+        x = self.inputs[:] if rows is None else self.inputs[np.asarray(rows)]
+        return np.round(np.asarray(x)[..., 0] * 255.0).astype(np.uint8)
 
 
 #: The domain of an explicitly pooled evaluation (``--domain all``).

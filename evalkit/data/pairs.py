@@ -34,6 +34,7 @@ from evalkit.data.files import (
     scan_folder,
     served_sketch,
 )
+from evalkit.data.samples import RowWriter
 from evalkit.data.serving import target_to_array
 from evalkit.hashing import combine, file_sha256
 
@@ -134,7 +135,11 @@ def load_pairs(root: str | Path, size: int = 256, name: str = "heldout",
     if limit is not None:
         items = items[:limit]
 
-    ids, inputs, targets, hashes = [], [], [], []
+    ids: list[str] = []
+    hashes: list[str] = []
+    # rows stream into arrays that go to disk when large (evalkit.data.samples)
+    inputs = RowWriter(len(items), (size, size, 1), np.float32)
+    targets = RowWriter(len(items), (size, size, 3), np.uint8)
     for sid, files in items:
         try:
             im, note = read_image(files[0])
@@ -152,7 +157,7 @@ def load_pairs(root: str | Path, size: int = 256, name: str = "heldout",
         if note:
             notes.append(f"{sid}: {note}")
         ids.append(sid)
-        inputs.append(x)
+        inputs.append(x[..., None])
         targets.append(y)
         hashes.extend(f"{f.relative_to(root).as_posix()}:{file_sha256(f)}" for f in files)
     if not ids:
@@ -162,7 +167,7 @@ def load_pairs(root: str | Path, size: int = 256, name: str = "heldout",
     record = read_detector(root)
     return Dataset(
         name=name, kind="heldout", root=root, ids=ids,
-        inputs=np.stack(inputs)[..., None], targets=np.stack(targets),
+        inputs=inputs.finish(), targets=targets.finish(),
         content_hash=content_hash, size=size, skipped=skipped,
         meta={"layout": layout, "notes": notes,
               "edge_detector": record.get("detector") if record else None,

@@ -80,8 +80,7 @@ def grid_images(out_dir: str | Path, samples: int = GRID_SAMPLES) -> tuple[list[
         if isinstance(ds, str):
             notes.append(f"{row.name}: {ds}")
         elif ds.ids == ids:
-            inputs = ds.input_uint8()
-            fixed.append(np.concatenate([_rgb(inputs[i]) for i in pick], axis=1))
+            fixed.append(np.concatenate([_rgb(ds.input_uint8(i)) for i in pick], axis=1))
             if ds.targets is not None and ds.has_targets[pick].all():
                 fixed.append(np.concatenate([_rgb(ds.targets[i]) for i in pick], axis=1))
         ev = evals[evals["dataset"] == row.name]

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from evalkit import weights as W
+from evalkit.data.samples import take_rows
 from evalkit.metrics.base import MetricContext, MetricValue
 from evalkit.metrics.features import (
     INCEPTION_NAME,
@@ -231,7 +232,7 @@ class DistributionMetrics:
             if not mask.any():
                 continue
             mask_arg = None if mask.all() else mask
-            return (src.targets[mask], real_set_key(src.content_hash, mask_arg),
+            return (take_rows(src.targets, mask), real_set_key(src.content_hash, mask_arg),
                     f"{src.name} targets ({label})", src)
         return None
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from evalkit import weights as W
+from evalkit.data.samples import CHUNK_ROWS, iter_chunks
 from evalkit.hashing import combine
 
 #: bump when the cache layout or feature semantics change
@@ -104,7 +105,9 @@ class FeatureExtractor:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         import torch
 
-        images = np.asarray(images)
+        if not hasattr(images, "shape"):
+            images = np.asarray(images)
+        # a DiskArray (evalkit.data.samples) streams: only one batch is read at a time
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected uint8 (N, H, W, 3) images, got {images.dtype} "
                              f"{images.shape}")
@@ -185,11 +188,15 @@ def load_extractor(feature_extractor: str | Path | None = None, antialias: bool 
     return inception_extractor(antialias=antialias, batch_size=batch_size, device=device)
 
 
-def array_digest(images: np.ndarray) -> str:
-    """sha256 over an array's dtype, shape and bytes (keys generated-image features)."""
-    a = np.ascontiguousarray(images)
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(memoryview(a).cast("B"))
+def array_digest(images) -> str:
+    """sha256 over an array's dtype, shape and bytes (keys generated-image features); a
+    disk array (:mod:`evalkit.data.samples`) is read in chunks, with the same digest."""
+    if not hasattr(images, "shape"):
+        images = np.asarray(images)
+    shape = tuple(images.shape)
+    h = hashlib.sha256(f"{np.dtype(images.dtype).str}{shape}".encode())
+    for _, chunk in iter_chunks(images, chunk=CHUNK_ROWS * 4):
+        h.update(memoryview(np.ascontiguousarray(chunk)).cast("B"))
     return h.hexdigest()
 
 

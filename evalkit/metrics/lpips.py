@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from evalkit import weights as W
+from evalkit.data.samples import iter_chunks
 from evalkit.metrics.base import MetricContext, MetricValue
 from evalkit.metrics.stats import summarize
 
@@ -161,9 +162,10 @@ class LpipsMetric:
         except W.WeightsMissing as exc:
             return [MetricValue.skipped("lpips", exc.skip_reason("lpips"), n=int(mask.sum()),
                                         retryable=True, missing_weights=exc.file_name)]
-        values = lpips_per_sample(ctx.outputs[mask], ds.targets[mask], net, self.batch_size)
         full = np.full(len(ds), np.nan)
-        full[mask] = values
+        for idx, pred in iter_chunks(ctx.outputs, mask):  # streamed: rows may be on disk
+            full[idx] = lpips_per_sample(pred, np.asarray(ds.targets[idx]), net,
+                                         self.batch_size)
         return [summarize("lpips", full, net=NET_TYPE, lpips_version=LPIPS_VERSION,
                           backbone=name, backbone_sha256=digest,
                           comparable=self.backbone is None, input_range=[-1, 1])]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from evalkit.data.samples import iter_chunks
 from evalkit.metrics.base import MetricContext, MetricValue
 from evalkit.metrics.stats import summarize
 
@@ -68,13 +69,11 @@ class PairedMetrics:
             return [MetricValue.skipped(m, f"dataset '{ds.name}' has no target images")
                     for m in self.metrics]
         n = len(ds)
-        pred, tgt = ctx.outputs[mask], ds.targets[mask]
-        results = []
-        for metric, values in (("ssim", ssim_per_sample(pred, tgt)),
-                               ("psnr", psnr_per_sample(pred, tgt))):
-            full = np.full(n, np.nan)
-            full[mask] = values
-            results.append(summarize(metric, full))
+        ssim, psnr = np.full(n, np.nan), np.full(n, np.nan)
+        for idx, pred in iter_chunks(ctx.outputs, mask):  # streamed: rows may be on disk
+            tgt = np.asarray(ds.targets[idx])
+            ssim[idx], psnr[idx] = ssim_per_sample(pred, tgt), psnr_per_sample(pred, tgt)
+        results = [summarize("ssim", ssim), summarize("psnr", psnr)]
         if ctx.raw_l1 is not None:
             results.insert(0, summarize("l1", ctx.raw_l1))
         else:

@@ -116,12 +116,11 @@ def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
         elif ds.ids != ids:
             disp.note = "inputs not shown: the reloaded sample ids differ from the stored ones"
         else:
-            inp = ds.input_uint8()
             has_t = ds.has_targets
             for i in want:
                 rel = f"{base}/in/{i:05d}.png"
                 (report_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(inp[i], mode="L").save(report_dir / rel)
+                Image.fromarray(ds.input_uint8(i), mode="L").save(report_dir / rel)
                 disp.inputs[i] = rel
                 if ds.targets is not None and has_t[i]:
                     rel = f"{base}/tg/{i:05d}.png"

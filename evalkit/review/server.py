@@ -172,7 +172,7 @@ class ReviewState:
         from PIL import Image
 
         buf = io.BytesIO()
-        Image.fromarray(ds.input_uint8()[ds.ids.index(cmp.sample_id)], mode="L").save(
+        Image.fromarray(ds.input_uint8(ds.ids.index(cmp.sample_id)), mode="L").save(
             buf, format="PNG")
         return buf.getvalue()
 

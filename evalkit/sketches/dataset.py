@@ -28,6 +28,7 @@ import numpy as np
 from evalkit.data.dataset import Dataset, Skipped
 from evalkit.data.files import confine, first_line, read_image, scan_folder, served_sketch
 from evalkit.data.pairs import DatasetError
+from evalkit.data.samples import RowWriter
 from evalkit.data.serving import target_to_array
 from evalkit.hashing import combine, file_sha256
 from evalkit.sketches.manifest import (
@@ -125,8 +126,10 @@ def load_sketches(root: str | Path, size: int = 256, name: str = "sketches",
     if limit is not None:
         entries = entries[:limit]
     ids: list[str] = []
-    inputs: list[np.ndarray] = []
-    targets: list[np.ndarray | None] = []
+    # rows stream into arrays that go to disk when large (evalkit.data.samples)
+    inputs = RowWriter(len(entries), (size, size, 1), np.float32)
+    targets = RowWriter(len(entries), (size, size, 3), np.uint8)
+    has_target: list[bool] = []
     kept: list[SketchEntry] = []
     notes: list[str] = []
     hashes: list[str] = []
@@ -151,8 +154,9 @@ def load_sketches(root: str | Path, size: int = 256, name: str = "sketches",
                 skipped.append(Skipped(e.reference, f"reference photo of {e.file} not used: "
                                        f"{first_line(exc)}"))
         ids.append(e.file)
-        inputs.append(x)
-        targets.append(y)
+        inputs.append(x[..., None])
+        targets.append(y if y is not None else np.zeros((size, size, 3), np.uint8))
+        has_target.append(y is not None)
         kept.append(e)
         hashes.append(f"{e.file}:{file_sha256(path)}")
     if not ids:
@@ -160,10 +164,9 @@ def load_sketches(root: str | Path, size: int = 256, name: str = "sketches",
                            + (f" for domain '{domain}'" if domain else "")
                            + f" ({len(skipped)} skipped): expected PNG/JPEG drawings, "
                            "dark strokes on white")
-    mask = np.array([t is not None for t in targets])
-    if mask.any():
-        blank = np.zeros((size, size, 3), np.uint8)
-        target_arr = np.stack([t if t is not None else blank for t in targets])
+    mask = np.array(has_target, dtype=bool)
+    if mask.any():  # rows without a reference photo hold a blank image
+        target_arr = targets.finish()
         target_mask = None if mask.all() else mask
     else:
         target_arr, target_mask = None, None
@@ -172,7 +175,7 @@ def load_sketches(root: str | Path, size: int = 256, name: str = "sketches",
     domains = sorted({e.domain for e in kept if e.domain})
     return Dataset(
         name=name, kind="sketches", root=root, ids=ids,
-        inputs=np.stack(inputs)[..., None], targets=target_arr, target_mask=target_mask,
+        inputs=inputs.finish(), targets=target_arr, target_mask=target_mask,
         content_hash=content_hash, size=size, skipped=skipped,
         meta={"domain": domain if domain is not None else domains,
               "manifest": str(root / MANIFEST_NAME) if manifest_hash else None,
