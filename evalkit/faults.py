@@ -10,12 +10,14 @@ Exit codes (documented in docs/faults.md and the README):
 Each ends with one line saying what is stored. Nothing is half-written by construction:
 every evaluation is one SQLite transaction, every output folder and report is written into a
 temporary folder and renamed into place (temporary folders of dead processes are removed by
-the next run, see :func:`evalkit.generate.remove_stale_temps`).
+the next run, see :func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
 
 import errno
+import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -162,3 +164,36 @@ def ending_cleanly(out: Path, echo: Callable[[str], None] | None = None) -> Iter
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+
+
+_TMP = re.compile(r"\.(?:tmp|old)(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temps(root: str | Path, pattern: str = "*/*.tmp*") -> list[Path]:
+    """Remove ``*.tmp<PID>`` / ``*.old<PID>`` folders and files under ``root`` (glob
+    ``pattern``) whose process no longer runs (left by a kill or a full disk); returns what
+    was removed."""
+    removed = []
+    root = Path(root)
+    if not root.is_dir():
+        return removed
+    for p in root.glob(pattern):
+        m = _TMP.search(p.name)
+        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed

@@ -43,7 +43,7 @@ from evalkit.data.samples import (
     should_spill,
 )
 from evalkit.data.serving import output_to_uint8
-from evalkit.faults import as_disk_full, is_disk_full
+from evalkit.faults import as_disk_full, is_disk_full, remove_stale_temps
 from evalkit.metrics.paired import l1_per_sample
 
 MANIFEST = "manifest.json"
@@ -111,39 +111,6 @@ class RunnerPool:
 def sample_filename(index: int, sample_id: str) -> str:
     """File name of one output in the cache: ``00012_<id>.png`` (id made file-safe)."""
     return f"{index:05d}_{_UNSAFE.sub('_', sample_id)[:80]}.png"
-
-
-_TMP = re.compile(r"\.(?:tmp|old)(\d+)$")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def remove_stale_temps(root: str | Path, pattern: str = "*/*.tmp*") -> list[Path]:
-    """Remove ``*.tmp<PID>`` / ``*.old<PID>`` folders and files under ``root`` (glob
-    ``pattern``) whose process no longer runs (left by a kill or a full disk); returns what
-    was removed."""
-    removed = []
-    root = Path(root)
-    if not root.is_dir():
-        return removed
-    for p in root.glob(pattern):
-        m = _TMP.search(p.name)
-        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-        removed.append(p)
-    return removed
 
 
 class OutputCache:

@@ -181,3 +181,41 @@ def test_a_run_with_every_array_on_disk_gives_identical_results(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in manifests} == manifests
     assert_same_results(outs["memory"], outs["disk"])
+
+
+def _dead_pid() -> int:
+    pid = 999_999
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+def test_a_killed_processs_spill_folder_and_feature_temp_are_removed(tmp_path, monkeypatch):
+    """kill -9 skips atexit: the next process removes the dead one's spill folder (which
+    may hold gigabytes) and its half-written feature file, and keeps live ones'."""
+    import tempfile
+
+    from evalkit.metrics.features import FeatureCache
+
+    dead = _dead_pid()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(samples, "_spill_dir", None)
+    stale = tmp_path / f"evalkit-spill-abc.tmp{dead}"
+    live = tmp_path / f"evalkit-spill-def.tmp{os.getppid()}"
+    for d in (stale, live):
+        d.mkdir()
+        (d / "x.rows").write_bytes(b"\0" * 10)
+    new = samples.spill_dir()
+    assert not stale.exists() and live.exists() and new.parent == tmp_path
+    assert new.name.endswith(f".tmp{os.getpid()}")
+    feats = tmp_path / "features" / "fake"
+    feats.mkdir(parents=True)
+    (feats / f"k.npy.tmp{dead}").write_bytes(b"half")
+    (feats / "k.npy").write_bytes(b"kept")
+    FeatureCache(tmp_path / "features")
+    assert sorted(p.name for p in feats.iterdir()) == ["k.npy"]

@@ -334,8 +334,7 @@ def announce_plans(plans: list) -> None:
 def guarded_run(out: Path, wait: bool = True) -> Iterator[None]:
     """The body holds OUT's run lock (waiting with a message, or exit 2 when ``wait`` is
     False) and ends cleanly on SIGINT (130), SIGTERM (143) and a full disk (3)."""
-    from evalkit.faults import ending_cleanly, is_disk_full
-    from evalkit.generate import remove_stale_temps
+    from evalkit.faults import ending_cleanly, is_disk_full, remove_stale_temps
     from evalkit.runlock import LockBusy, run_lock
 
     with ending_cleanly(out, echo=lambda s: click.echo(s, err=True)):

@@ -56,10 +56,16 @@ def should_spill(n: int, item_shape: tuple[int, ...], dtype) -> bool:
 
 
 def spill_dir() -> Path:
-    """This process's temporary folder for spilled arrays (removed at exit)."""
+    """This process's temporary folder for spilled arrays, ``evalkit-spill-*.tmp<PID>`` in
+    the system temporary folder: removed at exit, and by the next process when this one was
+    killed."""
     global _spill_dir
     if _spill_dir is None or not _spill_dir.is_dir():
-        _spill_dir = Path(tempfile.mkdtemp(prefix=f"evalkit-spill-{os.getpid()}-"))
+        from evalkit.faults import remove_stale_temps
+
+        remove_stale_temps(tempfile.gettempdir(), "evalkit-spill-*.tmp*")
+        _spill_dir = Path(tempfile.mkdtemp(prefix="evalkit-spill-",
+                                           suffix=f".tmp{os.getpid()}"))
         atexit.register(shutil.rmtree, _spill_dir, True)
     return _spill_dir
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 
 from evalkit import weights as W
 from evalkit.data.samples import CHUNK_ROWS, iter_chunks
+from evalkit.faults import remove_stale_temps
 from evalkit.hashing import combine
 
 #: bump when the cache layout or feature semantics change
@@ -215,6 +215,7 @@ class FeatureCache:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        remove_stale_temps(self.root, "*/*.tmp*")  # left by killed processes
         self.hits: dict[str, int] = {"real": 0, "fake": 0}
         self.misses: dict[str, int] = {"real": 0, "fake": 0}
 
@@ -244,9 +245,10 @@ class FeatureCache:
     @staticmethod
     def _save(p: Path, feats: np.ndarray, meta: dict) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".feat.", suffix=".npy", dir=p.parent)
+        # <key>.npy.tmp<PID>: a killed process's file is removed by the next FeatureCache
+        tmp = str(p.with_name(f"{p.name}.tmp{os.getpid()}"))
         try:
-            with os.fdopen(fd, "wb") as f:
+            with open(tmp, "wb") as f:
                 np.save(f, feats, allow_pickle=False)
             os.replace(tmp, p)
         finally:
