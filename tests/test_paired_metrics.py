@@ -67,3 +67,23 @@ def test_summary_and_ci():
     assert bootstrap_ci(np.array([1.0])) == (None, None)
     nan_mixed = summarize("x", np.array([1.0, np.nan, 3.0]))
     assert nan_mixed.n == 2 and nan_mixed.value == 2.0
+
+
+def test_batched_bootstrap_gives_the_unbatched_interval():
+    """The CI's resamples run in batches (memory O(batch x n)) with the very interval of
+    one vectorized call: the same seeded draws."""
+    import warnings
+
+    from scipy import stats
+
+    from evalkit.metrics import stats as ek_stats
+
+    for n in (3, 57, 3000):
+        v = np.random.default_rng(n).gamma(2.0, size=n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = stats.bootstrap((v,), np.mean, n_resamples=ek_stats.N_RESAMPLES,
+                                  confidence_level=0.95, method="percentile",
+                                  rng=np.random.default_rng(ek_stats.SEED))
+        assert bootstrap_ci(v) == (ref.confidence_interval.low, ref.confidence_interval.high)
+    assert ek_stats.BATCH < ek_stats.N_RESAMPLES
