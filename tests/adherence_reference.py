@@ -24,8 +24,9 @@ from evalkit.edges.postprocess import (
 from evalkit.metrics.adherence import MIN_CONTRAST, STROKE_THRESHOLD, Match, tolerance_for
 
 
-def sobel_probability_reference(rgb: np.ndarray, det: SobelDetector = SobelDetector()
+def sobel_probability_reference(rgb: np.ndarray, det: SobelDetector | None = None
                                 ) -> np.ndarray:
+    det = det or SobelDetector()
     img = as_rgb_uint8(rgb).astype(np.float64) / 255.0
     mags = []
     for c in range(3):
