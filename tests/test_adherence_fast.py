@@ -305,3 +305,30 @@ def test_family_pickles_without_its_cache(tmp_path: Path):
     fam.compute(MetricContext(_ds(strokes), outs, "c", "h", tmp_path))
     clone = pickle.loads(pickle.dumps(fam))
     assert len(clone._skeletons) == 0 and clone.signature() == fam.signature()
+
+
+def test_bilinear_equals_map_coordinates_bit_for_bit(real_photos):
+    from scipy import ndimage
+
+    from evalkit.edges.postprocess import _bilinear
+
+    rng = np.random.default_rng(3)
+    for rgb in real_photos:
+        e = np.asarray(SobelDetector().probability(rgb), np.float64)
+        h, w = e.shape
+        r, c = rng.uniform(0, h - 1.001, 20000), rng.uniform(0, w - 1.001, 20000)
+        r[:500], c[500:1000] = np.floor(r[:500]), np.floor(c[500:1000])  # on the grid
+        r[1000:1100], c[1100:1200] = h - 1.001, w - 1.001  # the clamp's upper end
+        want = ndimage.map_coordinates(e, [r, c], order=1, mode="nearest")
+        assert np.array_equal(_bilinear(e.ravel(), w, r, c), want)
+
+
+def test_nms_with_nan_orientation_or_a_two_pixel_map_matches_the_reference():
+    rng = np.random.default_rng(4)
+    prob = rng.random((20, 24))
+    o = rng.uniform(0, np.pi, prob.shape)
+    o[3, 4] = np.nan
+    assert np.array_equal(edges_nms(prob, o), edges_nms_reference(prob, o))
+    prob2 = rng.random((2, 30))
+    o2 = edge_orientation(prob2)
+    assert np.array_equal(edges_nms(prob2, o2), edges_nms_reference(prob2, o2))

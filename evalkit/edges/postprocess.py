@@ -119,17 +119,22 @@ def _nms(e: np.ndarray, cand: np.ndarray, orient: np.ndarray, radius: int, borde
     rows, cols = np.divmod(cand, w)
     rows, cols = rows.astype(np.float64), cols.astype(np.float64)
     cos_o, sin_o = np.cos(orient), np.sin(orient)
-    vals = e.ravel()[cand]
+    flat = e.ravel()
+    vals = flat[cand]
     keep = vals > 0
     scaled = vals * multiplier
     for d in range(-radius, radius + 1):
         if d == 0:
             continue
+        at = np.flatnonzero(keep)  # a pixel already suppressed needs no further test
         # The toolbox clamps to [0, size - 1.001] before bilinear interpolation.
-        r = np.clip(rows + d * sin_o, 0.0, h - 1.001)
-        c = np.clip(cols + d * cos_o, 0.0, w - 1.001)
-        neighbour = ndimage.map_coordinates(e, [r, c], order=1, mode="nearest")
-        keep &= ~(scaled < neighbour)
+        r = np.clip(rows[at] + d * sin_o[at], 0.0, h - 1.001)
+        c = np.clip(cols[at] + d * cos_o[at], 0.0, w - 1.001)
+        if h >= 2 and w >= 2 and np.isfinite(r).all() and np.isfinite(c).all():
+            neighbour = _bilinear(flat, w, r, c)
+        else:  # degenerate map or NaN orientation: scipy's own border/NaN handling
+            neighbour = ndimage.map_coordinates(e, [r, c], order=1, mode="nearest")
+        keep[at] = ~(scaled[at] < neighbour)
     out = np.zeros(e.shape, np.float64)
     out.ravel()[cand[keep]] = vals[keep]
     s = int(min(border, w // 2, h // 2))
@@ -140,6 +145,28 @@ def _nms(e: np.ndarray, cand: np.ndarray, orient: np.ndarray, radius: int, borde
         out[:s, :] *= ramp[:, None]
         out[h - s:, :] *= ramp[::-1, None]
     return out
+
+
+def _bilinear(flat: np.ndarray, w: int, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``ndimage.map_coordinates(image, [r, c], order=1)`` for coordinates inside
+    ``[0, H - 1) x [0, W - 1)`` of the row-major ``(H, W)`` image ``flat`` of width ``w``.
+
+    Hand-written (2-3x faster than map_coordinates' generic spline loop) with scipy's own
+    arithmetic, so the values are the same bit for bit: weights ``1 - t`` and
+    ``1 - (1 - t)``, each corner's value times its row weight times its column weight,
+    summed in row-major corner order (tests/test_adherence_fast.py compares the two).
+    """
+    r0, c0 = np.floor(r), np.floor(c)
+    wr0 = 1.0 - (r - r0)
+    wr1 = 1.0 - wr0
+    wc0 = 1.0 - (c - c0)
+    wc1 = 1.0 - wc0
+    i = r0.astype(np.intp) * w + c0.astype(np.intp)
+    v = flat[i] * wr0 * wc0
+    v += flat[i + 1] * wr0 * wc1
+    v += flat[i + w] * wr1 * wc0
+    v += flat[i + w + 1] * wr1 * wc1
+    return v
 
 
 #: (row offset, column offset, weight) of the 8 neighbours in scikit-image's thin() code.
