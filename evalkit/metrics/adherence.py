@@ -4,9 +4,10 @@ No ground-truth photo is needed, so it applies to hand-drawn sketches as well as
 inputs (the mismatch table compares the two). Per sample:
 
 * **Input strokes** ``S``: pixels of the *served* input (:mod:`evalkit.data.serving`) darker
-  than ``t = max(0.5, (1 + darkest) / 2)``, thinned to 1 px (scikit-image's ``thin``, MATLAB's ``bwmorph(.., 'thin', Inf)``; run
-  by :func:`evalkit.edges.postprocess.thin`, same output, faster). A family instance keeps
-  the skeletons of the inputs it has seen (they do not depend on the checkpoint).
+  than ``t = max(0.5, (1 + darkest) / 2)``, thinned to 1 px (scikit-image's ``thin``,
+  MATLAB's ``bwmorph(.., 'thin', Inf)``; run by :func:`evalkit.edges.postprocess.thin`,
+  same output, faster). A family instance keeps the skeletons of the inputs it has seen
+  (they do not depend on the checkpoint).
   Thinning makes a 3-px pen stroke count once, like the 1-px output edges it is matched to:
   without it every stroke would have 2 px of its width that no edge can match, and recall
   would measure pen width rather than structure. ``t`` is 0.5 for a sketch with black
@@ -14,7 +15,8 @@ inputs (the mismatch table compares the two). Per sample:
   served below 256 px are bicubic-blurred to grey). A served input with no pixel darker
   than ``1 - MIN_CONTRAST`` has no strokes.
 * **Output edges** ``E``: :func:`evalkit.edges.edge_map` of the served uint8 RGB output, the
-  same pipeline (detector + PostprocessHED) that made the training inputs, thinned likewise.
+  same pipeline (detector + PostprocessHED) that made the training inputs, already 1 px
+  (a custom ``edge_fn``'s map is thinned likewise).
 * **Matching** (Martin, Fowlkes & Malik 2004, "Learning to detect natural image boundaries
   using local brightness, color, and texture cues", IEEE TPAMI 26(5); the BSDS benchmark's
   ``correspondPixels``): a one-to-one correspondence between ``E`` and ``S`` in which a pair
