@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
 from benchmarks._record import record  # noqa: E402
+from evalkit.racing import DEFAULT_GROWTH  # noqa: E402
 
 SIZE = 64
 TRAIN_SEED0 = 3_000_000  # the example's held-out faces start at 1,000,000
@@ -119,7 +120,7 @@ def section(args: argparse.Namespace) -> tuple[str, str]:
         name += f"_{args.heldout_pairs}"
     changed = [f"{k} {getattr(args, k)}" for k, v in
                (("start_fraction", 1 / 8), ("min_samples", 4), ("threshold", 0.01),
-                ("growth", 2.0), ("no_finite_population", False)) if getattr(args, k) != v]
+                ("growth", DEFAULT_GROWTH), ("no_finite_population", False)) if getattr(args, k) != v]
     if changed:
         name += "_" + "_".join(c.split()[0] for c in changed)
         title += ", " + ", ".join(c.replace("_", " ") for c in changed)
@@ -137,7 +138,7 @@ def main() -> None:
     ap.add_argument("--start-fraction", type=float, default=1 / 8)
     ap.add_argument("--min-samples", type=int, default=4)
     ap.add_argument("--threshold", type=float, default=0.01)
-    ap.add_argument("--growth", type=float, default=2.0)
+    ap.add_argument("--growth", type=float, default=DEFAULT_GROWTH)
     ap.add_argument("--no-finite-population", action="store_true",
                     help="plain bootstrap of the seen samples (the earlier rule)")
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
@@ -157,6 +158,7 @@ def main() -> None:
 
     try:
         t = time.perf_counter()
+        reused = (base / "run" / "person").is_dir()
         run = trained_run(base, args.epochs, args.width, args.pairs)
         train_s = time.perf_counter() - t
         heldout = heldout_dir(base, args.heldout_pairs)
@@ -164,10 +166,12 @@ def main() -> None:
         opts = RunOptions(image_size=SIZE, batch_size=16, progress=False)
         quiet = {"log": lambda s: None}
         full_out, full_s = full_evaluation(base, p, opts)
+        if not args.seeds:
+            return
         full = rank_out(full_out)
         n = sum(len(d) for d in p.datasets)
         say(f"run: {len(p.refs)} checkpoints (person, width {args.width}, {args.epochs} "
-            f"epochs, trained in {train_s:.0f} s), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
+            f"epochs, {'trained earlier, kept' if reused else f'trained in {train_s:.0f} s'}), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
         say(f"full evaluation: winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f})"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
         saved, same, secs = [], 0, []

@@ -20,7 +20,7 @@ from evalkit.racing.subsets import SCRATCH, raced_outputs, subset
 DEFAULT_THRESHOLD = 0.01
 DEFAULT_START_FRACTION = 1 / 8
 DEFAULT_MIN_SAMPLES = 4
-DEFAULT_GROWTH = 2.0
+DEFAULT_GROWTH = 2 ** 0.5  # more looks at no generator cost: generation is incremental
 
 
 @dataclass
@@ -49,15 +49,15 @@ class RaceSettings:
     ranking_config: object | None = None
 
     def sizes(self, full_n: int) -> list[int]:
-        """Samples of a dataset of ``full_n`` in each round, the last one ``full_n``."""
+        """Samples of a dataset of ``full_n`` in each round (round ``r``: ``ceil(full_n *
+        start_fraction * growth^r)``, at least ``min_samples``), the last one ``full_n``."""
         if not 0 < self.start_fraction <= 1 or self.growth <= 1:
             raise ValueError(f"race start fraction must be in (0, 1] (got "
                              f"{self.start_fraction}) and growth > 1 (got {self.growth})")
         out, frac = [], self.start_fraction
         while True:
-            n = min(full_n, max(self.min_samples, math.ceil(full_n * frac)))
-            if not out or n > out[-1]:
-                out.append(n)
+            out.append(min(full_n, max(self.min_samples, math.ceil(full_n * frac))))
+            n = out[-1]
             if n >= full_n:
                 return out
             frac *= self.growth
