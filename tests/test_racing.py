@@ -234,3 +234,43 @@ def test_no_bootstrap_evidence_races_nobody_out(tmp_path):
     assert (ck["status"] == "ok").all() and len(ck) == 4
     assert (r[r["metric"] == "l1"]["n"] == 16).all() and len(set(r["checkpoint"])) == 4
     assert res.generated == 4 * 16  # every checkpoint finished in full, nothing twice
+
+
+def test_round_sizes_grow_to_the_full_data_from_the_same_start():
+    from evalkit.racing import RaceSettings
+
+    s = RaceSettings()
+    for n in (1, 3, 12, 40, 200):
+        sizes = s.sizes(n)
+        assert sizes[-1] == n and sizes == sorted(sizes)
+        assert sizes[0] == min(n, max(4, -(-n // 8)))
+    assert RaceSettings(growth=2).sizes(40) == [5, 10, 20, 40]
+    assert len(RaceSettings(growth=2 ** 0.5).sizes(40)) > len(RaceSettings(growth=2).sizes(40))
+    with pytest.raises(ValueError, match="growth"):
+        RaceSettings(growth=1).sizes(10)
+
+
+def test_finite_population_correction_shrinks_the_spread_not_the_means():
+    import pandas as pd
+
+    from evalkit.racing.evidence import finite_population, fpc_factor
+
+    assert fpc_factor(100, 100) == 0 and fpc_factor(1, 100) == 1 and fpc_factor(5, 0) == 1
+    assert fpc_factor(50, 100) == pytest.approx((0.5 * 50 / 49) ** 0.5)
+    assert fpc_factor(10, 1000) > 1  # tiny share seen: the unbiased variance, a bit wider
+    rng = np.random.default_rng(0)
+    rows = [{"checkpoint": c, "dataset": "d", "metric": "l1", "sample_id": f"s{i}",
+             "value": float(v)} for c in ("a", "b") for i, v in enumerate(rng.normal(size=20))]
+    samples = pd.DataFrame(rows)
+    results = pd.DataFrame([{"checkpoint": "a", "dataset": "d", "metric": "kid", "value": 1.0,
+                             "n": 20, "ci_low": 0.5, "ci_high": 1.5}])
+    res, sm = finite_population(results, samples, {"d": 80})
+    c = fpc_factor(20, 80)
+    for ck in ("a", "b"):
+        x, y = samples[samples.checkpoint == ck].value, sm[sm.checkpoint == ck].value
+        assert y.mean() == pytest.approx(x.mean())
+        assert (y - y.mean()).to_numpy() == pytest.approx(c * (x - x.mean()).to_numpy())
+    assert res.iloc[0].ci_low == pytest.approx(1 - 0.5 * c)
+    assert res.iloc[0].ci_high == pytest.approx(1 + 0.5 * c)
+    same, _ = finite_population(results, samples, {})  # full size unknown: unchanged
+    assert same.iloc[0].ci_low == 0.5
