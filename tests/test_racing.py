@@ -186,6 +186,12 @@ def test_racing_serves_fully_evaluated_checkpoints_from_the_store(tmp_path, monk
     out = tmp_path / "out"
     opts = RunOptions(image_size=32, progress=False)
     evaluate_domains([_plan(run, ds)], out, opts, log=lambda s: None)
+    from evalkit import sources
+    from evalkit.precision import cache_key
+
+    refs = {r.name: r for r in sources.discover(run)}
+    # ckpt-2's outputs are gone from the cache (its stored values are current)
+    shutil.rmtree(out / "outputs" / cache_key(refs["ckpt-2"].content_hash(), "fp32")[:16])
     for f in made.glob("ckpt-[3456].*"):  # then four more: race them all
         shutil.copy(f, run / f.name)
     passes = _count_forward_passes(monkeypatch)
@@ -194,8 +200,10 @@ def test_racing_serves_fully_evaluated_checkpoints_from_the_store(tmp_path, monk
     assert res.full_cost == 4 * 24  # what a full run would generate now: the new four
     assert res.generated == sum(passes)  # counted honestly: every forward pass, no more
     assert res.generated <= 4 * 24 and res.raced_out  # (6 random generators differ a lot)
-    # the settled two ran no generator: their round subsets came from their full outputs
-    assert res.reused == 2 * max(sum(r.samples.values()) for r in res.rounds)
+    # ckpt-1 ran no generator: its round subsets came from its full outputs; ckpt-2 (no
+    # outputs left) was not raced at all, its stored full values stand
+    assert res.reused == max(sum(r.samples.values()) for r in res.rounds)
+    assert all("ckpt-1" in r.p_first and "ckpt-2" not in r.p_first for r in res.rounds)
     assert not set(res.raced_out) & {"ckpt-1", "ckpt-2"}
     with Store(out, create=False) as store:
         ck = store.checkpoints().set_index("name")

@@ -140,6 +140,17 @@ class _Generator:
         self.earlier[(key, parent.content_hash)] = set(have)
         return have
 
+    def has_all(self, ref: CheckpointRef, datasets: list[Dataset], precision: str) -> bool:
+        """Whether ``OUT`` holds ``ref``'s outputs on every sample of ``datasets`` (at this
+        precision), so that it can take part in the rounds without a generator pass."""
+        from evalkit.precision import cache_key
+
+        try:
+            key = cache_key(ref.content_hash(), precision)
+        except OSError:
+            return False
+        return all(set(self._outputs(key, d)) >= set(d.ids) for d in datasets)
+
     def prepare(self, ref: CheckpointRef, parts: list[tuple[Dataset, Dataset]],
                 cache_dir: Path, options: RunOptions) -> bool:
         """Put ``ref``'s outputs on each ``(subset, parent)`` into ``cache_dir``'s output
@@ -208,15 +219,18 @@ def _settled(plan, out_dir: Path, options: RunOptions, families: list | None) ->
     return out
 
 
-def _full_cost(plan, out_dir: Path) -> int:
+def _full_cost(plan, out_dir: Path, settled: list[str]) -> int:
     """Images a full evaluation of ``plan`` would generate: every checkpoint on every
-    sample, except (checkpoint, dataset) outputs cached in full in ``OUT``."""
+    sample, except the settled checkpoints (a full run reuses their stored values) and
+    (checkpoint, dataset) outputs cached in full in ``OUT``."""
     from evalkit.generate import MANIFEST, OutputCache
     from evalkit.precision import cache_key
 
     cache = OutputCache(out_dir, log=lambda s: None, clean=False)
     total = 0
     for ref in plan.refs:
+        if ref.name in settled:
+            continue
         try:
             key = None if ref.problem else cache_key(ref.content_hash(), "fp32")
         except OSError:
@@ -280,17 +294,25 @@ def race_domains(plans: list, out_dir: str | Path, options: RunOptions | None = 
     finals: list = []
     raced_refs: list[tuple[CheckpointRef, str, str]] = []  # (ref, domain, evidence)
     for plan in plans:
-        result.full_cost += _full_cost(plan, out_dir)
         settled = _settled(plan, out_dir, final_opts, families)
         result.settled += settled
-        if not plan.datasets or len(plan.refs) < 2:
+        result.full_cost += _full_cost(plan, out_dir, settled)
+        # settled checkpoints race (as yardsticks) only when their outputs are all in OUT
+        # at the rounds' precision; otherwise they go straight to the final evaluation
+        held = [r for r in plan.refs if r.name in settled
+                and not gen.has_all(r, plan.datasets, quiet.precision)]
+        racers = [r for r in plan.refs if r not in held]
+        if not plan.datasets or len(racers) < 2:
             finals.append(plan)
             continue
-        alive, broken = _race_plan(plan, out_dir, settings, config, settled, gen, quiet,
-                                   argv, families, log, result, raced_refs)
+        alive, broken = _race_plan(dataclasses.replace(plan, refs=racers), out_dir,
+                                   settings, config, settled, gen, quiet, argv, families,
+                                   log, result, raced_refs)
         for r in alive:  # the leaders: full data (generated incrementally, then cached)
             gen.prepare(r, [(d, d) for d in plan.datasets], out_dir, final_opts)
-        finals.append(dataclasses.replace(plan, refs=alive + broken))
+        keep = {r.name for r in alive + broken + held}
+        finals.append(dataclasses.replace(plan, refs=[r for r in plan.refs
+                                                      if r.name in keep]))
     result.summary = evaluate_domains(finals, out_dir, final_opts, argv, families, log)
     with Store(out_dir) as store:
         for ref, domain, evidence in raced_refs:
