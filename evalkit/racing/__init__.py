@@ -11,7 +11,8 @@ have the full data.
   generates only the missing samples);
 * :mod:`evalkit.racing.evidence`: the chance of being the final choice (the ranking's
   paired bootstrap with a finite-population correction);
-* :mod:`evalkit.racing.race`: the driver (:func:`race_domains`).
+* :mod:`evalkit.racing.race`: the driver (:func:`race_domains`), with
+  :mod:`evalkit.racing.generator` (incremental generation, served from ``OUT`` first).
 """
 
 from evalkit.racing.race import (
