@@ -152,6 +152,18 @@ def test_raced_outputs_are_the_fresh_outputs_of_that_checkpoint_and_dataset(race
         i = ds.ids.index(sid)
         assert img.dtype == np.uint8 and img.tobytes() == fresh[i].tobytes()
         assert l1 == pytest.approx(raw[i], rel=1e-6)
+    # a later full run needs the generator on the missing samples only
+    from evalkit.racing import complete_outputs
+
+    parts: list[int] = []
+
+    def gen_part(part):
+        parts.append(len(part))
+        return generate(runner, part)
+
+    outs, l1s, n_new = complete_outputs(ds, got, gen_part)
+    assert n_new == parts[0] == len(ds) - len(got)
+    assert outs.tobytes() == fresh.tobytes() and l1s == pytest.approx(raw, rel=1e-6)
     # nothing for another dataset (other content), another checkpoint or another precision
     assert raced_outputs(out, key, load_pairs(heldout, size=32, limit=20)) == {}
     assert raced_outputs(out, "0" * 64, ds) == {}

@@ -7,8 +7,8 @@ is below a threshold are *raced out* and the subsets grow for the others, until 
 have the full data.
 
 * :mod:`evalkit.racing.subsets`: the nested subsets, and :func:`raced_outputs` (outputs a
-  race generated for a checkpoint on subsets of a dataset, so that a later full run
-  generates only the missing samples);
+  race generated for a checkpoint on subsets of a dataset) and :func:`complete_outputs`
+  (the full outputs from those plus the generator on the missing samples only);
 * :mod:`evalkit.racing.evidence`: the chance of being the final choice (the ranking's
   paired bootstrap with a finite-population correction);
 * :mod:`evalkit.racing.race`: the driver (:func:`race_domains`), with
@@ -25,8 +25,14 @@ from evalkit.racing.race import (
     RoundInfo,
     race_domains,
 )
-from evalkit.racing.subsets import SCRATCH, raced_outputs, subset, subset_hash
+from evalkit.racing.subsets import (
+    SCRATCH,
+    complete_outputs,
+    raced_outputs,
+    subset,
+    subset_hash,
+)
 
 __all__ = ["DEFAULT_GROWTH", "DEFAULT_MIN_SAMPLES", "DEFAULT_START_FRACTION",
            "DEFAULT_THRESHOLD", "SCRATCH", "RaceResult", "RaceSettings", "RoundInfo",
-           "race_domains", "raced_outputs", "subset", "subset_hash"]
+           "complete_outputs", "race_domains", "raced_outputs", "subset", "subset_hash"]

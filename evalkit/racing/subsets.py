@@ -95,3 +95,26 @@ def raced_outputs(out_dir: Path, out_key: str, ds: Dataset,
             for j, sid in enumerate(ids):
                 found.setdefault(sid, (outputs[j], np.nan if raw is None else float(raw[j])))
     return found
+
+
+def complete_outputs(ds: Dataset, have: dict[str, tuple[np.ndarray, float]],
+                     generate_part: Callable[[Dataset], tuple[np.ndarray, np.ndarray | None]],
+                     ) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """``ds``'s full outputs from ``have`` (e.g. :func:`raced_outputs`) plus the generator
+    on the samples missing there.
+
+    ``generate_part(part)`` runs the generator on a dataset of the missing samples (in
+    ``ds``'s order) and returns ``(served uint8 (n,S,S,3), raw L1 (n,) or None)``, as
+    :func:`evalkit.generate.generate` does. Returns ``(outputs (N,S,S,3) uint8, raw L1 (N,)
+    or None when ``ds`` has no targets, images generated)``.
+    """
+    need = [i for i, sid in enumerate(ds.ids) if sid not in have]
+    got = dict(have)
+    if need:
+        part = ds if len(need) == len(ds) else subset(ds, len(need), np.array(need), 0)
+        outs, raw = generate_part(part)
+        for j, sid in enumerate(part.ids):
+            got[sid] = (outs[j], np.nan if raw is None else float(raw[j]))
+    outputs = np.stack([got[sid][0] for sid in ds.ids])
+    raw_l1 = None if ds.targets is None else np.array([got[sid][1] for sid in ds.ids])
+    return outputs, raw_l1, len(need)
