@@ -52,7 +52,7 @@ TRAIN_SEED0 = 3_000_000  # the example's held-out faces start at 1,000,000
 HELDOUT_SEED0 = 5_000_000  # the benchmark's own held-out faces (--heldout-pairs N)
 
 
-def trained_run(base: Path, epochs: int, width: int, pairs: int) -> Path:
+def trained_run(base: Path, epochs: int, width: int, pairs: int, seed: int = 0) -> Path:
     from benchmarks.example.train import TrainConfig, train
     from benchmarks.make_example import DOMAINS, write_pairs
 
@@ -64,8 +64,8 @@ def trained_run(base: Path, epochs: int, width: int, pairs: int) -> Path:
         write_pairs(DOMAINS["person"], list(range(TRAIN_SEED0, TRAIN_SEED0 + pairs)),
                     train_dir, SIZE)
     shutil.rmtree(run, ignore_errors=True)
-    train(train_dir, run, TrainConfig(image_size=SIZE, hidden_channels=width, epochs=epochs),
-          log=None)
+    train(train_dir, run, TrainConfig(image_size=SIZE, hidden_channels=width, epochs=epochs,
+                                      seed=seed), log=None)
     return run
 
 
@@ -118,12 +118,18 @@ def section(args: argparse.Namespace) -> tuple[str, str]:
     name, title = "bench_race", f"Racing selection vs full evaluation ({size} + 12 sketches)"
     if args.heldout_pairs != 200:
         name += f"_{args.heldout_pairs}"
-    changed = [f"{k} {getattr(args, k)}" for k, v in
+    if args.train_seed:
+        name += f"_train{args.train_seed}"
+        title += f", training seed {args.train_seed}"
+    changed = [(k, f"{k.replace('_', ' ')} {getattr(args, k):g}") for k, v in
                (("start_fraction", 1 / 8), ("min_samples", 4), ("threshold", 0.01),
-                ("growth", DEFAULT_GROWTH), ("no_finite_population", False)) if getattr(args, k) != v]
+                ("growth", DEFAULT_GROWTH)) if getattr(args, k) != v]
+    if args.no_finite_population:
+        changed.append(("no_finite_population", "plain bootstrap (no finite-population "
+                                                "correction)"))
     if changed:
-        name += "_" + "_".join(c.split()[0] for c in changed)
-        title += ", " + ", ".join(c.replace("_", " ") for c in changed)
+        name += "_" + "_".join(k for k, _ in changed)
+        title += ", " + ", ".join(t for _, t in changed)
     return name, title
 
 
@@ -132,6 +138,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--pairs", type=int, default=160, help="training pairs")
+    ap.add_argument("--train-seed", type=int, default=0,
+                    help="the trainer's seed (another trained run; use another --keep)")
     ap.add_argument("--heldout-pairs", type=int, default=200,
                     help="procedural held-out pairs (0: the example's 40)")
     ap.add_argument("--seeds", type=int, default=5)
@@ -159,7 +167,7 @@ def main() -> None:
     try:
         t = time.perf_counter()
         reused = (base / "run" / "person").is_dir()
-        run = trained_run(base, args.epochs, args.width, args.pairs)
+        run = trained_run(base, args.epochs, args.width, args.pairs, args.train_seed)
         train_s = time.perf_counter() - t
         heldout = heldout_dir(base, args.heldout_pairs)
         p = plan(run, heldout)
@@ -167,14 +175,15 @@ def main() -> None:
         quiet = {"log": lambda s: None}
         # measured afresh when recording, so that the wall times are side by side
         full_out, full_s = full_evaluation(base, p, opts, reuse=not args.record)
-        if not args.seeds:
-            return
         full = rank_out(full_out)
         n = sum(len(d) for d in p.datasets)
         say(f"run: {len(p.refs)} checkpoints (person, width {args.width}, {args.epochs} "
-            f"epochs, {'trained earlier, kept' if reused else f'trained in {train_s:.0f} s'}), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
+            f"epochs, training seed {args.train_seed}"
+            f", {'trained earlier, kept' if reused else f'trained in {train_s:.0f} s'}), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
         say(f"full evaluation: winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f})"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
+        if not args.seeds:
+            return
         saved, same, secs = [], 0, []
         for seed in range(args.seeds):
             out = base / f"race-{seed}"
