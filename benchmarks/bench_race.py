@@ -111,6 +111,20 @@ def full_evaluation(base: Path, p, opts, reuse: bool) -> tuple[Path, float]:
     return out, wall
 
 
+def short(name: str | None) -> str:
+    return str(name).rsplit("/", 1)[-1]
+
+
+def among_leaders(full_out: Path, leaders: list[str]) -> str | None:
+    """The full evaluation's winner when only ``leaders`` take part."""
+    from evalkit.ranking import rank_checkpoints
+    from evalkit.store import Store
+
+    with Store(full_out, create=False) as store:
+        results, ck, samples = store.results(), store.checkpoints(), store.sample_metrics()
+    return rank_checkpoints(results, ck[ck["name"].isin(leaders)], samples).winner
+
+
 def section(args: argparse.Namespace) -> tuple[str, str]:
     """The reports/benchmarks.md section of these settings, and its title."""
     size = (f"{args.heldout_pairs} held-out pairs" if args.heldout_pairs
@@ -180,11 +194,14 @@ def main() -> None:
         say(f"run: {len(p.refs)} checkpoints (person, width {args.width}, {args.epochs} "
             f"epochs, training seed {args.train_seed}"
             f", {'trained earlier, kept' if reused else f'trained in {train_s:.0f} s'}), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
-        say(f"full evaluation: winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f})"
+        top = full.participants.sort_values("p_first", ascending=False).head(3)
+        say(f"full evaluation: winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f}; "
+            "highest p_first: " + ", ".join(f"{short(r.checkpoint)} {r.p_first:.2f}"
+                                            for r in top.itertuples()) + ")"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
         if not args.seeds:
             return
-        saved, same, secs = [], 0, []
+        saved, same, secs, agree = [], 0, [], 0
         for seed in range(args.seeds):
             out = base / f"race-{seed}"
             shutil.rmtree(out, ignore_errors=True)
@@ -194,23 +211,32 @@ def main() -> None:
                 min_samples=args.min_samples, growth=args.growth,
                 finite_population=not args.no_finite_population), **quiet)
             secs.append(time.perf_counter() - t)
-            winner = rank_out(out).winner
+            ranked = rank_out(out)
+            winner = ranked.winner
             same += winner == full.winner
             saved.append(res.saved)
+            # the full data ranked among this race's leaders alone: tells a sampling error
+            # (the race dropped the full winner) from the rule's dependence on who takes
+            # part (weighted normalized ranks are not independent of the other checkpoints)
+            leaders = ranked.participants["checkpoint"].tolist()
+            among = among_leaders(full_out, leaders)
+            agree += among == winner
             rounds = "; ".join(f"round {r.round + 1}: {sum(r.samples.values())} samples, "
                                f"{len(r.p_first)} in, {len(r.raced_out)} out"
                                for r in res.rounds)
             say(f"race seed {seed}: winner {winner} ({'same' if winner == full.winner else 'DIFFERENT'})"
                 f", generator on {res.generated} of {res.full_cost} ({res.saved:.2f}x less), "
-                f"{secs[-1]:.0f} s; {rounds}")
+                f"{secs[-1]:.0f} s; {rounds}; leaders {', '.join(short(x) for x in leaders)}, "
+                f"among whom the full data picks {short(among)}")
         say(f"race settings: start fraction {args.start_fraction:g}, min samples "
             f"{args.min_samples}, growth {args.growth:g}, threshold {args.threshold:g}, "
             + ("plain bootstrap" if args.no_finite_population
                else "finite-population corrected bootstrap"))
         say(f"checkpoints: {len(p.refs)}; compute saved: {statistics.median(saved):.2f}x "
             f"(median; {min(saved):.2f}-{max(saved):.2f}x); same winner: {same} of "
-            f"{args.seeds} seeds; wall: full {full_s:.0f} s, race {statistics.median(secs):.0f} s"
-            " (median)")
+            f"{args.seeds} seeds; the full data among each race's leaders picks the race's "
+            f"winner in {agree} of {args.seeds}; wall: full {full_s:.0f} s, race "
+            f"{statistics.median(secs):.0f} s (median)")
         if args.record:
             argv = sys.argv[1:]
             if "--keep" in argv:  # a local folder: not part of the command to re-run
