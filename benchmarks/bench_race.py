@@ -2,9 +2,16 @@
 
 Trains the example's ``person`` generator (``benchmarks/example/train.py``, the seed's
 recipe) for ``--epochs`` epochs (default 12) at a small width, one checkpoint per epoch, on
-procedural cartoon faces disjoint from the example's held-out set; then evaluates it on the
-example's held-out pairs (``examples/heldout/person``) and its hand-drawn-style sketches
-(``examples/sketches``, person):
+procedural cartoon faces disjoint from the example's held-out set; then evaluates it on a
+held-out set and the example's hand-drawn-style sketches (``examples/sketches``, person, 12):
+
+* ``--heldout-pairs N`` (default 200, a realistic size): N procedural held-out pairs made
+  with :func:`benchmarks.make_example.write_pairs` from seeds 5,000,000.. (disjoint from the
+  training seeds 3,000,000.. and the example's held-out seeds 1,000,000..);
+* ``--heldout-pairs 0``: the example's own 40 held-out pairs (``examples/heldout/person``).
+
+Racing's evidence grows with the absolute number of samples a round sees, so its savings
+grow with the data; the 52-sample case shows the small end. Each setting is evaluated:
 
 * once in full (every checkpoint on every sample), giving the reference winner, and
 * with racing (:mod:`evalkit.racing`) under ``--seeds`` different subset seeds.
@@ -14,8 +21,10 @@ median and the range over seeds) and whether the race chose the same checkpoint 
 evaluation (k of the seeds). Offline, FID/KID and LPIPS are skipped (their weights are
 absent), so the ranking uses L1, SSIM, PSNR and sketch adherence, as any offline run.
 
-Usage: ``.venv/bin/python benchmarks/bench_race.py [--keep DIR] [--record]``
-(``--keep`` reuses a trained run there).
+Usage: ``.venv/bin/python benchmarks/bench_race.py [--heldout-pairs N] [--keep DIR]
+[--record]`` (``--keep`` reuses a trained run, the held-out pairs and the full evaluation
+there; ``--record`` writes the section ``bench_race`` (200 pairs, defaults) or
+``bench_race_<N>`` / ``..._<settings>`` of reports/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import json
 import shutil
 import statistics
 import sys
@@ -35,12 +45,14 @@ sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
 from benchmarks._record import record  # noqa: E402
+from evalkit.racing import DEFAULT_GROWTH  # noqa: E402
 
 SIZE = 64
 TRAIN_SEED0 = 3_000_000  # the example's held-out faces start at 1,000,000
+HELDOUT_SEED0 = 5_000_000  # the benchmark's own held-out faces (--heldout-pairs N)
 
 
-def trained_run(base: Path, epochs: int, width: int, pairs: int) -> Path:
+def trained_run(base: Path, epochs: int, width: int, pairs: int, seed: int = 0) -> Path:
     from benchmarks.example.train import TrainConfig, train
     from benchmarks.make_example import DOMAINS, write_pairs
 
@@ -52,20 +64,87 @@ def trained_run(base: Path, epochs: int, width: int, pairs: int) -> Path:
         write_pairs(DOMAINS["person"], list(range(TRAIN_SEED0, TRAIN_SEED0 + pairs)),
                     train_dir, SIZE)
     shutil.rmtree(run, ignore_errors=True)
-    train(train_dir, run, TrainConfig(image_size=SIZE, hidden_channels=width, epochs=epochs),
-          log=None)
+    train(train_dir, run, TrainConfig(image_size=SIZE, hidden_channels=width, epochs=epochs,
+                                      seed=seed), log=None)
     return run
 
 
-def plan(run: Path):
+def heldout_dir(base: Path, pairs: int) -> Path:
+    """The held-out folder: the example's (``pairs == 0``) or ``pairs`` new ones."""
+    from benchmarks.make_example import DOMAINS, write_pairs
+
+    if pairs == 0:
+        return ROOT / "examples" / "heldout" / "person"
+    folder = base / f"heldout-{pairs}"
+    if len(list(folder.glob("*.png"))) != pairs:
+        shutil.rmtree(folder, ignore_errors=True)
+        write_pairs(DOMAINS["person"], list(range(HELDOUT_SEED0, HELDOUT_SEED0 + pairs)),
+                    folder, SIZE)
+    return folder
+
+
+def plan(run: Path, heldout: Path):
     from evalkit.checkpoints.discover import discover_checkpoints
     from evalkit.commands.run import load_datasets
     from evalkit.domains import DomainPlan
 
     refs = [dataclasses.replace(r, name=f"person/{r.name}") for r in discover_checkpoints(run)]
-    datasets = load_datasets(ROOT / "examples" / "heldout" / "person", ROOT / "examples" /
-                             "sketches", SIZE, None, "person")
+    datasets = load_datasets(heldout, ROOT / "examples" / "sketches", SIZE, None, "person")
     return DomainPlan("person", run, refs, datasets=datasets)
+
+
+def full_evaluation(base: Path, p, opts, reuse: bool) -> tuple[Path, float]:
+    """Every checkpoint on every sample (kept in ``base`` with its wall time; with
+    ``reuse``, taken from there when the same data was evaluated before)."""
+    from evalkit.engine import evaluate_domains
+
+    key = "-".join(d.content_hash[:12] for d in p.datasets)
+    out = base / f"full-{key}"
+    stamp = out / "wall_s.json"
+    if reuse and stamp.exists():
+        return out, json.loads(stamp.read_text())["wall_s"]
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    evaluate_domains([p], out, opts, log=lambda s: None)
+    wall = time.perf_counter() - t
+    stamp.write_text(json.dumps({"wall_s": wall}))
+    return out, wall
+
+
+def short(name: str | None) -> str:
+    return str(name).rsplit("/", 1)[-1]
+
+
+def among_leaders(full_out: Path, leaders: list[str]) -> str | None:
+    """The full evaluation's winner when only ``leaders`` take part."""
+    from evalkit.ranking import rank_checkpoints
+    from evalkit.store import Store
+
+    with Store(full_out, create=False) as store:
+        results, ck, samples = store.results(), store.checkpoints(), store.sample_metrics()
+    return rank_checkpoints(results, ck[ck["name"].isin(leaders)], samples).winner
+
+
+def section(args: argparse.Namespace) -> tuple[str, str]:
+    """The reports/benchmarks.md section of these settings, and its title."""
+    size = (f"{args.heldout_pairs} held-out pairs" if args.heldout_pairs
+            else "the example's 40 held-out pairs")
+    name, title = "bench_race", f"Racing selection vs full evaluation ({size} + 12 sketches)"
+    if args.heldout_pairs != 200:
+        name += f"_{args.heldout_pairs}"
+    if args.train_seed:
+        name += f"_train{args.train_seed}"
+        title += f", training seed {args.train_seed}"
+    changed = [(k, f"{k.replace('_', ' ')} {getattr(args, k):g}") for k, v in
+               (("start_fraction", 1 / 8), ("min_samples", 4), ("threshold", 0.01),
+                ("growth", DEFAULT_GROWTH)) if getattr(args, k) != v]
+    if args.no_finite_population:
+        changed.append(("no_finite_population", "plain bootstrap (no finite-population "
+                                                "correction)"))
+    if changed:
+        name += "_" + "_".join(k for k, _ in changed)
+        title += ", " + ", ".join(t for _, t in changed)
+    return name, title
 
 
 def main() -> None:
@@ -73,14 +152,21 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--pairs", type=int, default=160, help="training pairs")
+    ap.add_argument("--train-seed", type=int, default=0,
+                    help="the trainer's seed (another trained run; use another --keep)")
+    ap.add_argument("--heldout-pairs", type=int, default=200,
+                    help="procedural held-out pairs (0: the example's 40)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--start-fraction", type=float, default=1 / 8)
     ap.add_argument("--min-samples", type=int, default=4)
     ap.add_argument("--threshold", type=float, default=0.01)
+    ap.add_argument("--growth", type=float, default=DEFAULT_GROWTH)
+    ap.add_argument("--no-finite-population", action="store_true",
+                    help="plain bootstrap of the seen samples (the earlier rule)")
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
-    from evalkit.engine import RunOptions, evaluate_domains
+    from evalkit.engine import RunOptions
     from evalkit.racing import RaceSettings, race_domains
     from evalkit.ranking import rank_out
 
@@ -94,53 +180,71 @@ def main() -> None:
 
     try:
         t = time.perf_counter()
-        run = trained_run(base, args.epochs, args.width, args.pairs)
+        reused = (base / "run" / "person").is_dir()
+        run = trained_run(base, args.epochs, args.width, args.pairs, args.train_seed)
         train_s = time.perf_counter() - t
-        p = plan(run)
+        heldout = heldout_dir(base, args.heldout_pairs)
+        p = plan(run, heldout)
         opts = RunOptions(image_size=SIZE, batch_size=16, progress=False)
         quiet = {"log": lambda s: None}
-        full_out = base / "full"
-        shutil.rmtree(full_out, ignore_errors=True)
-        t = time.perf_counter()
-        evaluate_domains([p], full_out, opts, **quiet)
-        full_s = time.perf_counter() - t
+        # measured afresh when recording, so that the wall times are side by side
+        full_out, full_s = full_evaluation(base, p, opts, reuse=not args.record)
         full = rank_out(full_out)
         n = sum(len(d) for d in p.datasets)
         say(f"run: {len(p.refs)} checkpoints (person, width {args.width}, {args.epochs} "
-            f"epochs, trained in {train_s:.0f} s), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
-        say(f"full evaluation: winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f})"
+            f"epochs, training seed {args.train_seed}"
+            f", {'trained earlier, kept' if reused else f'trained in {train_s:.0f} s'}), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
+        top = full.participants.sort_values("p_first", ascending=False).head(3)
+        say(f"full evaluation: winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f}; "
+            "highest p_first: " + ", ".join(f"{short(r.checkpoint)} {r.p_first:.2f}"
+                                            for r in top.itertuples()) + ")"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
-        saved, same, secs = [], 0, []
+        if not args.seeds:
+            return
+        saved, same, secs, agree = [], 0, [], 0
         for seed in range(args.seeds):
             out = base / f"race-{seed}"
             shutil.rmtree(out, ignore_errors=True)
             t = time.perf_counter()
-            res = race_domains([plan(run)], out, opts, RaceSettings(
+            res = race_domains([plan(run, heldout)], out, opts, RaceSettings(
                 seed=seed, threshold=args.threshold, start_fraction=args.start_fraction,
-                min_samples=args.min_samples), **quiet)
+                min_samples=args.min_samples, growth=args.growth,
+                finite_population=not args.no_finite_population), **quiet)
             secs.append(time.perf_counter() - t)
-            winner = rank_out(out).winner
+            ranked = rank_out(out)
+            winner = ranked.winner
             same += winner == full.winner
             saved.append(res.saved)
+            # the full data ranked among this race's leaders alone: tells a sampling error
+            # (the race dropped the full winner) from the rule's dependence on who takes
+            # part (weighted normalized ranks are not independent of the other checkpoints)
+            leaders = ranked.participants["checkpoint"].tolist()
+            among = among_leaders(full_out, leaders)
+            agree += among == winner
             rounds = "; ".join(f"round {r.round + 1}: {sum(r.samples.values())} samples, "
                                f"{len(r.p_first)} in, {len(r.raced_out)} out"
                                for r in res.rounds)
             say(f"race seed {seed}: winner {winner} ({'same' if winner == full.winner else 'DIFFERENT'})"
                 f", generator on {res.generated} of {res.full_cost} ({res.saved:.2f}x less), "
-                f"{secs[-1]:.0f} s; {rounds}")
+                f"{secs[-1]:.0f} s; {rounds}; leaders {', '.join(short(x) for x in leaders)}, "
+                f"among whom the full data picks {short(among)}")
         say(f"race settings: start fraction {args.start_fraction:g}, min samples "
-            f"{args.min_samples}, threshold {args.threshold:g}")
+            f"{args.min_samples}, growth {args.growth:g}, threshold {args.threshold:g}, "
+            + ("plain bootstrap" if args.no_finite_population
+               else "finite-population corrected bootstrap"))
         say(f"checkpoints: {len(p.refs)}; compute saved: {statistics.median(saved):.2f}x "
             f"(median; {min(saved):.2f}-{max(saved):.2f}x); same winner: {same} of "
-            f"{args.seeds} seeds; wall: full {full_s:.0f} s, race {statistics.median(secs):.0f} s"
-            " (median)")
+            f"{args.seeds} seeds; the full data among each race's leaders picks the race's "
+            f"winner in {agree} of {args.seeds}; wall: full {full_s:.0f} s, race "
+            f"{statistics.median(secs):.0f} s (median)")
         if args.record:
             argv = sys.argv[1:]
             if "--keep" in argv:  # a local folder: not part of the command to re-run
                 i = argv.index("--keep")
                 argv = argv[:i] + argv[i + 2:]
             cmd = "benchmarks/bench_race.py " + " ".join(argv)
-            print(f"recorded in {record('bench_race', 'Racing selection vs full evaluation', cmd.strip(), buf.getvalue())}")
+            name, title = section(args)
+            print(f"recorded in {record(name, title, cmd.strip(), buf.getvalue())}")
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)

@@ -103,3 +103,194 @@ def test_selection_and_gate_say_which_checkpoints_were_raced_out(race_run):
     ck.loc[ck["name"] == name, "step"] = 10_000  # make a raced-out one the newest
     (choice, problem), = choose_candidates(out, res, ck).values()
     assert choice.name == name and "raced out in round" in problem
+
+
+# -- raced outputs, the store first, no evidence ------------------------------------------
+
+def _plan(run, ds):
+    from evalkit import sources
+    from evalkit.domains import DomainPlan
+
+    return DomainPlan("", run, sources.discover(run), datasets=[ds])
+
+
+def _count_forward_passes(monkeypatch) -> list[int]:
+    """Every generator forward pass (images), wherever it runs (race or engine)."""
+    from evalkit.generate import Runner
+
+    seen: list[int] = []
+    real = Runner.run
+
+    def run(self, inputs, *a, **k):
+        seen.append(len(inputs))
+        return real(self, inputs, *a, **k)
+
+    monkeypatch.setattr(Runner, "run", run)
+    return seen
+
+
+def test_raced_outputs_are_the_fresh_outputs_of_that_checkpoint_and_dataset(race_run):
+    from evalkit import sources
+    from evalkit.engine import RunOptions
+    from evalkit.generate import RunnerPool, generate
+    from evalkit.precision import cache_key
+    from evalkit.racing import raced_outputs
+
+    run, heldout, out, _ = race_run
+    ds = load_pairs(heldout, size=32)  # the very dataset the race ran on
+    with Store(out, create=False) as store:
+        ck = store.checkpoints()
+    raced = ck[ck["status"] == "raced"]["name"].tolist()
+    refs = {r.name: r for r in sources.discover(run)}
+    ref = refs[raced[0]]
+    key = cache_key(ref.content_hash(), "fp32")
+    got = raced_outputs(out, key, ds)
+    assert 0 < len(got) < len(ds) and set(got) <= set(ds.ids)
+    runner = sources.prepare(ref, RunnerPool(), RunOptions(image_size=32)).runner()
+    fresh, raw = generate(runner, ds)
+    for sid, (img, l1) in got.items():
+        i = ds.ids.index(sid)
+        assert img.dtype == np.uint8 and img.tobytes() == fresh[i].tobytes()
+        assert l1 == pytest.approx(raw[i], rel=1e-6)
+    # a later full run needs the generator on the missing samples only
+    from evalkit.racing import complete_outputs
+
+    parts: list[int] = []
+
+    def gen_part(part):
+        parts.append(len(part))
+        return generate(runner, part)
+
+    outs, l1s, n_new = complete_outputs(ds, got, gen_part)
+    assert n_new == parts[0] == len(ds) - len(got)
+    assert outs.tobytes() == fresh.tobytes() and l1s == pytest.approx(raw, rel=1e-6)
+    # nothing for another dataset (other content), another checkpoint or another precision
+    assert raced_outputs(out, key, load_pairs(heldout, size=32, limit=20)) == {}
+    assert raced_outputs(out, "0" * 64, ds) == {}
+    assert raced_outputs(out, cache_key(ref.content_hash(), "bf16"), ds) == {}
+    assert raced_outputs(out / "elsewhere", key, ds) == {}
+    # a changed PNG fails its sha256 check: its folder is left out, the others still count
+    folders = sorted((out / "race").glob(f"*/outputs/{key[:16]}/*"),
+                     key=lambda f: len(list(f.glob("*.png"))))
+    ids = [set(json.loads((f / "manifest.json").read_text())["ids"]) for f in folders]
+    png = sorted(folders[-1].glob("*.png"))[0]
+    png.write_bytes(png.read_bytes() + b"\0")
+    lines: list[str] = []
+    assert set(raced_outputs(out, key, ds, log=lines.append)) == set().union(*ids[:-1])
+    assert any("sha256" in s for s in lines)
+
+
+def test_racing_serves_fully_evaluated_checkpoints_from_the_store(tmp_path, monkeypatch):
+    import shutil
+
+    from evalkit.engine import RunOptions, evaluate_domains
+    from evalkit.racing import RaceSettings, race_domains
+    from tests.seed_reference import save_seed_checkpoint
+
+    made = tmp_path / "made"
+    made.mkdir()
+    save_seed_checkpoint(made, n=6, hidden=4)
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in made.glob("ckpt-[12].*"):  # two checkpoints first, evaluated in full
+        shutil.copy(f, run / f.name)
+    ds = load_pairs(make_ab_folder(tmp_path / "heldout", n=24, half=32), size=32)
+    out = tmp_path / "out"
+    opts = RunOptions(image_size=32, progress=False)
+    evaluate_domains([_plan(run, ds)], out, opts, log=lambda s: None)
+    from evalkit import sources
+    from evalkit.precision import cache_key
+
+    refs = {r.name: r for r in sources.discover(run)}
+    # ckpt-2's outputs are gone from the cache (its stored values are current)
+    shutil.rmtree(out / "outputs" / cache_key(refs["ckpt-2"].content_hash(), "fp32")[:16])
+    for f in made.glob("ckpt-[3456].*"):  # then four more: race them all
+        shutil.copy(f, run / f.name)
+    passes = _count_forward_passes(monkeypatch)
+    res = race_domains([_plan(run, ds)], out, opts, RaceSettings(), log=lambda s: None)
+    assert sorted(res.settled) == ["ckpt-1", "ckpt-2"]
+    assert res.full_cost == 4 * 24  # what a full run would generate now: the new four
+    assert res.generated == sum(passes)  # counted honestly: every forward pass, no more
+    assert res.generated <= 4 * 24 and res.raced_out  # (6 random generators differ a lot)
+    # ckpt-1 ran no generator: its round subsets came from its full outputs; ckpt-2 (no
+    # outputs left) was not raced at all, its stored full values stand
+    assert res.reused == max(sum(r.samples.values()) for r in res.rounds)
+    assert all("ckpt-1" in r.p_first and "ckpt-2" not in r.p_first for r in res.rounds)
+    assert not set(res.raced_out) & {"ckpt-1", "ckpt-2"}
+    with Store(out, create=False) as store:
+        ck = store.checkpoints().set_index("name")
+        r = store.results()
+    assert (ck.loc[["ckpt-1", "ckpt-2"], "status"] == "ok").all()
+    l1 = r[(r["metric"] == "l1")].set_index("checkpoint")["n"]
+    assert l1["ckpt-1"] == 24 and l1["ckpt-2"] == 24
+    # racing again changes nothing and generates nothing
+    passes.clear()
+    again = race_domains([_plan(run, ds)], out, opts, RaceSettings(), log=lambda s: None)
+    assert again.generated == 0 and sum(passes) == 0
+
+
+def test_no_bootstrap_evidence_races_nobody_out(tmp_path):
+    from evalkit.engine import RunOptions
+    from evalkit.metrics.paired import PairedMetrics
+    from evalkit.racing import RaceSettings, race_domains
+    from evalkit.ranking import MetricRule, RankingConfig
+    from tests.seed_reference import save_seed_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_seed_checkpoint(run, n=4, hidden=4)
+    ds = load_pairs(make_ab_folder(tmp_path / "heldout", n=16, half=32), size=32)
+    out = tmp_path / "out"
+    # the rule counts only KID, which this run does not compute: nothing to resample
+    config = RankingConfig(metrics={"kid": MetricRule("kid", 1.0, "lower")})
+    lines: list[str] = []
+    res = race_domains([_plan(run, ds)], out, RunOptions(image_size=32, progress=False),
+                       RaceSettings(ranking_config=config), families=[PairedMetrics()],
+                       log=lines.append)
+    assert res.raced_out == {} and len(res.rounds) == 1
+    assert any("no bootstrap evidence" in s for s in lines)
+    with Store(out, create=False) as store:
+        ck, r = store.checkpoints(), store.results()
+    assert (ck["status"] == "ok").all() and len(ck) == 4
+    assert (r[r["metric"] == "l1"]["n"] == 16).all() and len(set(r["checkpoint"])) == 4
+    assert res.generated == 4 * 16  # every checkpoint finished in full, nothing twice
+
+
+def test_round_sizes_grow_to_the_full_data_from_the_same_start():
+    from evalkit.racing import RaceSettings
+
+    s = RaceSettings()
+    for n in (1, 3, 12, 40, 200):
+        sizes = s.sizes(n)
+        assert sizes[-1] == n and sizes == sorted(sizes)
+        assert sizes[0] == min(n, max(4, -(-n // 8)))
+    assert RaceSettings(growth=2).sizes(40) == [5, 10, 20, 40]
+    assert len(RaceSettings(growth=2 ** 0.5).sizes(40)) > len(RaceSettings(growth=2).sizes(40))
+    with pytest.raises(ValueError, match="growth"):
+        RaceSettings(growth=1).sizes(10)
+
+
+def test_finite_population_correction_shrinks_the_spread_not_the_means():
+    import pandas as pd
+
+    from evalkit.racing.evidence import finite_population, fpc_factor
+
+    assert fpc_factor(100, 100) == 0 and fpc_factor(1, 100) == 1 and fpc_factor(5, 0) == 1
+    assert fpc_factor(50, 100) == pytest.approx((0.5 * 50 / 49) ** 0.5)
+    assert fpc_factor(10, 1000) > 1  # tiny share seen: the unbiased variance, a bit wider
+    rng = np.random.default_rng(0)
+    rows = [{"checkpoint": c, "dataset": "d", "metric": "l1", "sample_id": f"s{i}",
+             "value": float(v)} for c in ("a", "b") for i, v in enumerate(rng.normal(size=20))]
+    samples = pd.DataFrame(rows)
+    results = pd.DataFrame([{"checkpoint": "a", "dataset": "d", "metric": "kid", "value": 1.0,
+                             "n": 20, "ci_low": 0.5, "ci_high": 1.5}])
+    res, sm = finite_population(results, samples, {"d": 80})
+    c = fpc_factor(20, 80)
+    for ck in ("a", "b"):
+        x, y = samples[samples.checkpoint == ck].value, sm[sm.checkpoint == ck].value
+        assert y.mean() == pytest.approx(x.mean())
+        assert (y - y.mean()).to_numpy() == pytest.approx(c * (x - x.mean()).to_numpy())
+    assert res.iloc[0].ci_low == pytest.approx(1 - 0.5 * c)
+    assert res.iloc[0].ci_high == pytest.approx(1 + 0.5 * c)
+    same, _ = finite_population(results, samples, {})  # full size unknown: unchanged
+    assert same.iloc[0].ci_low == 0.5

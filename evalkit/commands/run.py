@@ -310,8 +310,10 @@ def run_race(plans: list, out: Path, opts, config_path: Path | None, seed: int):
     result = race_domains(plans, out, opts, RaceSettings(seed=seed, ranking_config=config),
                           argv=sys.argv)
     click.echo(f"race: generator ran on {result.generated} of {result.full_cost} "
-               f"checkpoint·images ({result.saved:.1f}x less than a full evaluation); "
-               f"{len(result.raced_out)} checkpoint(s) raced out", err=True)
+               f"checkpoint·images ({result.saved:.1f}x less than a full evaluation)"
+               + (f", {result.reused} served from earlier outputs in OUT" if result.reused
+                  else "")
+               + f"; {len(result.raced_out)} checkpoint(s) raced out", err=True)
     for name, evidence in result.raced_out.items():
         click.echo(f"  {name}: {evidence}", err=True)
     return result.summary

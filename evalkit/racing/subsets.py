@@ -1,0 +1,120 @@
+"""Racing subsets and the outputs generated on them.
+
+A race evaluates checkpoints on nested, seeded subsets of each dataset (:func:`subset`).
+A subset's content hash is derived from its parent's content hash and its sample ids
+(:func:`subset_hash`), so outputs cached for a subset (``OUT/race/<domain>/outputs/<ckpt
+key>/<subset hash>/``, the ordinary :class:`evalkit.generate.OutputCache` layout) can be
+proved to belong to a given parent dataset without trusting any index:
+:func:`raced_outputs` recomputes the hash from the parent and the manifest's ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from evalkit.data.dataset import Dataset
+
+SCRATCH = "race"  # OUT/race/<domain>/: the rounds' store and output cache
+
+
+def subset_hash(parent_hash: str, ids: list[str]) -> str:
+    """Content hash of the subset of the dataset ``parent_hash`` holding ``ids`` (in the
+    parent's order): sha256 of the parent's hash and the ids."""
+    return hashlib.sha256(f"{parent_hash}:race:".encode() + "\0".join(ids).encode()
+                          ).hexdigest()
+
+
+def subset(ds: Dataset, n: int, order: np.ndarray, round_no: int) -> Dataset:
+    """The first ``n`` samples of ``order`` (kept in the dataset's own order), as a
+    Dataset with its own content hash (:func:`subset_hash`) and ``meta["race"]``; the
+    whole dataset when ``n >= len(ds)``."""
+    if n >= len(ds):
+        return ds
+    idx = np.sort(order[:n])
+    ids = [ds.ids[i] for i in idx]
+    return dataclasses.replace(
+        ds, ids=ids, inputs=ds.inputs[idx],
+        targets=None if ds.targets is None else ds.targets[idx],
+        target_mask=None if ds.target_mask is None else ds.target_mask[idx],
+        content_hash=subset_hash(ds.content_hash, ids),
+        meta={**ds.meta, "race": {"round": round_no, "n": n, "full_n": len(ds)}})
+
+
+def raced_outputs(out_dir: Path, out_key: str, ds: Dataset,
+                  log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                  ) -> dict[str, tuple[np.ndarray, float]]:
+    """Outputs a race generated for one checkpoint on subsets of ``ds``.
+
+    Args:
+        out_dir: the run's output folder ``OUT`` (the race's scratch folders are
+            ``OUT/race/<domain>/``).
+        out_key: the checkpoint's output-cache key
+            (:func:`evalkit.precision.cache_key` of its content hash and precision).
+        ds: the full dataset (only subsets whose parent is exactly this dataset, by
+            content hash, count).
+        log: receives a line for a cached folder that fails its check (skipped).
+
+    Returns:
+        sample id -> (served output uint8 ``(S, S, 3)``, raw L1 on the [-1, 1] scale or
+        NaN where the sample has no target). Empty when nothing was raced. Every folder is
+        checked as :meth:`evalkit.generate.OutputCache.load` checks it (manifest version,
+        ids, sha256 of every PNG); one that fails is left out.
+    """
+    from evalkit.generate import MANIFEST, OutputCache
+
+    found: dict[str, tuple[np.ndarray, float]] = {}
+    pos = {sid: i for i, sid in enumerate(ds.ids)}
+    for scratch in sorted((Path(out_dir) / SCRATCH).glob("*")):
+        cache = OutputCache(scratch, log=log, clean=False)
+        for folder in sorted((cache.root / out_key[:16]).glob("*")):
+            try:
+                manifest = json.loads((folder / MANIFEST).read_text())
+                ids, digest = list(manifest["ids"]), str(manifest["dataset_hash"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if manifest.get("checkpoint_hash") != out_key or not all(s in pos for s in ids):
+                continue
+            if digest != ds.content_hash and digest != subset_hash(ds.content_hash, ids):
+                continue  # a subset of another dataset (or another size, another loader)
+            if digest == ds.content_hash and ids != ds.ids:
+                continue
+            if [pos[s] for s in ids] != sorted(pos[s] for s in ids):
+                continue  # subsets keep the parent's order
+            got = cache.load(out_key, SimpleNamespace(content_hash=digest, ids=ids))
+            if got is None:
+                continue
+            outputs, raw = got
+            for j, sid in enumerate(ids):
+                found.setdefault(sid, (outputs[j], np.nan if raw is None else float(raw[j])))
+    return found
+
+
+def complete_outputs(ds: Dataset, have: dict[str, tuple[np.ndarray, float]],
+                     generate_part: Callable[[Dataset], tuple[np.ndarray, np.ndarray | None]],
+                     ) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """``ds``'s full outputs from ``have`` (e.g. :func:`raced_outputs`) plus the generator
+    on the samples missing there.
+
+    ``generate_part(part)`` runs the generator on a dataset of the missing samples (in
+    ``ds``'s order) and returns ``(served uint8 (n,S,S,3), raw L1 (n,) or None)``, as
+    :func:`evalkit.generate.generate` does. Returns ``(outputs (N,S,S,3) uint8, raw L1 (N,)
+    or None when ``ds`` has no targets, images generated)``.
+    """
+    need = [i for i, sid in enumerate(ds.ids) if sid not in have]
+    got = dict(have)
+    if need:
+        part = ds if len(need) == len(ds) else subset(ds, len(need), np.array(need), 0)
+        outs, raw = generate_part(part)
+        for j, sid in enumerate(part.ids):
+            got[sid] = (outs[j], np.nan if raw is None else float(raw[j]))
+    outputs = np.stack([got[sid][0] for sid in ds.ids])
+    raw_l1 = None if ds.targets is None else np.array([got[sid][1] for sid in ds.ids])
+    return outputs, raw_l1, len(need)
