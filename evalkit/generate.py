@@ -152,10 +152,10 @@ class OutputCache:
                              "(sha256 mismatch): regenerating that folder")
                     return None
                 img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-                if images is None:
-                    images = RowWriter(len(files), img.shape, np.uint8, spill=(
-                        is_spilled(ds.inputs) or should_spill(len(files), img.shape,
-                                                              np.uint8)))
+                if images is None:  # rows on disk when the dataset's are, or when large
+                    spill = (is_spilled(getattr(ds, "inputs", None))
+                             or should_spill(len(files), img.shape, np.uint8))
+                    images = RowWriter(len(files), img.shape, np.uint8, spill=spill)
                 images.append(img)
         except Exception as exc:  # damaged cache (missing file, bad manifest): regenerate
             self.log(f"cached outputs in {folder} unreadable ({type(exc).__name__}): "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -73,16 +74,40 @@ def test_race_finishes_leaders_in_full_and_lists_the_raced_out(race_run):
     assert ex["error"].str.contains("raced out").all()
 
 
-def test_a_later_full_run_completes_the_raced_out(race_run):
+def test_a_later_full_run_completes_the_raced_out(race_run, monkeypatch, tmp_path):
+    """Without --race, the raced-out checkpoints are evaluated in full, the generator
+    running only on the samples the race did not generate for them; the values are those
+    of a fresh full evaluation, to the last digit."""
+    from evalkit.racing import raced_outputs
+
     run, heldout, out, _ = race_run
-    r = CliRunner().invoke(cli, ["run", str(run), "--heldout", str(heldout), "--out", str(out),
-                                 "--image-size", "32", "--quiet", "--no-report"])
+    ds = load_pairs(heldout, size=32)
+    with Store(out, create=False) as store:
+        ck0 = store.checkpoints()
+    raced = ck0[ck0["status"] == "raced"]
+    have = {r.name: len(raced_outputs(out, r.content_hash, ds)) for r in raced.itertuples()}
+    assert all(0 < n < 24 for n in have.values()), have
+    seen = _count_forward_passes(monkeypatch)
+    args = ["--heldout", str(heldout), "--image-size", "32", "--quiet", "--no-report"]
+    r = CliRunner().invoke(cli, ["run", str(run), "--out", str(out), *args])
     assert r.exit_code == 0, r.output
+    assert sum(seen) == sum(24 - n for n in have.values())  # only the missing samples
     with Store(out, create=False) as store:
         ck = store.checkpoints()
         res = store.results()
     assert (ck["status"] == "ok").all()
     assert len(set(res["checkpoint"])) == 6
+    fresh = tmp_path / "fresh"
+    r = CliRunner().invoke(cli, ["run", str(run), "--out", str(fresh), *args])
+    assert r.exit_code == 0, r.output
+    with Store(fresh, create=False) as store:
+        ref = store.results()
+    cols = ["checkpoint", "dataset", "metric", "value", "n", "ci_low", "ci_high"]
+    key = ["checkpoint", "dataset", "metric"]
+    got = res[res["checkpoint"].isin(raced["name"])][cols].sort_values(key)
+    want = ref[ref["checkpoint"].isin(raced["name"])][cols].sort_values(key)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True),
+                                  check_exact=True)
 
 
 def test_selection_and_gate_say_which_checkpoints_were_raced_out(race_run):

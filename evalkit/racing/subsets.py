@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from evalkit.data.dataset import Dataset
+from evalkit.data.samples import is_spilled, new_rows, should_spill, take_rows
 
 SCRATCH = "race"  # OUT/race/<domain>/: the rounds' store and output cache
 
@@ -41,8 +42,8 @@ def subset(ds: Dataset, n: int, order: np.ndarray, round_no: int) -> Dataset:
     idx = np.sort(order[:n])
     ids = [ds.ids[i] for i in idx]
     return dataclasses.replace(
-        ds, ids=ids, inputs=ds.inputs[idx],
-        targets=None if ds.targets is None else ds.targets[idx],
+        ds, ids=ids, inputs=take_rows(ds.inputs, idx),
+        targets=None if ds.targets is None else take_rows(ds.targets, idx),
         target_mask=None if ds.target_mask is None else ds.target_mask[idx],
         content_hash=subset_hash(ds.content_hash, ids),
         meta={**ds.meta, "race": {"round": round_no, "n": n, "full_n": len(ds)}})
@@ -109,12 +110,26 @@ def complete_outputs(ds: Dataset, have: dict[str, tuple[np.ndarray, float]],
     or None when ``ds`` has no targets, images generated)``.
     """
     need = [i for i, sid in enumerate(ds.ids) if sid not in have]
-    got = dict(have)
+    if len(need) == len(ds):  # nothing raced: the generator's own (streamed) outputs
+        outs, raw = generate_part(ds)
+        return outs, raw, len(ds)
+    part_out, part_raw, row_of = None, None, {}
     if need:
-        part = ds if len(need) == len(ds) else subset(ds, len(need), np.array(need), 0)
-        outs, raw = generate_part(part)
-        for j, sid in enumerate(part.ids):
-            got[sid] = (outs[j], np.nan if raw is None else float(raw[j]))
-    outputs = np.stack([got[sid][0] for sid in ds.ids])
-    raw_l1 = None if ds.targets is None else np.array([got[sid][1] for sid in ds.ids])
+        part = subset(ds, len(need), np.array(need), 0)
+        part_out, part_raw = generate_part(part)
+        row_of = {sid: j for j, sid in enumerate(part.ids)}
+    shape = next(iter(have.values()))[0].shape
+    # rows on disk when the dataset's are (evalkit.data.samples): memory stays flat
+    outputs = new_rows(len(ds), shape, np.uint8,
+                       spill=is_spilled(ds.inputs) or should_spill(len(ds), shape, np.uint8))
+    raw_l1 = None if ds.targets is None else np.full(len(ds), np.nan)
+    for i, sid in enumerate(ds.ids):
+        if sid in have:
+            outputs[i], raw = have[sid]
+        else:
+            j = row_of[sid]
+            outputs[i] = part_out[j]
+            raw = np.nan if part_raw is None else float(part_raw[j])
+        if raw_l1 is not None:
+            raw_l1[i] = raw
     return outputs, raw_l1, len(need)
