@@ -17,6 +17,22 @@ HEADER = ("# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (each sectio
           "on what machine and when). Re-run a script to refresh its section.\n")
 
 
+class Printer:
+    """``say(line)`` prints a line (flushed) and keeps it; ``say.text`` is all of them, for
+    :func:`record`."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(f"{line}\n" for line in self.lines)
+
+
 def machine() -> str:
     """CPU model, core count, OS and Python, in one line."""
     cpu = platform.processor() or platform.machine()

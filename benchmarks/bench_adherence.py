@@ -20,7 +20,6 @@ Usage: ``.venv/bin/python benchmarks/bench_adherence.py [--repeats 5 --record]``
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
-from benchmarks._record import record  # noqa: E402
+from benchmarks._record import Printer, record  # noqa: E402
 
 
 def fixture(images: int, size: int, checkpoints: int, width: int):
@@ -102,11 +101,7 @@ def main() -> None:
                                              "adherence_f1"))
             mismatches += not np.array_equal(want, have, equal_nan=True)
 
-    buf = io.StringIO()
-
-    def say(line: str = "") -> None:
-        print(line)
-        buf.write(line + "\n")
+    say = Printer()  # prints, and keeps the lines for --record
 
     say(f"adherence (Sobel fallback): {len(inputs)} held-out pairs at {args.size}x{args.size}, "
         f"{len(outputs)} output sets ({', '.join(n for n, _ in outputs[:2])}, ...), "
@@ -122,7 +117,7 @@ def main() -> None:
         f"({units} samples)")
     if args.record:
         cmd = "benchmarks/bench_adherence.py " + " ".join(sys.argv[1:])
-        print(f"recorded in {record('bench_adherence', 'Sketch adherence: old vs new path', cmd.strip(), buf.getvalue())}")
+        print(f"recorded in {record('bench_adherence', 'Sketch adherence: old vs new path', cmd.strip(), say.text)}")
     sys.exit(1 if mismatches else 0)
 
 

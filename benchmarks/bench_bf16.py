@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import shutil
 import sys
 import tempfile
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
-from benchmarks._record import record  # noqa: E402
+from benchmarks._record import Printer, record  # noqa: E402
 
 SIZE = 64
 EXAMPLE = ROOT / "examples"
@@ -59,11 +58,7 @@ def main() -> None:
     from evalkit.generate import Runner
     from evalkit.ranking import rank_out
 
-    buf = io.StringIO()
-
-    def say(line: str = "") -> None:
-        print(line, flush=True)
-        buf.write(line + "\n")
+    say = Printer()  # prints, and keeps the lines for --record
 
     why = precision.bf16_unsupported()
     if why and not args.emulate:
@@ -121,7 +116,7 @@ def main() -> None:
                 f"({'same' if names[0] == orders['bf16'][0] else 'DIFFERENT'})")
         if args.record:
             cmd = "benchmarks/bench_bf16.py " + " ".join(sys.argv[1:])
-            print(f"recorded in {record('bench_bf16', 'bf16 screening vs fp32', cmd.strip(), buf.getvalue())}")
+            print(f"recorded in {record('bench_bf16', 'bf16 screening vs fp32', cmd.strip(), say.text)}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -22,7 +22,6 @@ Usage: ``.venv/bin/python benchmarks/bench_memory.py [--small 200 --large 2000 -
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import subprocess
@@ -33,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._record import Printer  # noqa: E402
 
 TARGET = 0.10  # the bound on (peak at large / peak at small) - 1
 
@@ -91,11 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-memory-"))
     base.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-
-    def say(line: str = "") -> None:
-        print(line, flush=True)
-        buf.write(line + "\n")
+    say = Printer()  # prints, and keeps the lines for --record
 
     try:
         ext = extractor(base, args.size, args.fast)
@@ -138,7 +135,7 @@ def main() -> None:
         cmd = "benchmarks/bench_memory.py" + (" --in-memory" if args.in_memory else "") + (
             " --fast" if args.fast else "")
         record("bench_memory", "Peak memory vs data size (streaming datasets)", cmd,
-               buf.getvalue())
+               say.text)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import shutil
 import statistics
@@ -44,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
-from benchmarks._record import record  # noqa: E402
+from benchmarks._record import Printer, record  # noqa: E402
 from evalkit.racing import DEFAULT_GROWTH  # noqa: E402
 
 SIZE = 64
@@ -172,11 +171,7 @@ def main() -> None:
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-race-"))
     base.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-
-    def say(line: str = "") -> None:
-        print(line, flush=True)
-        buf.write(line + "\n")
+    say = Printer()  # prints, and keeps the lines for --record
 
     try:
         t = time.perf_counter()
@@ -244,7 +239,7 @@ def main() -> None:
                 argv = argv[:i] + argv[i + 2:]
             cmd = "benchmarks/bench_race.py " + " ".join(argv)
             name, title = section(args)
-            print(f"recorded in {record(name, title, cmd.strip(), buf.getvalue())}")
+            print(f"recorded in {record(name, title, cmd.strip(), say.text)}")
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
 from benchmarks import handwritten_eval  # noqa: E402
-from benchmarks._record import record  # noqa: E402
+from benchmarks._record import Printer, record  # noqa: E402
 
 BUDGET_PCT = 10.0
 #: stages allowed to cost more than BUDGET_PCT of the generator (the issue's exceptions)
@@ -152,11 +152,7 @@ def main() -> None:
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-run-"))
-    buf = io.StringIO()
-
-    def say(line: str = "") -> None:
-        print(line)
-        buf.write(line + "\n")
+    say = Printer()  # prints, and keeps the lines for --record
 
     try:
         run, heldout = build_fixture(base, args.checkpoints, args.images, args.size,
@@ -207,7 +203,7 @@ def main() -> None:
         if args.record:
             cmd = "benchmarks/bench_run.py " + " ".join(sys.argv[1:])
             path = record("bench_run", "Full run: stage budget and evalkit vs a script",
-                          cmd.strip(), buf.getvalue())
+                          cmd.strip(), say.text)
             print(f"recorded in {path}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
