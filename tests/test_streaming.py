@@ -219,3 +219,21 @@ def test_a_killed_processs_spill_folder_and_feature_temp_are_removed(tmp_path, m
     (feats / "k.npy").write_bytes(b"kept")
     FeatureCache(tmp_path / "features")
     assert sorted(p.name for p in feats.iterdir()) == ["k.npy"]
+
+
+def test_the_real_sketches_stream_from_disk_with_the_same_served_rows(monkeypatch):
+    """The seed's 22 real drawings (odd sizes, JPEG and PNG): on disk, every served row
+    and the dataset's identity are those of the in-memory load, per domain."""
+    from evalkit.sketches.dataset import load_sketches
+    from tests.conftest import shared_path
+
+    real = shared_path("sketches", "real")
+    for domain in ("car", "person", "shoe"):
+        mem = load_sketches(real, size=256, domain=domain)
+        monkeypatch.setenv(samples.SPILL_ENV, "0")
+        disk = load_sketches(real, size=256, domain=domain)
+        monkeypatch.delenv(samples.SPILL_ENV)
+        assert isinstance(disk.inputs, DiskArray) and len(disk) == len(mem) > 0
+        assert disk.ids == mem.ids and disk.content_hash == mem.content_hash
+        for idx, rows in iter_chunks(disk.inputs, chunk=3):
+            np.testing.assert_array_equal(rows, mem.inputs[idx])
