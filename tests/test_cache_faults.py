@@ -153,7 +153,7 @@ def test_lock_waits_or_refuses(tmp_path):
     held.wait(5)
     with pytest.raises(LockBusy, match="in use by another evalkit run"):
         with run_lock(tmp_path, wait=False):
-            pass
+            pytest.fail("a second run was granted the lock while the first held it")
     msgs: list[str] = []
     with run_lock(tmp_path, log=msgs.append):
         order.append("second")

@@ -6,6 +6,7 @@ The drivers run as subprocesses, as users run them. Skipped without the ``ray`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -98,11 +99,9 @@ def _session_pids(sid: int) -> list[int]:
     pids = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 if os.getsid(int(p.name)) == sid:
                     pids.append(int(p.name))
-            except (ProcessLookupError, PermissionError):
-                pass
     return pids
 
 
@@ -118,10 +117,8 @@ def test_ray_run_resumes_after_kill9_of_the_driver(service, inprocess, tmp_path)
         proc.wait()
     finally:
         for pid in _session_pids(proc.pid):  # Ray's processes left by the dead driver
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     stored = _stored(out)
     assert 1 <= stored < 2 * 2 * N_CKPT, f"killed after {stored} evaluations"
     r = _run(_cmd(service, out, *RAY))

@@ -183,18 +183,6 @@ def test_a_run_with_every_array_on_disk_gives_identical_results(tmp_path):
     assert_same_results(outs["memory"], outs["disk"])
 
 
-def _dead_pid() -> int:
-    pid = 999_999
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
-
-
 def test_a_killed_processs_spill_folder_and_feature_temp_are_removed(tmp_path, monkeypatch):
     """kill -9 skips atexit: the next process removes the dead one's spill folder (which
     may hold gigabytes) and its half-written feature file, and keeps live ones'."""
@@ -202,7 +190,9 @@ def test_a_killed_processs_spill_folder_and_feature_temp_are_removed(tmp_path, m
 
     from evalkit.metrics.features import FeatureCache
 
-    dead = _dead_pid()
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that has ended
+    proc.wait()
+    dead = proc.pid
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(samples, "_spill_dir", None)
     stale = tmp_path / f"evalkit-spill-abc.tmp{dead}"
