@@ -203,9 +203,21 @@ def evaluate_unit(unit: WorkUnit, datasets: dict[str, Dataset], families: list, 
 
     clock = Clock(unit.timings)
     out_key = cache_key(unit.checkpoint_hash, unit.precision)  # bf16 never serves as fp32
+    from evalkit.racing.subsets import complete_outputs, raced_outputs
+
     try:
         res.architecture, make_runner = _prepare_runner(unit, pool)
         runner = None
+
+        def generate_part(part: Dataset):
+            """The generator (built on first use) on ``part``'s samples."""
+            nonlocal runner
+            if runner is None:
+                with clock("build generator + load weights"):
+                    runner = make_runner()
+            return generate(runner, part, unit.batch_size, on_batch=tick,
+                            timings=unit.timings)
+
         for ds_name, fam_names in unit.todo:
             ds = datasets[ds_name]
             with clock("png cache read"):
@@ -215,18 +227,7 @@ def evaluate_unit(unit: WorkUnit, datasets: dict[str, Dataset], families: list, 
             if new:
                 # outputs a race generated on subsets of ds are reused (docs/racing.md);
                 # the generator runs on the missing samples only
-                from evalkit.racing.subsets import complete_outputs, raced_outputs
-
                 have = raced_outputs(out_dir, out_key, ds) if unit.shared_fs else {}
-
-                def generate_part(part: Dataset):
-                    nonlocal runner
-                    if runner is None:
-                        with clock("build generator + load weights"):
-                            runner = make_runner()
-                    return generate(runner, part, unit.batch_size, on_batch=tick,
-                                    timings=unit.timings)
-
                 try:
                     outputs, raw_l1, _ = complete_outputs(ds, have, generate_part)
                 except ValueError as exc:  # e.g. input channels the data cannot supply

@@ -37,10 +37,8 @@ from evalkit.data.samples import (
     CHUNK_ROWS,
     DiskArray,
     RowWriter,
-    is_spilled,
     iter_chunks,
     new_rows,
-    should_spill,
 )
 from evalkit.data.serving import output_to_uint8
 from evalkit.faults import as_disk_full, is_disk_full, remove_stale_temps
@@ -153,9 +151,8 @@ class OutputCache:
                     return None
                 img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
                 if images is None:  # rows on disk when the dataset's are, or when large
-                    spill = (is_spilled(getattr(ds, "inputs", None))
-                             or should_spill(len(files), img.shape, np.uint8))
-                    images = RowWriter(len(files), img.shape, np.uint8, spill=spill)
+                    images = RowWriter(len(files), img.shape, np.uint8,
+                                       like=getattr(ds, "inputs", None))
                 images.append(img)
         except Exception as exc:  # damaged cache (missing file, bad manifest): regenerate
             self.log(f"cached outputs in {folder} unreadable ({type(exc).__name__}): "
@@ -244,8 +241,7 @@ def generate(runner: Runner, ds: Dataset, batch_size: int = 4,
         t1 = time.perf_counter()
         served = output_to_uint8(y)
         if outputs is None:
-            outputs = new_rows(n, served.shape[1:], np.uint8, spill=(
-                is_spilled(ds.inputs) or should_spill(n, served.shape[1:], np.uint8)))
+            outputs = new_rows(n, served.shape[1:], np.uint8, like=ds.inputs)
         outputs[int(idx[0]):int(idx[-1]) + 1] = served
         if raw_l1 is not None:
             m = mask[idx]

@@ -212,12 +212,13 @@ class DiskArray:
         return (np.asarray, (self[:],))
 
 
-def new_rows(n: int, item_shape: tuple[int, ...], dtype,
-             spill: bool | None = None) -> np.ndarray | DiskArray:
-    """An ``(n, *item_shape)`` array to fill by rows: on disk when ``spill`` (default:
-    :func:`should_spill`), else ``np.empty``."""
+def new_rows(n: int, item_shape: tuple[int, ...], dtype, spill: bool | None = None,
+             like=None) -> np.ndarray | DiskArray:
+    """An ``(n, *item_shape)`` array to fill by rows: on disk when ``spill``; by default
+    when ``like`` (rows it is derived from, e.g. a dataset's inputs) is on disk or when
+    :func:`should_spill` says it is large; else ``np.empty``."""
     if spill is None:
-        spill = should_spill(n, item_shape, dtype)
+        spill = is_spilled(like) or should_spill(n, item_shape, dtype)
     if spill:
         arr = DiskArray(n, item_shape, dtype)
         if n:
@@ -228,11 +229,12 @@ def new_rows(n: int, item_shape: tuple[int, ...], dtype,
 
 class RowWriter:
     """Appends rows of one shape to an array of at most ``capacity`` rows (on disk when it
-    would be large, see :func:`new_rows`); :meth:`finish` returns the rows written."""
+    would be large or ``like`` is, see :func:`new_rows`); :meth:`finish` returns the rows
+    written."""
 
     def __init__(self, capacity: int, item_shape: tuple[int, ...], dtype,
-                 spill: bool | None = None):
-        self.array = new_rows(capacity, item_shape, dtype, spill)
+                 spill: bool | None = None, like=None):
+        self.array = new_rows(capacity, item_shape, dtype, spill, like)
         self.n = 0
 
     def append(self, row: np.ndarray) -> None:

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from evalkit.data.dataset import Dataset
-from evalkit.data.samples import is_spilled, new_rows, should_spill, take_rows
+from evalkit.data.samples import new_rows, take_rows
 
 SCRATCH = "race"  # OUT/race/<domain>/: the rounds' store and output cache
 
@@ -120,8 +120,7 @@ def complete_outputs(ds: Dataset, have: dict[str, tuple[np.ndarray, float]],
         row_of = {sid: j for j, sid in enumerate(part.ids)}
     shape = next(iter(have.values()))[0].shape
     # rows on disk when the dataset's are (evalkit.data.samples): memory stays flat
-    outputs = new_rows(len(ds), shape, np.uint8,
-                       spill=is_spilled(ds.inputs) or should_spill(len(ds), shape, np.uint8))
+    outputs = new_rows(len(ds), shape, np.uint8, like=ds.inputs)
     raw_l1 = None if ds.targets is None else np.full(len(ds), np.nan)
     for i, sid in enumerate(ds.ids):
         if sid in have:
