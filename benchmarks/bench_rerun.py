@@ -5,7 +5,7 @@ process, with the FID/LPIPS weights absent (``TORCH_HOME`` and ``EVALKIT_WEIGHTS
 at empty folders: the normal state of an offline CI machine, where fid/kid/lpips are skipped
 as retryable). Each process times its phases by wrapping the functions the demo calls:
 
-* evaluation: :func:`evalkit.engine.evaluate_run` (what issue 12 is about: the re-run must
+* evaluation: :func:`evalkit.engine.evaluate_domains` (what issue 12 is about: the re-run must
   not re-evaluate anything whose skip cause is still there);
 * report: :func:`evalkit.commands.run.render_report_safely`;
 * whole command: the process's wall time (interpreter start, imports, data loading, table).
@@ -31,22 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_PCT = 2.0
 
 CHILD = r"""
-import json, sys, time
+import json, sys
 import evalkit.commands.run as run_cmd
 import evalkit.engine as engine
 timings = {}
 
-def timed(name, fn):
-    def wrapper(*a, **k):
-        t0 = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-    return wrapper
+from benchmarks._timed import timed
 
-engine.evaluate_run = timed("evaluation", engine.evaluate_run)
-run_cmd.render_report_safely = timed("report", run_cmd.render_report_safely)
+engine.evaluate_domains = timed(timings, "evaluation", engine.evaluate_domains)
+run_cmd.render_report_safely = timed(timings, "report", run_cmd.render_report_safely)
 from evalkit.cli import main
 try:
     main(["demo", "--out", sys.argv[1], "--quiet"])

@@ -34,16 +34,9 @@ import json, sys, time
 import evalkit.engine as engine
 timings = {"units": []}
 
-def timed(name, fn):
-    def wrapper(*a, **k):
-        t0 = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-    return wrapper
+from benchmarks._timed import timed
 
-engine.evaluate_domains = timed("evaluation", engine.evaluate_domains)
+engine.evaluate_domains = timed(timings, "evaluation", engine.evaluate_domains)
 real_store = engine._store_result
 def store_result(unit, result, *a, **k):
     timings["units"].append(result.seconds)
