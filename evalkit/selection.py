@@ -27,7 +27,9 @@ writes ``OUT/selection.json``, one entry per domain (``""`` for a run without do
 
 Each domain is ranked on its own checkpoints and datasets only (never pooled).
 The same results and the same rule give the same file (except ``created_at``): the
-bootstrap is seeded, and ``results_digest`` says which numbers were ranked.
+bootstrap is seeded, and ``results_digest`` says which numbers were ranked. An unchanged
+selection is not rewritten (``created_at`` stays the time it was first made), so an
+unchanged re-run leaves the report up to date (:mod:`evalkit.reportstamp`).
 
 :func:`export_checkpoint` writes a serving-ready folder in the seed's layout: a
 ``checkpoint`` state file naming ``ckpt-1``, and the chosen checkpoint's ``.index`` and
@@ -266,10 +268,29 @@ def select(out_dir: str | Path, config_path: str | Path | None = None,
            "evalkit_version": evalkit.__version__,
            "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     if write:
+        path = out_dir / SELECTION_NAME
+        old = _unchanged(path, sel)
+        if old is not None:  # the same choice from the same results: the file stays, so
+            return old       # its time does not make the report look out of date
         tmp = out_dir / (SELECTION_NAME + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(sel, indent=2) + "\n")
-        os.replace(tmp, out_dir / SELECTION_NAME)
+        os.replace(tmp, path)
     return sel
+
+
+def _unchanged(path: Path, sel: dict) -> dict | None:
+    """The selection file at ``path`` when it says exactly what ``sel`` says (all but
+    ``created_at``), else None."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    new = json.loads(json.dumps(sel))  # as written: tuples become lists, and so on
+    if not isinstance(old, dict) or "created_at" not in old:
+        return None
+    same = {k: v for k, v in old.items() if k != "created_at"} == \
+        {k: v for k, v in new.items() if k != "created_at"}
+    return old if same else None
 
 
 def read_selection(path: str | Path) -> dict[str, dict]:

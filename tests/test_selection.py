@@ -148,3 +148,32 @@ def test_no_selectable_checkpoint_is_an_error():
     ranking = rank_checkpoints(results, ckpts, None, RankingConfig())
     with pytest.raises(SelectionError, match="truncated data shard"):
         build_selection(ranking, results, ckpts)
+
+
+def test_an_unchanged_selection_is_not_rewritten(evaluated, monkeypatch):
+    """Selecting again from the same results keeps the file and its time, so the report
+    fingerprint (which covers selection.json) still matches; a changed choice rewrites."""
+    from evalkit import reportstamp
+
+    d, _ = evaluated
+    out = d / "out"
+    first = select(out)
+    before = (out / "selection.json").read_bytes()
+    digest = reportstamp.fingerprint(out)
+    import evalkit.selection as selection_mod
+
+    class Later(selection_mod.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return selection_mod.datetime(2031, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr(selection_mod, "datetime", Later)
+    again = select(out)
+    assert (out / "selection.json").read_bytes() == before
+    assert again["created_at"] == first["created_at"]
+    assert reportstamp.fingerprint(out) == digest
+    doc = json.loads(before)
+    doc["evalkit_version"] = "0.0.0"  # a file that says something else is replaced
+    (out / "selection.json").write_text(json.dumps(doc))
+    assert select(out)["created_at"].startswith("2031-01-01")
+    assert json.loads((out / "selection.json").read_text())["evalkit_version"] != "0.0.0"
