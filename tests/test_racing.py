@@ -77,7 +77,8 @@ def test_race_finishes_leaders_in_full_and_lists_the_raced_out(race_run):
 def test_a_later_full_run_completes_the_raced_out(race_run, monkeypatch, tmp_path):
     """Without --race, the raced-out checkpoints are evaluated in full, the generator
     running only on the samples the race did not generate for them; the values are those
-    of a fresh full evaluation, to the last digit."""
+    of a fresh full evaluation (to float rounding: the raw L1 is computed on the
+    generator's float output, whose last bits depend on the batch a sample ran in)."""
     from evalkit.racing import raced_outputs
 
     run, heldout, out, _ = race_run
@@ -107,7 +108,7 @@ def test_a_later_full_run_completes_the_raced_out(race_run, monkeypatch, tmp_pat
     got = res[res["checkpoint"].isin(raced["name"])][cols].sort_values(key)
     want = ref[ref["checkpoint"].isin(raced["name"])][cols].sort_values(key)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True),
-                                  check_exact=True)
+                                  check_exact=False, rtol=1e-7, atol=0)
 
 
 def test_selection_and_gate_say_which_checkpoints_were_raced_out(race_run):
