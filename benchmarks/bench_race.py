@@ -18,7 +18,9 @@ grow with the data; the 52-sample case shows the small end. Each setting is eval
 
 Prints the checkpoints, the generator compute a race saved (full / raced, in images; the
 median and the range over seeds) and whether the race chose the same checkpoint as the full
-evaluation (k of the seeds). Offline, FID/KID and LPIPS are skipped (their weights are
+evaluation (k of the seeds), and how firmly the full data decides the full evaluation's own
+choice (:func:`coin_flips`: the comparisons it cannot order whose reversal alone changes
+its winner; where there are such, the full choice is a coin flip of the data). Offline, FID/KID and LPIPS are skipped (their weights are
 absent), so the ranking uses L1, SSIM, PSNR and sketch adherence, as any offline run.
 
 Usage: ``.venv/bin/python benchmarks/bench_race.py [--heldout-pairs N] [--keep DIR]
@@ -124,6 +126,66 @@ def among_leaders(full_out: Path, leaders: list[str]) -> str | None:
     return rank_checkpoints(results, ck[ck["name"].isin(leaders)], samples).winner
 
 
+def coin_flips(full_out: Path) -> tuple[list[tuple], float]:
+    """How firmly the full data decides the full evaluation's choice.
+
+    Under weighted normalized ranks, swapping two neighbours in one counted
+    dataset/metric's order (checkpoint ``a`` and the winner or the runner-up ``f``, no
+    other checkpoint's value between theirs) moves ``f`` by one rank there, i.e. by
+    ``weight / (K - 1)`` of score. Returns the neighbour comparisons that the full data
+    itself cannot order (paired per-sample differences, ``|mean / se| < 1.96``) and
+    whose reversal alone would change the winner (ties go to the later step, as in the
+    ranking), and the winner's margin. Such a choice is a coin flip of the data: a race,
+    which sees a subset of the raced-out checkpoints' samples, cannot be expected to
+    reproduce it. Set-level metrics (no per-sample values) are not examined.
+    """
+    import math
+
+    from evalkit.ranking import rank_checkpoints
+    from evalkit.store import Store
+
+    with Store(full_out, create=False) as store:
+        results, ck, sm = store.results(), store.checkpoints(), store.sample_metrics()
+    ranking = rank_checkpoints(results, ck, sm)
+    t = ranking.participants.set_index("checkpoint")
+    w, ru = ranking.winner, ranking.runner_up
+    if ru is None:
+        return [], math.inf
+    margin = float(t.loc[ru, "score"] - t.loc[w, "score"])
+    ru_wins_ties = t.loc[ru, "step"] > t.loc[w, "step"]
+    k = len(t)
+    values = {key: g.set_index("sample_id")["value"].astype(float)
+              for key, g in sm.groupby(["dataset", "metric", "checkpoint"])}
+    comp = ranking.components
+    out = []
+    for c in ranking.counted.itertuples():
+        step = c.weight / (k - 1)
+        point = comp[(comp["dataset"] == c.dataset) & (comp["metric"] == c.metric)
+                     ].set_index("checkpoint")["value"].dropna()
+        for f in (w, ru):
+            pf = values.get((c.dataset, c.metric, f))
+            for a in t.index:
+                pa = values.get((c.dataset, c.metric, a))
+                if a in (w, ru) or pa is None or pf is None or a not in point \
+                        or f not in point:
+                    continue
+                lo, hi = sorted((point[a], point[f]))
+                if ((point > lo) & (point < hi)).any():
+                    continue  # not neighbours: one swap cannot reverse them
+                d = (pa - pf).dropna()
+                if len(d) < 2:
+                    continue
+                se = float(d.std(ddof=1)) / math.sqrt(len(d))
+                z = float(d.mean()) / se if se > 0 else math.inf
+                a_better = (d.mean() < 0) == (c.direction == "lower")
+                # reversed: f moves one rank up (a was better) or down (a was worse)
+                f_change = -step if a_better else step
+                new = margin - f_change if f == w else margin + f_change
+                if abs(z) < 1.96 and (new < -1e-12 or (abs(new) <= 1e-12 and ru_wins_ties)):
+                    out.append((c.dataset, c.metric, short(a), short(f), z))
+    return out, margin
+
+
 def section(args: argparse.Namespace) -> tuple[str, str]:
     """The reports/benchmarks.md section of these settings, and its title."""
     size = (f"{args.heldout_pairs} held-out pairs" if args.heldout_pairs
@@ -194,6 +256,13 @@ def main() -> None:
             "highest p_first: " + ", ".join(f"{short(r.checkpoint)} {r.p_first:.2f}"
                                             for r in top.itertuples()) + ")"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
+        flips, margin = coin_flips(full_out)
+        say(f"full evaluation's choice: margin {margin:.4f} over the runner-up; {len(flips)} "
+            "neighbour comparisons the full data cannot order (paired |z| < 1.96) would "
+            "each, swapped alone, change the winner" + (": " + "; ".join(
+                f"{m} on {d.rsplit('/', 1)[0]}: {a} vs {f} (z {z:+.2f})"
+                for d, m, a, f, z in flips[:4]) + (", ..." if len(flips) > 4 else "")
+                if flips else ""))
         if not args.seeds:
             return
         saved, same, secs, agree = [], 0, [], 0
@@ -230,7 +299,8 @@ def main() -> None:
         say(f"checkpoints: {len(p.refs)}; compute saved: {statistics.median(saved):.2f}x "
             f"(median; {min(saved):.2f}-{max(saved):.2f}x); same winner: {same} of "
             f"{args.seeds} seeds; the full data among each race's leaders picks the race's "
-            f"winner in {agree} of {args.seeds}; wall: full {full_s:.0f} s, race "
+            f"winner in {agree} of {args.seeds}; the full choice rests on {len(flips)} coin-flip "
+            f"comparisons; wall: full {full_s:.0f} s, race "
             f"{statistics.median(secs):.0f} s (median)")
         if args.record:
             argv = sys.argv[1:]
