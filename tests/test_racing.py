@@ -155,6 +155,45 @@ def _count_forward_passes(monkeypatch) -> list[int]:
     return seen
 
 
+def test_raced_outputs_stay_on_disk_and_read_each_sample_once(race_run, monkeypatch):
+    """Memory flat in the raced samples: with rows spilled to disk (EVALKIT_SPILL_MB=0),
+    the raced outputs are rows of the cache's disk arrays, read when asked; the nested
+    rounds' folders are read largest first, and a folder whose samples are all found
+    already is not decoded at all."""
+    from evalkit.data.samples import DiskArray
+    from evalkit.generate import OutputCache
+    from evalkit.precision import cache_key
+    from evalkit.racing import raced_outputs
+
+    run, heldout, out, _ = race_run
+    ds = load_pairs(heldout, size=32)
+    with Store(out, create=False) as store:
+        ck = store.checkpoints()
+    raced = ck[ck["status"] == "raced"]
+    in_memory = {r.name: dict(raced_outputs(out, cache_key(r.content_hash, "fp32"), ds))
+                 for r in raced.itertuples()}
+    monkeypatch.setenv("EVALKIT_SPILL_MB", "0")
+    loads: list[int] = []
+    real = OutputCache.load
+
+    def load(self, key, d):
+        loads.append(len(d.ids))
+        return real(self, key, d)
+
+    monkeypatch.setattr(OutputCache, "load", load)
+    for r in raced.itertuples():
+        loads.clear()
+        got = raced_outputs(out, cache_key(r.content_hash, "fp32"), ds)
+        folders = list((out / "race").glob(f"*/outputs/{cache_key(r.content_hash, 'fp32')[:16]}/*"))
+        assert len(folders) >= 1 and loads == [max(loads)]  # the largest folder only
+        assert set(got) == set(in_memory[r.name]) and len(got) == max(loads)
+        assert all(isinstance(rows, DiskArray) for rows, _, _ in got._rows.values())
+        for sid, (img, l1) in got.items():
+            want_img, want_l1 = in_memory[r.name][sid]
+            assert img.tobytes() == want_img.tobytes()
+            assert l1 == want_l1 or (np.isnan(l1) and np.isnan(want_l1))
+
+
 def test_raced_outputs_are_the_fresh_outputs_of_that_checkpoint_and_dataset(race_run):
     from evalkit import sources
     from evalkit.engine import RunOptions

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,9 +49,38 @@ def subset(ds: Dataset, n: int, order: np.ndarray, round_no: int) -> Dataset:
         meta={**ds.meta, "race": {"round": round_no, "n": n, "full_n": len(ds)}})
 
 
+class RacedOutputs(MutableMapping):
+    """Sample id -> (served output uint8 ``(S, S, 3)``, raw L1 or NaN), read when asked:
+    the rows stay where :meth:`evalkit.generate.OutputCache.load` put them (on disk for a
+    large folder, :mod:`evalkit.data.samples`), so memory does not grow with the number of
+    raced samples. Items set by assignment (outputs generated since) are kept as given."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[object, int, float]] = {}
+
+    def add(self, sid: str, rows, j: int, raw: float) -> None:
+        self._rows.setdefault(sid, (rows, j, raw))
+
+    def __getitem__(self, sid: str) -> tuple[np.ndarray, float]:
+        rows, j, raw = self._rows[sid]
+        return np.asarray(rows[j]), raw
+
+    def __setitem__(self, sid: str, value: tuple[np.ndarray, float]) -> None:
+        self._rows[sid] = ([value[0]], 0, value[1])
+
+    def __delitem__(self, sid: str) -> None:
+        del self._rows[sid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 def raced_outputs(out_dir: Path, out_key: str, ds: Dataset,
                   log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-                  ) -> dict[str, tuple[np.ndarray, float]]:
+                  ) -> RacedOutputs:
     """Outputs a race generated for one checkpoint on subsets of ``ds``.
 
     Args:
@@ -64,15 +93,18 @@ def raced_outputs(out_dir: Path, out_key: str, ds: Dataset,
         log: receives a line for a cached folder that fails its check (skipped).
 
     Returns:
-        sample id -> (served output uint8 ``(S, S, 3)``, raw L1 on the [-1, 1] scale or
-        NaN where the sample has no target). Empty when nothing was raced. Every folder is
-        checked as :meth:`evalkit.generate.OutputCache.load` checks it (manifest version,
-        ids, sha256 of every PNG); one that fails is left out.
+        a :class:`RacedOutputs`: sample id -> (served output uint8 ``(S, S, 3)``, raw L1
+        on the [-1, 1] scale or NaN where the sample has no target). Empty when nothing
+        was raced. Every folder is checked as :meth:`evalkit.generate.OutputCache.load`
+        checks it (manifest version, ids, sha256 of every PNG); one that fails is left
+        out. The rounds' subsets are nested, so the largest folders are read first and a
+        folder whose samples are all found already is not read at all.
     """
     from evalkit.generate import MANIFEST, OutputCache
 
-    found: dict[str, tuple[np.ndarray, float]] = {}
+    found = RacedOutputs()
     pos = {sid: i for i, sid in enumerate(ds.ids)}
+    candidates = []
     for scratch in sorted((Path(out_dir) / SCRATCH).glob("*")):
         cache = OutputCache(scratch, log=log, clean=False)
         for folder in sorted((cache.root / out_key[:16]).glob("*")):
@@ -89,16 +121,20 @@ def raced_outputs(out_dir: Path, out_key: str, ds: Dataset,
                 continue
             if [pos[s] for s in ids] != sorted(pos[s] for s in ids):
                 continue  # subsets keep the parent's order
-            got = cache.load(out_key, SimpleNamespace(content_hash=digest, ids=ids))
-            if got is None:
-                continue
-            outputs, raw = got
-            for j, sid in enumerate(ids):
-                found.setdefault(sid, (outputs[j], np.nan if raw is None else float(raw[j])))
+            candidates.append((cache, ids, digest))
+    for cache, ids, digest in sorted(candidates, key=lambda c: -len(c[1])):
+        if all(s in found for s in ids):
+            continue
+        got = cache.load(out_key, SimpleNamespace(content_hash=digest, ids=ids))
+        if got is None:
+            continue
+        outputs, raw = got
+        for j, sid in enumerate(ids):
+            found.add(sid, outputs, j, np.nan if raw is None else float(raw[j]))
     return found
 
 
-def complete_outputs(ds: Dataset, have: dict[str, tuple[np.ndarray, float]],
+def complete_outputs(ds: Dataset, have: Mapping[str, tuple[np.ndarray, float]],
                      generate_part: Callable[[Dataset], tuple[np.ndarray, np.ndarray | None]],
                      ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """``ds``'s full outputs from ``have`` (e.g. :func:`raced_outputs`) plus the generator
