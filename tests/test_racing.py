@@ -359,3 +359,26 @@ def test_finite_population_correction_shrinks_the_spread_not_the_means():
     assert res.iloc[0].ci_high == pytest.approx(1 + 0.5 * c)
     same, _ = finite_population(results, samples, {})  # full size unknown: unchanged
     assert same.iloc[0].ci_low == 0.5
+
+
+def test_a_checkpoint_that_cannot_race_is_said_and_evaluated_in_full(tmp_path):
+    """A checkpoint whose weights cannot be read leaves the race with its reason in the
+    log, and the full evaluation records its failure; the others race as usual."""
+    from tests.seed_reference import save_seed_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_seed_checkpoint(run, n=5, hidden=4)
+    data = sorted(run.glob("ckpt-2.data-*"))
+    assert data
+    data[0].write_bytes(data[0].read_bytes()[:64])  # truncated shard
+    heldout = make_ab_folder(tmp_path / "heldout", n=24, half=32)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["run", str(run), "--heldout", str(heldout), "--out", str(out),
+                                 "--image-size", "32", "--race", "--quiet", "--no-report"])
+    assert r.exit_code in (0, 1), r.output
+    assert "ckpt-2 cannot take part in round 1 (" in r.output, r.output
+    with Store(out, create=False) as store:
+        ck = store.checkpoints().set_index("name")
+    assert ck.loc["ckpt-2", "status"] == "failed" and ck.loc["ckpt-2", "error"]
+    assert (ck.drop(index="ckpt-2")["status"].isin(["ok", "raced"])).all()

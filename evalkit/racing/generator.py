@@ -28,6 +28,7 @@ class RaceGenerator:
         self.generated: dict[str, int] = {}  # precision -> images generated
         self.earlier: dict[tuple[str, str], set[str]] = {}  # found in OUT before the race
         self.served: dict[tuple[str, str], set[str]] = {}  # ... and served by the race
+        self.problems: dict[str, str] = {}  # checkpoint -> why it could not race
 
     @property
     def reused(self) -> int:
@@ -85,6 +86,7 @@ class RaceGenerator:
         from evalkit.precision import cache_key
 
         if ref.problem:
+            self.problems[ref.name] = str(ref.problem)
             return False
         try:
             key = cache_key(ref.content_hash(), options.precision)
@@ -112,6 +114,7 @@ class RaceGenerator:
                 raw_l1 = None if ds.targets is None else \
                     np.array([have[sid][1] for sid in ds.ids])
                 cache.save(key, ds, outputs, raw_l1)
-        except Exception:  # noqa: BLE001 -- the engine re-tries and records the reason
+        except Exception as exc:  # noqa: BLE001 -- the engine re-tries and records the reason
+            self.problems[ref.name] = f"{type(exc).__name__}: {exc}"
             return False
         return True

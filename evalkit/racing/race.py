@@ -259,7 +259,12 @@ def _race_plan(plan, out_dir: Path, settings: RaceSettings, config, settled: lis
             break  # the subsets are the whole data: the leaders are finished in full
         parts = list(zip(subs, plan.datasets, strict=True))
         usable = [r for r in alive if gen.prepare(r, parts, scratch, quiet)]
-        broken += [r for r in alive if r not in usable]
+        for r in alive:
+            if r not in usable:
+                broken.append(r)
+                log(f"race {plan.domain or 'run'}: {r.name} cannot take part in round "
+                    f"{round_no + 1} ({gen.problems.get(r.name, 'no reason given')}); it is "
+                    "evaluated in full, where its error is recorded")
         alive = usable
         if len(alive) < 2:
             break
