@@ -382,3 +382,41 @@ def test_a_checkpoint_that_cannot_race_is_said_and_evaluated_in_full(tmp_path):
         ck = store.checkpoints().set_index("name")
     assert ck.loc["ckpt-2", "status"] == "failed" and ck.loc["ckpt-2", "error"]
     assert (ck.drop(index="ckpt-2")["status"].isin(["ok", "raced"])).all()
+
+
+def test_race_generator_keeps_rows_on_disk_when_large(tmp_path, monkeypatch):
+    """With rows spilled (EVALKIT_SPILL_MB=0) the race's incremental outputs stay on disk
+    (memory flat in the data); the cached subset outputs are those of a fresh generation,
+    and a larger round generates only the new samples."""
+    from evalkit import sources
+    from evalkit.data.samples import DiskArray
+    from evalkit.engine import RunOptions
+    from evalkit.generate import OutputCache, RunnerPool, generate
+    from evalkit.precision import cache_key
+    from evalkit.racing.generator import RaceGenerator
+    from tests.seed_reference import save_seed_checkpoint
+
+    monkeypatch.setenv("EVALKIT_SPILL_MB", "0")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_seed_checkpoint(run, n=1, hidden=4)
+    ds = load_pairs(make_ab_folder(tmp_path / "h", n=12, half=32), size=32)
+    ref = sources.discover(run)[0]
+    opts = RunOptions(image_size=32)
+    order = np.random.default_rng(0).permutation(len(ds))
+    gen = RaceGenerator(tmp_path / "out")
+    scratch = tmp_path / "scratch"
+    small, big = subset(ds, 5, order, 0), subset(ds, 9, order, 1)
+    assert gen.prepare(ref, [(small, ds)], scratch, opts)
+    assert gen.prepare(ref, [(big, ds)], scratch, opts)
+    assert gen.generated["fp32"] == 9  # 5, then the 4 new ones
+    memo = next(iter(gen.memo.values()))
+    assert len(memo) == 9
+    assert all(isinstance(rows, DiskArray) for rows, _, _ in memo._rows.values())
+    runner = sources.prepare(ref, RunnerPool(), opts).runner()
+    fresh, _ = generate(runner, ds)
+    key = cache_key(ref.content_hash(), "fp32")
+    cached, raw = OutputCache(scratch, log=lambda s: None).load(key, big)
+    for j, sid in enumerate(big.ids):
+        assert np.asarray(cached[j]).tobytes() == np.asarray(fresh[ds.ids.index(sid)]).tobytes()
+    assert raw is not None and len(raw) == 9

@@ -8,8 +8,9 @@ import numpy as np
 
 from evalkit.checkpoints.discover import CheckpointRef
 from evalkit.data.dataset import Dataset
+from evalkit.data.samples import new_rows
 from evalkit.engine import RunOptions
-from evalkit.racing.subsets import raced_outputs, subset
+from evalkit.racing.subsets import RacedOutputs, raced_outputs, subset
 
 
 class RaceGenerator:
@@ -23,7 +24,9 @@ class RaceGenerator:
 
         self.out_dir = out_dir
         self.pool = RunnerPool()
-        self.memo: dict[tuple[str, str], dict[str, tuple[np.ndarray, float]]] = {}
+        # outputs per (checkpoint key, dataset): rows stay where they were made (on disk
+        # when large, evalkit.data.samples), so a race's memory does not grow with the data
+        self.memo: dict[tuple[str, str], RacedOutputs] = {}
         self.complete: set[tuple[str, str]] = set()  # full outputs already in OUT's cache
         self.generated: dict[str, int] = {}  # precision -> images generated
         self.earlier: dict[tuple[str, str], set[str]] = {}  # found in OUT before the race
@@ -35,17 +38,17 @@ class RaceGenerator:
         """Images served from outputs that were in ``OUT`` before this race."""
         return sum(len(s) for s in self.served.values())
 
-    def _outputs(self, key: str, parent: Dataset) -> dict[str, tuple[np.ndarray, float]]:
+    def _outputs(self, key: str, parent: Dataset) -> RacedOutputs:
         from evalkit.generate import OutputCache
 
         if (key, parent.content_hash) in self.memo:
             return self.memo[(key, parent.content_hash)]
-        have: dict[str, tuple[np.ndarray, float]] = {}
+        have = RacedOutputs()
         full = OutputCache(self.out_dir, log=lambda s: None, clean=False).load(key, parent)
         if full is not None:
             outs, raw = full
-            have = {sid: (outs[j], np.nan if raw is None else float(raw[j]))
-                    for j, sid in enumerate(parent.ids)}
+            for j, sid in enumerate(parent.ids):
+                have.add(sid, outs, j, np.nan if raw is None else float(raw[j]))
             self.complete.add((key, parent.content_hash))
         else:
             have = raced_outputs(self.out_dir, key, parent, log=lambda s: None)
@@ -109,10 +112,14 @@ class RaceGenerator:
                     self.generated[options.precision] = (
                         self.generated.get(options.precision, 0) + len(part))
                     for j, sid in enumerate(part.ids):
-                        have[sid] = (outs[j], np.nan if raw is None else float(raw[j]))
-                outputs = np.stack([have[sid][0] for sid in ds.ids])
-                raw_l1 = None if ds.targets is None else \
-                    np.array([have[sid][1] for sid in ds.ids])
+                        have.add(sid, outs, j, np.nan if raw is None else float(raw[j]))
+                first = have[ds.ids[0]][0]
+                outputs = new_rows(len(ds), first.shape, np.uint8, like=ds.inputs)
+                raw_l1 = None if ds.targets is None else np.full(len(ds), np.nan)
+                for i, sid in enumerate(ds.ids):
+                    outputs[i], raw_i = have[sid]
+                    if raw_l1 is not None:
+                        raw_l1[i] = raw_i
                 cache.save(key, ds, outputs, raw_l1)
         except Exception as exc:  # noqa: BLE001 -- the engine re-tries and records the reason
             self.problems[ref.name] = f"{type(exc).__name__}: {exc}"
