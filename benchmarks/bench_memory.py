@@ -13,6 +13,9 @@ FID/KID use torch-fidelity's Inception-v3 with random weights as a TorchScript e
 uses a tiny extractor instead. ``--in-memory`` adds the same two runs with streaming off
 (``EVALKIT_SPILL_MB`` very large: every array in memory, as before streaming), side by side.
 
+``--race K`` measures ``evalkit run --race`` of K random-weight checkpoints instead (the
+race's incremental outputs and its leaders' full data stream the same way).
+
 Prints each run's peak RSS (MiB), wall time, and the 2,000 / 200 ratio; ``--record`` writes
 the output into reports/benchmarks.md.
 
@@ -38,14 +41,15 @@ from benchmarks._record import Printer  # noqa: E402
 TARGET = 0.10  # the issue's bound on (peak at large / peak at small) - 1
 
 
-def build(base: Path, n: int, size: int, width: int) -> tuple[Path, Path]:
+def build(base: Path, n: int, size: int, width: int, checkpoints: int = 1
+          ) -> tuple[Path, Path]:
     from tests.conftest import make_ab_folder
     from tests.seed_reference import save_seed_checkpoint
 
-    run = base / "run"
+    run = base / ("run" if checkpoints == 1 else f"run-{checkpoints}")
     if not run.is_dir():
         run.mkdir(parents=True)
-        save_seed_checkpoint(run, n=1, hidden=width)
+        save_seed_checkpoint(run, n=checkpoints, hidden=width)
     held = base / f"heldout-{n}"
     if not held.is_dir():
         make_ab_folder(held, n=n, half=size, fmt="jpg")
@@ -87,6 +91,9 @@ def main() -> None:
     ap.add_argument("--fast", action="store_true", help="tiny feature extractor")
     ap.add_argument("--in-memory", action="store_true",
                     help="also run both sizes with streaming off, for comparison")
+    ap.add_argument("--race", type=int, default=0, metavar="K",
+                    help="instead: `evalkit run --race` of K checkpoints (racing's own "
+                         "outputs are kept on disk too)")
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses built data)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
@@ -97,7 +104,9 @@ def main() -> None:
     try:
         ext = extractor(base, args.size, args.fast)
         modes = [("streamed", None)] + ([("in memory", "1000000")] if args.in_memory else [])
-        say(f"evalkit run: 1 checkpoint (width {args.width}), held-out pairs at "
+        k = max(1, args.race)
+        say(f"evalkit run{' --race' if args.race else ''}: {k} checkpoint(s) (width "
+            f"{args.width}), held-out pairs at "
             f"{args.size}x{args.size}, FID/KID with "
             f"{'a tiny extractor' if args.fast else 'Inception-v3 (random weights)'}, "
             "report included; peak RSS of the evalkit process")
@@ -105,7 +114,7 @@ def main() -> None:
         peaks: dict[tuple[str, int], float] = {}
         for label, spill in modes:
             for n in (args.small, args.large):
-                run, held = build(base, n, args.size, args.width)
+                run, held = build(base, n, args.size, args.width, k)
                 out = base / f"out-{label.replace(' ', '-')}-{n}"
                 shutil.rmtree(out, ignore_errors=True)
                 env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -114,7 +123,7 @@ def main() -> None:
                     env["EVALKIT_SPILL_MB"] = spill
                 cmd = [sys.executable, "-m", "evalkit.cli", "run", str(run), "--heldout",
                        str(held), "--out", str(out), "--image-size", str(args.size),
-                       "--feature-extractor", str(ext)]
+                       "--feature-extractor", str(ext)] + (["--race"] if args.race else [])
                 rss, wall, code, tail = peak_rss(cmd, env)
                 if code != 0:
                     sys.exit(f"evalkit run failed (exit {code}) on {n} pairs:\n{tail}")
@@ -133,9 +142,13 @@ def main() -> None:
         from benchmarks._record import record
 
         cmd = "benchmarks/bench_memory.py" + (" --in-memory" if args.in_memory else "") + (
-            " --fast" if args.fast else "")
-        record("bench_memory", "Peak memory vs data size (streaming datasets)", cmd,
-               say.text)
+            " --fast" if args.fast else "") + (f" --race {args.race}" if args.race else "")
+        if args.race:
+            record("bench_memory_race", "Peak memory vs data size, racing "
+                   f"({args.race} checkpoints)", cmd, say.text)
+        else:
+            record("bench_memory", "Peak memory vs data size (streaming datasets)", cmd,
+                   say.text)
 
 
 if __name__ == "__main__":
