@@ -19,7 +19,7 @@ race's incremental outputs and its leaders' full data stream the same way).
 Prints each run's peak RSS (MiB), wall time, and the 2,000 / 200 ratio; ``--record`` writes
 the output into reports/benchmarks.md.
 
-Usage: ``.venv/bin/python benchmarks/bench_memory.py [--small 200 --large 2000 --record]``
+Usage: ``.venv/bin/python benchmarks/bench_memory.py [--small 200 --large 2000 --repeats N --record]``
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,9 @@ def main() -> None:
     ap.add_argument("--race", type=int, default=0, metavar="K",
                     help="instead: `evalkit run --race` of K checkpoints (racing's own "
                          "outputs are kept on disk too)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="interleaved runs per size; the peak per size is their median "
+                         "(peak RSS varies from run to run with allocation patterns)")
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses built data)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
@@ -111,9 +115,9 @@ def main() -> None:
             f"{'a tiny extractor' if args.fast else 'Inception-v3 (random weights)'}, "
             "report included; peak RSS of the evalkit process")
         say(f"{'mode':<11}{'pairs':>7}{'peak RSS MiB':>14}{'wall s':>9}")
-        peaks: dict[tuple[str, int], float] = {}
+        peaks: dict[tuple[str, int], list[float]] = {}
         for label, spill in modes:
-            for n in (args.small, args.large):
+            for n in [m for _ in range(args.repeats) for m in (args.small, args.large)]:
                 run, held = build(base, n, args.size, args.width, k)
                 out = base / f"out-{label.replace(' ', '-')}-{n}"
                 shutil.rmtree(out, ignore_errors=True)
@@ -127,14 +131,17 @@ def main() -> None:
                 rss, wall, code, tail = peak_rss(cmd, env)
                 if code != 0:
                     sys.exit(f"evalkit run failed (exit {code}) on {n} pairs:\n{tail}")
-                peaks[(label, n)] = rss
+                peaks.setdefault((label, n), []).append(rss)
                 say(f"{label:<11}{n:>7}{rss:>14.0f}{wall:>9.0f}")
         for label, _ in modes:
-            ratio = peaks[(label, args.large)] / peaks[(label, args.small)]
+            ratio = (statistics.median(peaks[(label, args.large)])
+                     / statistics.median(peaks[(label, args.small)]))
             verdict = ("" if label != "streamed" else
                        f"  (target <= {1 + TARGET:.2f}: "
                        f"{'met' if ratio <= 1 + TARGET else 'NOT met'})")
-            say(f"{label}: peak at {args.large} / peak at {args.small} = {ratio:.3f}{verdict}")
+            med = f" (medians of {args.repeats} runs each)" if args.repeats > 1 else ""
+            say(f"{label}: peak at {args.large} / peak at {args.small} = {ratio:.3f}{med}"
+                f"{verdict}")
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -142,7 +149,8 @@ def main() -> None:
         from benchmarks._record import record
 
         cmd = "benchmarks/bench_memory.py" + (" --in-memory" if args.in_memory else "") + (
-            " --fast" if args.fast else "") + (f" --race {args.race}" if args.race else "")
+            " --fast" if args.fast else "") + (f" --race {args.race}" if args.race else "") + (
+            f" --repeats {args.repeats}" if args.repeats > 1 else "")
         if args.race:
             record("bench_memory_race", "Peak memory vs data size, racing "
                    f"({args.race} checkpoints)", cmd, say.text)
