@@ -93,6 +93,14 @@ def _stored(out: Path) -> int:
         return 0
 
 
+def _evaluations(out: Path) -> dict[tuple[str, str], tuple[int, float]]:
+    """(checkpoint, dataset) -> (run id, completed at) of the stored evaluations."""
+    with sqlite3.connect(f"file:{out / 'results.sqlite'}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT checkpoint, dataset, run_id, completed_at "
+                            "FROM evaluations").fetchall()
+    return {(c, d): (r, t) for c, d, r, t in rows}
+
+
 def _session_pids(sid: int) -> list[int]:
     """Processes of a session (what the killed driver started: Ray's daemons and
     workers), to end them by id."""
@@ -121,9 +129,15 @@ def test_ray_run_resumes_after_kill9_of_the_driver(service, inprocess, tmp_path)
                 os.kill(pid, signal.SIGKILL)
     stored = _stored(out)
     assert 1 <= stored < 2 * 2 * N_CKPT, f"killed after {stored} evaluations"
+    before = _evaluations(out)
     r = _run(_cmd(service, out, *RAY))
     assert r.returncode == 0, r.stderr
     assert_same_results(inprocess[0], out)
+    after = _evaluations(out)
+    # resumed, not redone: what the killed run stored is kept as it was (same run, same
+    # time), and the resumed run stored exactly the rest
+    assert {k: after[k] for k in before} == before
+    assert len(after) == 2 * 2 * N_CKPT and len(set(after) - set(before)) == len(after) - stored
     with Store(out, create=False) as store:  # nothing counted twice, nothing archived
         assert store.conn.execute("SELECT count(*) FROM evaluation_history").fetchone()[0] == 0
 
