@@ -8,9 +8,8 @@ import numpy as np
 
 from evalkit.checkpoints.discover import CheckpointRef
 from evalkit.data.dataset import Dataset
-from evalkit.data.samples import new_rows
 from evalkit.engine import RunOptions
-from evalkit.racing.subsets import RacedOutputs, raced_outputs, subset
+from evalkit.racing.subsets import RacedOutputs, gather, raced_outputs, subset
 
 
 class RaceGenerator:
@@ -113,14 +112,7 @@ class RaceGenerator:
                         self.generated.get(options.precision, 0) + len(part))
                     for j, sid in enumerate(part.ids):
                         have.add(sid, outs, j, np.nan if raw is None else float(raw[j]))
-                first = have[ds.ids[0]][0]
-                outputs = new_rows(len(ds), first.shape, np.uint8, like=ds.inputs)
-                raw_l1 = None if ds.targets is None else np.full(len(ds), np.nan)
-                for i, sid in enumerate(ds.ids):
-                    outputs[i], raw_i = have[sid]
-                    if raw_l1 is not None:
-                        raw_l1[i] = raw_i
-                cache.save(key, ds, outputs, raw_l1)
+                cache.save(key, ds, *gather(ds, have.__getitem__))
         except Exception as exc:  # noqa: BLE001 -- the engine re-tries and records the reason
             self.problems[ref.name] = f"{type(exc).__name__}: {exc}"
             return False

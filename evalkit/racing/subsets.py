@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,11 +49,11 @@ def subset(ds: Dataset, n: int, order: np.ndarray, round_no: int) -> Dataset:
         meta={**ds.meta, "race": {"round": round_no, "n": n, "full_n": len(ds)}})
 
 
-class RacedOutputs(MutableMapping):
+class RacedOutputs(Mapping):
     """Sample id -> (served output uint8 ``(S, S, 3)``, raw L1 or NaN), read when asked:
     the rows stay where :meth:`evalkit.generate.OutputCache.load` put them (on disk for a
     large folder, :mod:`evalkit.data.samples`), so memory does not grow with the number of
-    raced samples. Items set by assignment (outputs generated since) are kept as given."""
+    raced samples. :meth:`add` records where a sample's row is."""
 
     def __init__(self) -> None:
         self._rows: dict[str, tuple[object, int, float]] = {}
@@ -64,12 +64,6 @@ class RacedOutputs(MutableMapping):
     def __getitem__(self, sid: str) -> tuple[np.ndarray, float]:
         rows, j, raw = self._rows[sid]
         return np.asarray(rows[j]), raw
-
-    def __setitem__(self, sid: str, value: tuple[np.ndarray, float]) -> None:
-        self._rows[sid] = ([value[0]], 0, value[1])
-
-    def __delitem__(self, sid: str) -> None:
-        del self._rows[sid]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
@@ -154,17 +148,30 @@ def complete_outputs(ds: Dataset, have: Mapping[str, tuple[np.ndarray, float]],
         part = subset(ds, len(need), np.array(need), 0)
         part_out, part_raw = generate_part(part)
         row_of = {sid: j for j, sid in enumerate(part.ids)}
-    shape = next(iter(have.values()))[0].shape
-    # rows on disk when the dataset's are (evalkit.data.samples): memory stays flat
-    outputs = new_rows(len(ds), shape, np.uint8, like=ds.inputs)
+
+    def get(sid: str) -> tuple[np.ndarray, float]:
+        if sid in have:
+            return have[sid]
+        j = row_of[sid]
+        return part_out[j], np.nan if part_raw is None else float(part_raw[j])
+
+    outputs, raw_l1 = gather(ds, get)
+    return outputs, raw_l1, len(need)
+
+
+def gather(ds: Dataset, get: Callable[[str], tuple[np.ndarray, float]]
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``ds``'s served outputs ``(N, S, S, 3)`` uint8 and raw L1 ``(N,)`` (None when ``ds``
+    has no targets), in its order, row by row from ``get(sample id) -> (output, raw L1)``.
+    The rows go to disk when the dataset's are (:mod:`evalkit.data.samples`): memory
+    stays flat. ``ds`` has at least one sample."""
+    outputs = None
     raw_l1 = None if ds.targets is None else np.full(len(ds), np.nan)
     for i, sid in enumerate(ds.ids):
-        if sid in have:
-            outputs[i], raw = have[sid]
-        else:
-            j = row_of[sid]
-            outputs[i] = part_out[j]
-            raw = np.nan if part_raw is None else float(part_raw[j])
+        img, raw = get(sid)
+        if outputs is None:
+            outputs = new_rows(len(ds), img.shape, np.uint8, like=ds.inputs)
+        outputs[i] = img
         if raw_l1 is not None:
             raw_l1[i] = raw
-    return outputs, raw_l1, len(need)
+    return outputs, raw_l1
