@@ -20,7 +20,9 @@ Prints the checkpoints, the generator compute a race saved (full / raced, in ima
 median and the range over seeds) and whether the race chose the same checkpoint as the full
 evaluation (k of the seeds), and how firmly the full data decides the full evaluation's own
 choice (:func:`coin_flips`: the comparisons it cannot order whose reversal alone changes
-its winner; where there are such, the full choice is a coin flip of the data). Offline, FID/KID and LPIPS are skipped (their weights are
+its winner; where there are such, the full choice is a coin flip of the data), and, per
+ranking method, which checkpoints change the full winner when left out alone
+(:func:`drop_one`). Offline, FID/KID and LPIPS are skipped (their weights are
 absent), so the ranking uses L1, SSIM, PSNR and sketch adherence, as any offline run.
 
 Usage: ``.venv/bin/python benchmarks/bench_race.py [--heldout-pairs N] [--keep DIR]
@@ -129,37 +131,35 @@ def among_leaders(full_out: Path, leaders: list[str]) -> str | None:
 def coin_flips(full_out: Path) -> tuple[list[tuple], float]:
     """How firmly the full data decides the full evaluation's choice.
 
-    Under weighted normalized ranks, swapping two neighbours in one counted
-    dataset/metric's order (checkpoint ``a`` and the winner or the runner-up ``f``, no
-    other checkpoint's value between theirs) moves ``f`` by one rank there, i.e. by
-    ``weight / (K - 1)`` of score. Returns the neighbour comparisons that the full data
-    itself cannot order (paired per-sample differences, ``|mean / se| < 1.96``) and
-    whose reversal alone would change the winner (ties go to the later step, as in the
-    ranking), and the winner's margin. Such a choice is a coin flip of the data: a race,
-    which sees a subset of the raced-out checkpoints' samples, cannot be expected to
-    reproduce it. Set-level metrics (no per-sample values) are not examined.
+    For each counted dataset/metric with per-sample values, and each checkpoint ``a``
+    neighbouring the winner or the runner-up ``f`` there (no other checkpoint's value
+    between theirs): when the full data itself cannot order ``a`` and ``f`` (paired
+    per-sample differences, ``|mean / se| < 1.96``), their two values are swapped and the
+    checkpoints ranked again by the same rule (``[ranking]`` defaults, no bootstrap).
+    Returns the swaps that change the winner, and the runner-up's score margin. Such a
+    choice is a coin flip of the data: a race, which sees a subset of the raced-out
+    checkpoints' samples, cannot be expected to reproduce it. Set-level metrics (no
+    per-sample values) are not examined.
     """
     import math
 
-    from evalkit.ranking import rank_checkpoints
+    from evalkit.ranking import RankingConfig, rank_checkpoints
     from evalkit.store import Store
 
     with Store(full_out, create=False) as store:
         results, ck, sm = store.results(), store.checkpoints(), store.sample_metrics()
     ranking = rank_checkpoints(results, ck, sm)
+    plain = RankingConfig(bootstrap=0, method=ranking.config.method)
     t = ranking.participants.set_index("checkpoint")
     w, ru = ranking.winner, ranking.runner_up
     if ru is None:
         return [], math.inf
     margin = float(t.loc[ru, "score"] - t.loc[w, "score"])
-    ru_wins_ties = t.loc[ru, "step"] > t.loc[w, "step"]
-    k = len(t)
     values = {key: g.set_index("sample_id")["value"].astype(float)
               for key, g in sm.groupby(["dataset", "metric", "checkpoint"])}
     comp = ranking.components
     out = []
     for c in ranking.counted.itertuples():
-        step = c.weight / (k - 1)
         point = comp[(comp["dataset"] == c.dataset) & (comp["metric"] == c.metric)
                      ].set_index("checkpoint")["value"].dropna()
         for f in (w, ru):
@@ -171,19 +171,41 @@ def coin_flips(full_out: Path) -> tuple[list[tuple], float]:
                     continue
                 lo, hi = sorted((point[a], point[f]))
                 if ((point > lo) & (point < hi)).any():
-                    continue  # not neighbours: one swap cannot reverse them
+                    continue  # not neighbours: one swap would reorder others too
                 d = (pa - pf).dropna()
                 if len(d) < 2:
                     continue
                 se = float(d.std(ddof=1)) / math.sqrt(len(d))
                 z = float(d.mean()) / se if se > 0 else math.inf
-                a_better = (d.mean() < 0) == (c.direction == "lower")
-                # reversed: f moves one rank up (a was better) or down (a was worse)
-                f_change = -step if a_better else step
-                new = margin - f_change if f == w else margin + f_change
-                if abs(z) < 1.96 and (new < -1e-12 or (abs(new) <= 1e-12 and ru_wins_ties)):
+                if abs(z) >= 1.96:
+                    continue
+                swapped = results.copy()
+                at = (swapped["dataset"] == c.dataset) & (swapped["metric"] == c.metric)
+                swapped.loc[at & (swapped["checkpoint"] == a), "value"] = point[f]
+                swapped.loc[at & (swapped["checkpoint"] == f), "value"] = point[a]
+                if rank_checkpoints(swapped, ck, None, plain).winner != w:
                     out.append((c.dataset, c.metric, short(a), short(f), z))
     return out, margin
+
+
+def drop_one(full_out: Path) -> dict[str, list[str]]:
+    """Per ranking method: the checkpoints (other than the winner) whose removal alone
+    changes the full evaluation's winner. A rule whose choice between two checkpoints
+    depends on a third, worse one shows here (weighted normalized ranks can; a Condorcet
+    winner of the pairwise rule never changes)."""
+    from evalkit.ranking import METHODS, RankingConfig, rank_checkpoints
+    from evalkit.store import Store
+
+    with Store(full_out, create=False) as store:
+        results, ck = store.results(), store.checkpoints()
+    out = {}
+    for method in METHODS:
+        cfg = RankingConfig(bootstrap=0, method=method)
+        full = rank_checkpoints(results, ck, None, cfg)
+        out[method] = [short(c) for c in full.participants["checkpoint"]
+                       if c != full.winner and rank_checkpoints(
+                           results, ck[ck["name"] != c], None, cfg).winner != full.winner]
+    return out
 
 
 def section(args: argparse.Namespace) -> tuple[str, str]:
@@ -252,11 +274,15 @@ def main() -> None:
             f"epochs, training seed {args.train_seed}"
             f", {'trained earlier, kept' if reused else f'trained in {train_s:.0f} s'}), {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}")
         top = full.participants.sort_values("p_first", ascending=False).head(3)
-        say(f"full evaluation: winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f}; "
+        say(f"full evaluation ({full.config.method} rule): winner {full.winner} (p_first {full.table.iloc[0].p_first:.2f}; "
             "highest p_first: " + ", ".join(f"{short(r.checkpoint)} {r.p_first:.2f}"
                                             for r in top.itertuples()) + ")"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
         flips, margin = coin_flips(full_out)
+        dropped = drop_one(full_out)
+        say("checkpoints whose removal alone changes the full evaluation's winner: "
+            + "; ".join(f"{m} rule: {len(v)}" + (f" ({', '.join(v)})" if v else "")
+                        for m, v in dropped.items()))
         say(f"full evaluation's choice: margin {margin:.4f} over the runner-up; {len(flips)} "
             "neighbour comparisons the full data cannot order (paired |z| < 1.96) would "
             "each, swapped alone, change the winner" + (": " + "; ".join(
@@ -281,7 +307,7 @@ def main() -> None:
             saved.append(res.saved)
             # the full data ranked among this race's leaders alone: tells a sampling error
             # (the race dropped the full winner) from the rule's dependence on who takes
-            # part (weighted normalized ranks are not independent of the other checkpoints)
+            # part (the ranking can depend on which other checkpoints take part)
             leaders = ranked.participants["checkpoint"].tolist()
             among = among_leaders(full_out, leaders)
             agree += among == winner

@@ -1,4 +1,5 @@
-"""Ranking checkpoints: weighted normalized ranks, and how stable the winner is.
+"""Ranking checkpoints: weighted pairwise majority (or normalized ranks), and how stable
+the winner is.
 
 The method (documented for users in ``docs/ranking.md``):
 
@@ -19,14 +20,33 @@ The method (documented for users in ``docs/ranking.md``):
    normalized to sum to 1. So the effective weight of (dataset d, metric m) is
    ``w_d * w_m / (sum_m' w_m') / (sum_d' w_d')`` and all effective weights sum to 1. A track
    with many metrics does not outweigh a track with few.
-5. **Score.** ``score = sum of effective weight * r``, in [0, 1]: 0 = best on every
-   counted metric, 1 = worst on every one. Lowest score ranks first; ties go to the later
-   checkpoint (higher step), then the name.
-6. **Stability.** ``B`` bootstrap resamples (``[ranking] bootstrap``, default 1000,
+5. **Rank score.** ``rank_score = sum of effective weight * r``, in [0, 1]: 0 = best on
+   every counted metric, 1 = worst on every one.
+6. **Score** (``[ranking] method``):
+
+   - ``"pairwise"`` (default): checkpoint ``a`` *beats* ``b`` when it is better on a larger
+     weighted share of the counted metrics, each compared between ``a`` and ``b`` alone:
+     margin ``sum_j w_j * s_j(a, b) > 0`` with ``s = +1`` better, ``-1`` worse, ``0``
+     equal (no value is worse than any value). ``score = (losses + ties / 2) / (K - 1)``
+     in [0, 1]: 0 = beats every other checkpoint (a Condorcet winner), 1 = beats none
+     (Copeland's method; Saari & Merlin, "The Copeland method", Economic Theory 8, 1996).
+     Why: the choice between two checkpoints then depends on those two only. With
+     normalized ranks it also depends on the others: a checkpoint worse than both that
+     lies between them on one metric moves their ranks, so adding or dropping an early,
+     poor checkpoint could change the deployment pick (measured on a trained 12-checkpoint
+     run: dropping any one of four early checkpoints did; docs/ranking.md). A Condorcet
+     winner stays the winner among any subset of the checkpoints, which is also what lets
+     a race (:mod:`evalkit.racing`) drop the poor ones without changing the choice.
+   - ``"ranks"``: ``score = rank_score`` (the rule before pairwise was the default).
+
+   Lowest score ranks first; ties go to the lower rank score (for ``pairwise``: inside a
+   Condorcet cycle the normalized ranks decide), then the later checkpoint (higher step),
+   then the name.
+7. **Stability.** ``B`` bootstrap resamples (``[ranking] bootstrap``, default 1000,
    seed ``[ranking] seed``, default 0): for each dataset, its samples are drawn with
    replacement (one draw per resample, shared by every checkpoint and metric of that
    dataset: a paired bootstrap), every per-sample metric is re-averaged over the drawn
-   samples, and steps 3-5 are repeated. Reported per checkpoint: ``p_first`` (fraction of
+   samples, and steps 3-6 are repeated. Reported per checkpoint: ``p_first`` (fraction of
    resamples in which it ranks first), its mean rank and 5-95 % rank interval.
    Set-level metrics without per-sample values (FID, KID) cannot be resampled by sample:
    with ``set_level = "ci"`` (default) each resample draws them from a normal distribution
@@ -37,6 +57,7 @@ The method (documented for users in ``docs/ranking.md``):
 Configuration, in ``evalkit.toml`` (every key optional)::
 
     [ranking]
+    method = "pairwise"     # or "ranks" (see step 6)
     bootstrap = 1000        # resamples for the stability estimate (0 = none)
     seed = 0                # bootstrap seed
     set_level = "ci"        # "ci" or "fixed": FID/KID in the bootstrap (see above)
@@ -62,7 +83,6 @@ records which rule applied.
 from __future__ import annotations
 
 import json
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +92,7 @@ import pandas as pd
 from evalkit.ranking_rule import (  # noqa: F401  (re-exported: callers import them from here)
     _Z95,
     DEFAULT_BOOTSTRAP,
+    DEFAULT_METHOD,
     DEFAULT_METRIC_WEIGHTS,
     DEFAULT_SEED,
     DEFAULT_TRACK_WEIGHTS,
@@ -79,14 +100,17 @@ from evalkit.ranking_rule import (  # noqa: F401  (re-exported: callers import t
     HUMAN_KIND,
     HUMAN_MIN_VOTES,
     METHOD,
+    METHODS,
     METRIC_KEYS,
     RANKING_KEYS,
+    SCORE_TEXT,
     SET_LEVEL_MODES,
     MetricRule,
     RankingConfig,
     config_for,
     ranking_config,
 )
+from evalkit.ranking_scores import _bootstrap_ranks, _norm_ranks, _order, _pairwise_scores
 
 
 @dataclass
@@ -141,8 +165,13 @@ class Ranking:
         boot = (f"; stability from {self.bootstrap} paired bootstrap resamples of the samples "
                 f"(seed {self.config.seed}, set-level metrics: {self.config.set_level})"
                 if self.bootstrap else "")
-        return (f"lowest {METHOD} score over " + ", ".join(parts)
-                + f" (rule from {src}); ties go to the later step{boot}")
+        if self.config.method == "pairwise":
+            head = ("fewest head-to-head losses, where one checkpoint beats another when it is "
+                    "better on a larger weighted share of ")
+            tail = "; ties go to the lower weighted normalized rank score, then the later step"
+        else:
+            head, tail = "lowest weighted normalized rank score over ",                 "; ties go to the later step"
+        return head + ", ".join(parts) + f" (rule from {src}){tail}{boot}"
 
 
 def _direction(config: RankingConfig, metric: str) -> str | None:
@@ -150,47 +179,10 @@ def _direction(config: RankingConfig, metric: str) -> str | None:
     return rule.direction if rule else DIRECTIONS.get(metric)
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks along axis 0 (1 = smallest), ties share their average rank, NaN stays NaN.
-
-    ``rank_i = #{j: x_j < x_i} + (#{j: x_j == x_i} + 1) / 2`` over the non-NaN entries of
-    the column (what ``scipy.stats.rankdata(method="average", nan_policy="omit")`` gives,
-    without importing scipy.stats, which costs seconds). Chunked over columns to keep the
-    ``(K, K, chunk)`` comparison under ~50 MB.
-    """
-    k = values.shape[0]
-    flat = values.reshape(k, -1)
-    out = np.full(flat.shape, np.nan)
-    step = max(1, int(5e7 // max(1, k * k)))
-    for a in range(0, flat.shape[1], step):
-        x = flat[:, a:a + step]
-        less = (x[None, :, :] < x[:, None, :]).sum(axis=1)
-        equal = (x[None, :, :] == x[:, None, :]).sum(axis=1)
-        out[:, a:a + step] = np.where(np.isnan(x), np.nan, less + (equal + 1) / 2.0)
-    return out.reshape(values.shape)
-
-
-def _norm_ranks(values: np.ndarray, lower_better: bool) -> np.ndarray:
-    """Normalized ranks along axis 0 of ``values`` ``(K, ...)``: 0 = best, 1 = worst;
-    NaN (no value) -> 1. Ties share the average rank."""
-    k = values.shape[0]
-    if k <= 1:
-        return np.where(np.isnan(values), 1.0, 0.0)
-    ranks = _average_ranks(values if lower_better else -values)
-    return np.where(np.isnan(values), 1.0, (ranks - 1.0) / (k - 1))
-
-
-def _order(scores: np.ndarray, steps: np.ndarray, names: list[str]) -> np.ndarray:
-    """Participant order: lowest score, then higher step, then name."""
-    keys = sorted(range(len(names)), key=lambda i: (round(float(scores[i]), 12), -steps[i],
-                                                    names[i]))
-    return np.array(keys, dtype=int)
-
-
 def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
                      sample_metrics: pd.DataFrame | None = None,
                      config: RankingConfig | None = None) -> Ranking:
-    """Rank checkpoints by weighted normalized ranks (see the module docstring).
+    """Rank checkpoints by the rule of ``config`` (see the module docstring).
 
     Args:
         results: :meth:`evalkit.store.Store.results` (long: one row per checkpoint,
@@ -286,13 +278,16 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
     norm = np.stack([_norm_ranks(point[j], r.direction == "lower")
                      for j, r in enumerate(counted.itertuples())]) if len(counted) else \
         np.zeros((0, K))
-    scores = weights @ norm if len(counted) else np.zeros(K)
+    rank_scores = weights @ norm if len(counted) else np.zeros(K)
+    lower = np.array([r.direction == "lower" for r in counted.itertuples()], dtype=bool)
+    scores = (_pairwise_scores(point, weights, lower) if config.method == "pairwise"
+              and len(counted) else rank_scores)
     for j, r in enumerate(counted.itertuples()):
         for i, name in enumerate(names):
             comp_rows.append({"checkpoint": name, "dataset": r.dataset, "metric": r.metric,
                               "value": point[j, i], "norm_rank": norm[j, i],
                               "weight": weights[j]})
-    order = _order(scores, steps, names) if K else np.zeros(0, int)
+    order = _order(scores, rank_scores, steps, names) if K else np.zeros(0, int)
     rank = np.empty(K)
     rank[order] = np.arange(1, K + 1)
 
@@ -316,6 +311,7 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
     table = pd.DataFrame({
         "checkpoint": names, "step": ok_ck["step"].to_numpy(), "status": "ok",
         "content_hash": ok_ck["content_hash"].to_numpy(), "rank": rank, "score": scores,
+        "rank_score": rank_scores,
         "p_first": p_first, "mean_rank": mean_rank, "rank_lo": rank_lo, "rank_hi": rank_hi,
         "error": None,
     }).sort_values("rank")
@@ -325,7 +321,7 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
             "checkpoint": excluded["name"].to_numpy(), "step": excluded["step"].to_numpy(),
             "status": excluded["status"].to_numpy(),
             "content_hash": excluded["content_hash"].to_numpy(),
-            "rank": np.nan, "score": np.nan, "p_first": np.nan, "mean_rank": np.nan,
+            "rank": np.nan, "score": np.nan, "rank_score": np.nan, "p_first": np.nan, "mean_rank": np.nan,
             "rank_lo": np.nan, "rank_hi": np.nan,
             "error": [e if isinstance(e, str) and e else "no results stored"
                       for e in excluded["error"]],
@@ -353,54 +349,6 @@ def _human_tracks(res: pd.DataFrame, kinds: dict, config: RankingConfig) -> dict
         w, rule = config.human_weight(ds, votes, sketch_w)
         out[ds] = {"votes": votes, "weight": w, "rule": rule}
     return out
-
-
-def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray,
-                     per_sample: dict, sample_ids: dict, weights: np.ndarray,
-                     steps: np.ndarray, names: list[str], config: RankingConfig,
-                     B: int) -> np.ndarray:
-    """``(B, K)`` ranks (1 = first) of each participant in each bootstrap resample."""
-    K = point.shape[1]
-    # one multinomial count matrix per dataset, seeded by (seed, dataset name), so that
-    # adding a dataset does not change another dataset's draws
-    counts: dict[str, np.ndarray] = {}
-    for ds, ids in sample_ids.items():
-        rng = np.random.default_rng([config.seed, zlib.crc32(ds.encode())])
-        n = len(ids)
-        counts[ds] = rng.multinomial(n, np.full(n, 1.0 / n), size=B).astype(np.float64)
-    set_rng = np.random.default_rng([config.seed, 1])
-    score_b = np.zeros((B, K))
-    for j, r in enumerate(counted.itertuples()):
-        key = (r.dataset, r.metric)
-        vals = np.repeat(point[j][None, :], B, axis=0)  # (B, K)
-        if key in per_sample:
-            mat = per_sample[key]
-            mask = np.isfinite(mat)
-            num = counts[r.dataset] @ np.where(mask, mat, 0.0).T  # (B, K)
-            den = counts[r.dataset] @ mask.T.astype(np.float64)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                boot = num / den
-            has_ps = mask.any(axis=1)
-            # a checkpoint without per-sample values here keeps the set-level treatment
-            vals = np.where(has_ps[None, :], boot, vals)
-            # where a resample drew only samples without a value, fall back to the point
-            vals = np.where(has_ps[None, :] & ~np.isfinite(vals), point[j][None, :], vals)
-            set_cols = ~has_ps
-        else:
-            set_cols = np.ones(K, bool)
-        if config.set_level == "ci":
-            sd = np.where(set_cols & np.isfinite(ci_sd[j]) & np.isfinite(point[j]),
-                          ci_sd[j], 0.0)
-            vals = vals + set_rng.standard_normal((B, K)) * sd[None, :]
-        norm = _norm_ranks(vals.T, r.direction == "lower").T  # (B, K)
-        score_b += weights[j] * norm
-    # same order as _order, vectorized: score (rounded), then the tie-break position
-    tie = np.empty(K, dtype=np.int64)
-    tie[sorted(range(K), key=lambda i: (-steps[i], names[i]))] = np.arange(K)
-    order = np.lexsort((np.broadcast_to(tie, (B, K)), np.round(score_b, 12)), axis=-1)
-    ranks = np.empty((B, K), dtype=np.int64)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1, K + 1), (B, K)), axis=-1)
-    return ranks
 
 
 def rank_out(out_dir: str | Path, config_path: str | Path | None = None) -> Ranking:

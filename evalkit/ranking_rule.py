@@ -42,9 +42,24 @@ HUMAN_MIN_VOTES = 30
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
 SET_LEVEL_MODES = ("ci", "fixed")
-RANKING_KEYS = {"bootstrap", "seed", "set_level", "tracks", "metrics"}
+RANKING_KEYS = {"method", "bootstrap", "seed", "set_level", "tracks", "metrics"}
 METRIC_KEYS = {"weight", "direction"}
-METHOD = "weighted normalized ranks"
+#: ``[ranking] method``: the names and what they are called in reports.
+METHODS: dict[str, str] = {
+    "pairwise": "weighted pairwise majority (Copeland; ties by weighted normalized ranks)",
+    "ranks": "weighted normalized ranks",
+}
+DEFAULT_METHOD = "pairwise"
+METHOD = METHODS[DEFAULT_METHOD]
+#: What the ranking's ``score`` is, per method (reports and explanations say it).
+SCORE_TEXT: dict[str, str] = {
+    "pairwise": ("share of the other checkpoints it does not beat head to head (one beats "
+                 "another when it is better on a larger weighted share of the counted "
+                 "metrics; ties count half): 0 = beats every other checkpoint, 1 = beats "
+                 "none; ties by the weighted mean of normalized ranks"),
+    "ranks": ("weighted mean of normalized ranks: 0 = best on every counted metric, "
+              "1 = worst"),
+}
 _Z95 = 1.959963984540054
 
 
@@ -62,6 +77,7 @@ class RankingConfig:
     """The validated ``[ranking]`` section (or the defaults).
 
     Attributes:
+        method: ``"pairwise"`` (default) or ``"ranks"``: see :mod:`evalkit.ranking`.
         metrics: metric name -> rule; only these metrics can count.
         tracks: dataset name or kind -> weight >= 0.
         tracks_given: whether ``[ranking.tracks]`` was in the file (then a dataset it does
@@ -72,6 +88,7 @@ class RankingConfig:
         source: the config file the section came from, or None for the defaults.
     """
 
+    method: str = DEFAULT_METHOD
     metrics: dict[str, MetricRule] = field(default_factory=lambda: {
         m: MetricRule(m, w, DIRECTIONS[m]) for m, w in DEFAULT_METRIC_WEIGHTS.items()})
     tracks: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TRACK_WEIGHTS))
@@ -107,7 +124,8 @@ class RankingConfig:
                                "human = W overrides this default")
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": METHOD, "source": str(self.source) if self.source else None,
+        return {"method": METHODS[self.method], "method_key": self.method,
+                "source": str(self.source) if self.source else None,
                 "metrics": {m: {"weight": r.weight, "direction": r.direction}
                             for m, r in self.metrics.items()},
                 "tracks": dict(self.tracks), "bootstrap": self.bootstrap, "seed": self.seed,
@@ -140,6 +158,12 @@ def ranking_config(path: str | Path | None) -> RankingConfig:
         if key not in RANKING_KEYS:
             raise ConfigError(f"{where(key)}: unknown key '{key}' in [ranking]; known keys: "
                               f"{', '.join(sorted(RANKING_KEYS))}")
+    if "method" in raw:
+        m = raw["method"]
+        if m not in METHODS:
+            raise ConfigError(f"{where('method')}: 'method' must be one of "
+                              f"{', '.join(repr(k) for k in METHODS)}, got {m!r}")
+        out.method = m
     if "bootstrap" in raw:
         b = raw["bootstrap"]
         if not isinstance(b, int) or isinstance(b, bool) or b < 0:

@@ -51,7 +51,13 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.ranking import Ranking, rank_checkpoints, ranking_config, results_digest
+from evalkit.ranking import (
+    METHODS,
+    Ranking,
+    rank_checkpoints,
+    ranking_config,
+    results_digest,
+)
 
 FORMAT = "evalkit-selection/2"
 SELECTION_NAME = "selection.json"
@@ -113,10 +119,20 @@ def explain(sel: dict) -> str:
     st = sel["stability"]
     ru = sel["runner_up"]
     counted = sel["rule"]["counted"]
-    parts = [f"{sel['checkpoint']} (step {sel['step']}, content hash "
-             f"{(sel['content_hash'] or '?')[:12]}) is selected for deployment: it has the "
-             f"lowest weighted normalized-rank score, {sel['score']:.3f} (0 = best of "
-             f"{sel['n_candidates']} candidates on every counted metric, 1 = worst)"]
+    method = (sel["rule"].get("config") or {}).get("method_key", "ranks")
+    head = (f"{sel['checkpoint']} (step {sel['step']}, content hash "
+            f"{(sel['content_hash'] or '?')[:12]}) is selected for deployment: ")
+    if method == "pairwise":
+        others = sel["n_candidates"] - 1
+        how = ("it beats every other candidate" if sel["score"] == 0 else
+               "it has the fewest head-to-head losses")
+        parts = [head + f"{how} ({others} other(s)): one checkpoint beats another when it is "
+                 f"better on a larger weighted share of the counted metrics; score "
+                 f"{sel['score']:.3f} = share of the others it does not beat, ties half"]
+    else:
+        parts = [head + f"it has the lowest weighted normalized-rank score, "
+                 f"{sel['score']:.3f} (0 = best of {sel['n_candidates']} candidates on every "
+                 "counted metric, 1 = worst)"]
     if ru:
         parts[-1] += f", ahead of {ru['checkpoint']} (step {ru['step']}, {ru['score']:.3f})"
     parts[-1] += "."
@@ -191,7 +207,7 @@ def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.Dat
             "score": _clean(t.loc[ru]["score"]), **stab(ru)},
         "stability": {**stab(winner), "bootstrap": ranking.bootstrap,
                       "seed": ranking.config.seed, "set_level": ranking.config.set_level},
-        "rule": {"method": "weighted normalized ranks", "text": ranking.rule_text(),
+        "rule": {"method": METHODS[ranking.config.method], "text": ranking.rule_text(),
                  "counted": [{k: _clean(v) for k, v in r.items()}
                              for r in ranking.counted.to_dict("records")],
                  "not_counted": ranking.not_counted.to_dict("records"),

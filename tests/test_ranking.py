@@ -1,4 +1,5 @@
-"""Ranking: [ranking] config validation, weighted normalized ranks, bootstrap stability."""
+"""Ranking: [ranking] config validation, weighted pairwise majority and weighted normalized
+ranks, bootstrap stability."""
 
 from __future__ import annotations
 
@@ -56,12 +57,74 @@ def test_scores_are_weighted_normalized_ranks_computed_by_hand():
     assert w[("heldout", "l1")] == pytest.approx(0.25)
     assert w[("heldout", "ssim")] == pytest.approx(0.25)
     assert w[("sketches", "adherence_f1")] == pytest.approx(0.5)
-    s = r.table.set_index("checkpoint")["score"]
+    s = r.table.set_index("checkpoint")["rank_score"]
     assert s["ckpt-1"] == pytest.approx(0.25 * 0 + 0.25 * 1 + 0.5 * 1)
     assert s["ckpt-2"] == pytest.approx(0.25 * 0.5 + 0.25 * 0 + 0.5 * 0)
     assert s["ckpt-3"] == pytest.approx(0.25 * 1 + 0.25 * 0.5 + 0.5 * 0.5)
     assert r.winner == "ckpt-2" and r.runner_up == "ckpt-3"
     assert r.table["rank"].tolist() == [1, 2, 3]
+    ranks = rank_checkpoints(_results(THREE), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]), None,
+                             RankingConfig(bootstrap=0, method="ranks"))
+    assert ranks.table["score"].tolist() == ranks.table["rank_score"].tolist()
+    assert ranks.table["rank_score"].tolist() == r.table["rank_score"].tolist()
+
+
+def test_pairwise_scores_are_head_to_head_losses_computed_by_hand():
+    r = rank_checkpoints(_results(THREE), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]), None,
+                         RankingConfig(bootstrap=0))
+    assert r.config.method == "pairwise"
+    # 2 vs 1: l1 -.25, ssim +.25, f1 +.5 -> 2 wins; 2 vs 3: +.25 +.25 +.5 -> 2 wins;
+    # 3 vs 1: l1 -.25, ssim +.25, f1 +.5 -> 3 wins. Score = losses / (K - 1).
+    s = r.table.set_index("checkpoint")["score"]
+    assert (s["ckpt-2"], s["ckpt-3"], s["ckpt-1"]) == (0.0, 0.5, 1.0)
+    assert "head-to-head" in r.rule_text()
+
+
+# B beats A head to head (better on y and z: weight .6 of 1); C is worse than both on
+# aggregate but lies between A and B on x. Normalized ranks then prefer A, without C B.
+IRRELEVANT = [
+    ("ckpt-1", 1, "heldout", "x", 0.1), ("ckpt-2", 2, "heldout", "x", 0.3),
+    ("ckpt-3", 3, "heldout", "x", 0.2),
+    ("ckpt-1", 1, "heldout", "y", 0.2), ("ckpt-2", 2, "heldout", "y", 0.1),
+    ("ckpt-3", 3, "heldout", "y", 0.9),
+    ("ckpt-1", 1, "heldout", "z", 0.2), ("ckpt-2", 2, "heldout", "z", 0.1),
+    ("ckpt-3", 3, "heldout", "z", 0.9),
+]
+
+
+@pytest.mark.parametrize("method, with_c, without_c", [
+    ("pairwise", "ckpt-2", "ckpt-2"), ("ranks", "ckpt-1", "ckpt-2")])
+def test_a_worse_checkpoint_does_not_change_the_pairwise_choice(tmp_path, method, with_c,
+                                                                 without_c):
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text(f"[ranking]\nbootstrap = 0\nmethod = \"{method}\"\n[ranking.metrics]\n"
+                   "x = { weight = 0.4, direction = \"lower\" }\n"
+                   "y = { weight = 0.3, direction = \"lower\" }\n"
+                   "z = { weight = 0.3, direction = \"lower\" }\n")
+    config = ranking_config(cfg)
+    three = rank_checkpoints(_results(IRRELEVANT), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]),
+                             None, config)
+    two = rank_checkpoints(_results(IRRELEVANT[:2] + IRRELEVANT[3:5] + IRRELEVANT[6:8]),
+                           _ckpts(["ckpt-1", "ckpt-2"]), None, config)
+    assert (three.winner, two.winner) == (with_c, without_c)
+
+
+def test_pairwise_cycle_falls_back_to_normalized_ranks():
+    """A beats B, B beats C, C beats A (a Condorcet cycle): every score is 0.5 and the
+    normalized-rank score decides."""
+    rows = [("ckpt-1", 1, "heldout", "l1", 0.1), ("ckpt-2", 2, "heldout", "l1", 0.2),
+            ("ckpt-3", 3, "heldout", "l1", 0.3),
+            ("ckpt-1", 1, "heldout", "lpips", 0.3), ("ckpt-2", 2, "heldout", "lpips", 0.1),
+            ("ckpt-3", 3, "heldout", "lpips", 0.2),
+            ("ckpt-1", 1, "heldout", "psnr", 20.0), ("ckpt-2", 2, "heldout", "psnr", 10.0),
+            ("ckpt-3", 3, "heldout", "psnr", 30.0)]
+    r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]), None,
+                         RankingConfig(bootstrap=0))
+    t = r.table.set_index("checkpoint")
+    assert t["score"].tolist() == [0.5, 0.5, 0.5]
+    # l1 1, lpips 1, psnr 0.5 (weights .4, .4, .2): rank scores 0.5, 0.4, 0.6
+    assert t["rank_score"].round(6).to_dict() == {"ckpt-1": 0.5, "ckpt-2": 0.4, "ckpt-3": 0.6}
+    assert r.table["checkpoint"].tolist() == ["ckpt-2", "ckpt-1", "ckpt-3"]
 
 
 def test_config_chooses_metrics_and_tracks(tmp_path):
@@ -174,6 +237,7 @@ def test_default_config_hand_drawn_counts_at_least_as_much():
     ("[ranking]\nbogus = 1\n", 2, "unknown key 'bogus'"),
     ("[ranking]\nbootstrap = -3\n", 2, "'bootstrap' must be an integer"),
     ("[ranking]\nset_level = \"wild\"\n", 2, "'set_level' must be one of"),
+    ("[ranking]\nmethod = \"borda\"\n", 2, "'method' must be one of 'pairwise', 'ranks'"),
     ("[ranking.metrics]\nl1 = -1\n", 2, "weight of metric 'l1'"),
     ("[ranking.metrics]\nl1 = 1\nsharpness = 2\n", 3, "does not know whether lower or higher"),
     ("[ranking.metrics]\nsharp = { weight = 1, direction = \"up\" }\n", 2, "direction of metric"),

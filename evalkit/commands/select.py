@@ -22,8 +22,9 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
            as_json: bool) -> None:
     """Choose the checkpoint to deploy from the results in OUT, one per domain.
 
-    Ranks checkpoints by weighted normalized ranks over the metrics of [ranking] in
-    evalkit.toml (see docs/ranking.md), measures how often each comes first over bootstrap
+    Ranks checkpoints head to head (weighted pairwise majority; [ranking] method =
+    "ranks": weighted normalized ranks) over the metrics of [ranking] in evalkit.toml (see
+    docs/ranking.md), measures how often each comes first over bootstrap
     resamples of the samples, writes OUT/selection.json and prints why. --export DIR writes
     DIR/<domain>/ (checkpoint + ckpt-1.*) per domain, the seed's serving layout (flat for a
     run without domains). Exit 0 on success, 1 when some domain has nothing to select, 2

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from evalkit.ranking_rule import SCORE_TEXT
 from evalkit.report import grids, plots
 from evalkit.report.overview import domain_summary, render_overview
 from evalkit.report.render import (
@@ -227,7 +228,7 @@ def render_report(out_dir: Path, config_path: Path | None = None,
                     evals[evals["checkpoint"].isin(set(c["name"]))], runs,
                     samples[samples["dataset"].isin(set(ds["name"]))], d, up="../index.html",
                     review=review))
-            render_overview(out_dir, tmp, summaries, config_path)
+            render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method])
         _swap_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -376,6 +377,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "grids": grid_data, "reduced": reduced, "top_k": grids.TOP_K,
         "metric_figs": metric_figs, "mismatch_figs": mismatch_figs,
         "config": config, "review_page": review_page, "human": human,
+        "score_text": SCORE_TEXT[config.method],
     }
     (report_dir / "index.html").write_text(env.get_template("index.html").render(**ctx),
                                            encoding="utf-8")

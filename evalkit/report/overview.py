@@ -69,7 +69,7 @@ def _gate_status(out_dir: Path, config_path: Path | None) -> tuple[dict[str, str
 
 
 def render_overview(out_dir: Path, report_dir: Path, summaries: list[dict],
-                     config_path: Path | None) -> None:
+                     config_path: Path | None, score_text: str = "") -> None:
     """``report/index.html``: one row per domain, linking to its report."""
     import evalkit
 
@@ -80,5 +80,5 @@ def render_overview(out_dir: Path, report_dir: Path, summaries: list[dict],
     html = env.get_template("overview.html").render(
         title="evalkit report: domains", evalkit_version=evalkit.__version__,
         out_dir=str(out_dir.resolve()), domains=summaries, gate_note=gate_note,
-        fmt=_num)
+        fmt=_num, score_text=score_text)
     (report_dir / "index.html").write_text(html, encoding="utf-8")
