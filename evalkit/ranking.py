@@ -24,24 +24,28 @@ The method (documented for users in ``docs/ranking.md``):
    every counted metric, 1 = worst on every one.
 6. **Score** (``[ranking] method``):
 
-   - ``"pairwise"`` (default): checkpoint ``a`` *beats* ``b`` when it is better on a larger
-     weighted share of the counted metrics, each compared between ``a`` and ``b`` alone:
-     margin ``sum_j w_j * s_j(a, b) > 0`` with ``s = +1`` better, ``-1`` worse, ``0``
-     equal (no value is worse than any value). ``score = (losses + ties / 2) / (K - 1)``
-     in [0, 1]: 0 = beats every other checkpoint (a Condorcet winner), 1 = beats none
-     (Copeland's method; Saari & Merlin, "The Copeland method", Economic Theory 8, 1996).
-     Why: the choice between two checkpoints then depends on those two only. With
-     normalized ranks it also depends on the others: a checkpoint worse than both that
-     lies between them on one metric moves their ranks, so adding or dropping an early,
-     poor checkpoint could change the deployment pick (measured on a trained 12-checkpoint
-     run: dropping any one of four early checkpoints did; docs/ranking.md). A Condorcet
-     winner stays the winner among any subset of the checkpoints, which is also what lets
-     a race (:mod:`evalkit.racing`) drop the poor ones without changing the choice.
+   - ``"pairwise"`` (default): checkpoint ``a`` *beats* ``b`` head to head when it is
+     better on a larger weighted share of the counted metrics, each compared between
+     ``a`` and ``b`` alone: margin ``m_ab = sum_j w_j * s_j(a, b) > 0`` with ``s = +1``
+     better, ``-1`` worse, ``0`` equal (no value is worse than any value). The order is
+     Schulze's (Social Choice and Welfare 36, 2011): ``p_ab`` = the strongest chain of
+     wins from ``a`` to ``b`` (a chain is as strong as its weakest margin), and ``a``
+     comes before ``b`` when ``p_ab > p_ba``. ``score = (checkpoints before it + ties /
+     2) / (K - 1)`` in [0, 1]; 0 = first. A checkpoint that beats every other head to
+     head (a Condorcet winner) is first.
+     Why: the choice between two checkpoints then does not depend on poorer ones. With
+     normalized ranks it does: a checkpoint worse than both that lies between them on
+     one metric moves their ranks, so adding or dropping an early, poor checkpoint could
+     change the deployment pick (measured on a trained 12-checkpoint run: dropping any
+     one of four early checkpoints did; docs/ranking.md). Under Schulze, checkpoints
+     that every member of the top group beats cannot change the order of that group,
+     nor can near copies of a checkpoint (consecutive checkpoints often are). That is
+     also what lets a race (:mod:`evalkit.racing`) drop the poor ones without changing
+     the choice.
    - ``"ranks"``: ``score = rank_score`` (the rule before pairwise was the default).
 
-   Lowest score ranks first; ties go to the lower rank score (for ``pairwise``: inside a
-   Condorcet cycle the normalized ranks decide), then the later checkpoint (higher step),
-   then the name.
+   Lowest score ranks first; ties go to the lower rank score, then the later checkpoint
+   (higher step), then the name.
 7. **Stability.** ``B`` bootstrap resamples (``[ranking] bootstrap``, default 1000,
    seed ``[ranking] seed``, default 0): for each dataset, its samples are drawn with
    replacement (one draw per resample, shared by every checkpoint and metric of that
@@ -166,11 +170,13 @@ class Ranking:
                 f"(seed {self.config.seed}, set-level metrics: {self.config.set_level})"
                 if self.bootstrap else "")
         if self.config.method == "pairwise":
-            head = ("fewest head-to-head losses, where one checkpoint beats another when it is "
-                    "better on a larger weighted share of ")
-            tail = "; ties go to the lower weighted normalized rank score, then the later step"
+            head = ("first head to head, one checkpoint beating another when it is better "
+                    "on a larger weighted share of ")
+            tail = ("; ordered by the strongest chains of such wins (Schulze's method), ties "
+                    "to the lower weighted normalized rank score, then the later step")
         else:
-            head, tail = "lowest weighted normalized rank score over ",                 "; ties go to the later step"
+            head = "lowest weighted normalized rank score over "
+            tail = "; ties go to the later step"
         return head + ", ".join(parts) + f" (rule from {src}){tail}{boot}"
 
 

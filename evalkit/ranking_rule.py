@@ -46,17 +46,18 @@ RANKING_KEYS = {"method", "bootstrap", "seed", "set_level", "tracks", "metrics"}
 METRIC_KEYS = {"weight", "direction"}
 #: ``[ranking] method``: the names and what they are called in reports.
 METHODS: dict[str, str] = {
-    "pairwise": "weighted pairwise majority (Copeland; ties by weighted normalized ranks)",
+    "pairwise": "weighted pairwise majority (Schulze; ties by weighted normalized ranks)",
     "ranks": "weighted normalized ranks",
 }
 DEFAULT_METHOD = "pairwise"
 METHOD = METHODS[DEFAULT_METHOD]
 #: What the ranking's ``score`` is, per method (reports and explanations say it).
 SCORE_TEXT: dict[str, str] = {
-    "pairwise": ("share of the other checkpoints it does not beat head to head (one beats "
-                 "another when it is better on a larger weighted share of the counted "
-                 "metrics; ties count half): 0 = beats every other checkpoint, 1 = beats "
-                 "none; ties by the weighted mean of normalized ranks"),
+    "pairwise": ("share of the other checkpoints that come before it head to head (one "
+                 "beats another when it is better on a larger weighted share of the counted "
+                 "metrics; the order follows the strongest chains of such wins, Schulze's "
+                 "method; ties count half): 0 = first, 1 = last; ties by the weighted mean "
+                 "of normalized ranks"),
     "ranks": ("weighted mean of normalized ranks: 0 = best on every counted metric, "
               "1 = worst"),
 }

@@ -1,4 +1,4 @@
-"""The arithmetic of a ranking: normalized ranks, head-to-head (Copeland) scores, the
+"""The arithmetic of a ranking: normalized ranks, head-to-head (Schulze) scores, the
 participant order and the paired bootstrap of the ranks.
 
 Split from :mod:`evalkit.ranking` (which gathers the values and builds the table) by job;
@@ -45,21 +45,14 @@ def _norm_ranks(values: np.ndarray, lower_better: bool) -> np.ndarray:
     return np.where(np.isnan(values), 1.0, (ranks - 1.0) / (k - 1))
 
 
-def _pairwise_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
-                     ) -> np.ndarray:
-    """Copeland loss share of each participant, for ``[ranking] method = "pairwise"``.
+def _margins(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Weighted head-to-head margins ``(..., K, K)`` of ``vals`` ``(J, ..., K)``.
 
-    ``vals`` is ``(J, ..., K)``: J counted (dataset, metric) pairs, any batch dims (the
-    bootstrap's resamples), K participants; ``weights`` ``(J,)`` effective weights,
-    ``lower`` ``(J,)`` whether lower is better. For each pair of participants ``a, b``
-    the weighted majority margin is ``m_ab = sum_j w_j * s_j(a, b)`` with ``s = +1``
-    when ``a`` is better on pair j, ``-1`` when worse, 0 when equal; no value (NaN) is
-    worse than any value (two NaN: equal). ``a`` beats ``b`` when ``m_ab > 0``.
-    Returns ``(..., K)`` in [0, 1]: ``(losses + ties / 2) / (K - 1)`` (0 = beats every
-    other participant head to head, a Condorcet winner; 0 for K = 1).
-
-    Why by hand: neither pandas nor scipy has a weighted Copeland count; it is a few
-    array lines, chunked by the caller to bound the ``(..., K, K)`` margins.
+    ``m_ab = sum_j w_j * s_j(a, b)`` in [-1, 1] over the J counted (dataset, metric) pairs
+    (``weights`` ``(J,)`` effective, summing to 1; ``lower`` ``(J,)`` whether lower is
+    better), with ``s = +1`` when ``a`` is better on pair j, ``-1`` when worse, 0 when
+    equal; no value (NaN) is worse than any value (two NaN: equal). ``a`` beats ``b``
+    head to head when ``m_ab > 0``: better on a larger weighted share of the metrics.
     """
     k = vals.shape[-1]
     margin = np.zeros(vals.shape[1:] + (k,))
@@ -67,10 +60,40 @@ def _pairwise_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
         x = np.where(np.isnan(vals[j]), np.inf, vals[j] if lower[j] else -vals[j])
         a, b = x[..., :, None], x[..., None, :]
         margin += weights[j] * ((a < b).astype(np.float64) - (a > b))
+    return margin
+
+
+def _pairwise_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
+                     ) -> np.ndarray:
+    """Schulze loss share of each participant, for ``[ranking] method = "pairwise"``.
+
+    ``vals`` is ``(J, ..., K)``: J counted (dataset, metric) pairs, any batch dims (the
+    bootstrap's resamples), K participants; margins ``m`` as :func:`_margins`. Schulze's
+    method (M. Schulze, "A new monotonic, clone-independent, reversal symmetric, and
+    Condorcet-consistent single-winner election method", Social Choice and Welfare 36,
+    2011): the strength of a chain of head-to-head wins ``a -> c -> ... -> b`` is its
+    weakest margin, ``p_ab`` the strongest chain from ``a`` to ``b`` (0 if none), and
+    ``a`` comes before ``b`` when ``p_ab > p_ba``. That order is transitive; a checkpoint
+    that beats every other head to head (a Condorcet winner) comes first, and a
+    checkpoint that every member of the top group beats (the Smith set) cannot change
+    the order of that group, nor can adding near copies of a checkpoint (clone
+    independence: consecutive checkpoints often are near copies).
+    Returns ``(..., K)`` in [0, 1]: ``(checkpoints before it + ties / 2) / (K - 1)``
+    (0 = first; 0 for K = 1).
+
+    Why by hand: neither numpy, scipy nor pandas has Schulze's method; it is a widest-path
+    Floyd-Warshall (K steps over ``(..., K, K)``), chunked by the caller to bound memory.
+    """
+    k = vals.shape[-1]
+    margin = _margins(vals, weights, lower)
     eps = 1e-12
-    losses = (margin < -eps).sum(axis=-1)
-    ties = (np.abs(margin) <= eps).sum(axis=-1) - 1  # minus the diagonal
-    return (losses + ties / 2.0) / max(1, k - 1)
+    p = np.where(margin > eps, margin, 0.0)
+    for c in range(k):
+        np.maximum(p, np.minimum(p[..., :, c:c + 1], p[..., c:c + 1, :]), out=p)
+    diff = p - np.swapaxes(p, -1, -2)
+    before = (diff < -eps).sum(axis=-1)  # b with p_ba > p_ab: b comes before a
+    ties = (np.abs(diff) <= eps).sum(axis=-1) - 1  # minus the diagonal
+    return (before + ties / 2.0) / max(1, k - 1)
 
 
 def _order(scores: np.ndarray, rank_scores: np.ndarray, steps: np.ndarray,

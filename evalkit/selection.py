@@ -124,11 +124,11 @@ def explain(sel: dict) -> str:
             f"{(sel['content_hash'] or '?')[:12]}) is selected for deployment: ")
     if method == "pairwise":
         others = sel["n_candidates"] - 1
-        how = ("it beats every other candidate" if sel["score"] == 0 else
-               "it has the fewest head-to-head losses")
-        parts = [head + f"{how} ({others} other(s)): one checkpoint beats another when it is "
-                 f"better on a larger weighted share of the counted metrics; score "
-                 f"{sel['score']:.3f} = share of the others it does not beat, ties half"]
+        parts = [head + f"it comes first of {sel['n_candidates']} candidates head to head "
+                 "(one checkpoint beats another when it is better on a larger weighted share "
+                 "of the counted metrics; order by the strongest chains of such wins, "
+                 f"Schulze's method), score {sel['score']:.3f} = share of the {others} "
+                 "other(s) that come before it, ties half"]
     else:
         parts = [head + f"it has the lowest weighted normalized-rank score, "
                  f"{sel['score']:.3f} (0 = best of {sel['n_candidates']} candidates on every "

@@ -74,10 +74,11 @@ def test_pairwise_scores_are_head_to_head_losses_computed_by_hand():
                          RankingConfig(bootstrap=0))
     assert r.config.method == "pairwise"
     # 2 vs 1: l1 -.25, ssim +.25, f1 +.5 -> 2 wins; 2 vs 3: +.25 +.25 +.5 -> 2 wins;
-    # 3 vs 1: l1 -.25, ssim +.25, f1 +.5 -> 3 wins. Score = losses / (K - 1).
+    # 3 vs 1: l1 -.25, ssim +.25, f1 +.5 -> 3 wins: no cycle, so the Schulze order is
+    # the head-to-head one. Score = checkpoints before it / (K - 1).
     s = r.table.set_index("checkpoint")["score"]
     assert (s["ckpt-2"], s["ckpt-3"], s["ckpt-1"]) == (0.0, 0.5, 1.0)
-    assert "head-to-head" in r.rule_text()
+    assert r.rule_text().startswith("first head to head") and "Schulze" in r.rule_text()
 
 
 # B beats A head to head (better on y and z: weight .6 of 1); C is worse than both on
@@ -109,9 +110,10 @@ def test_a_worse_checkpoint_does_not_change_the_pairwise_choice(tmp_path, method
     assert (three.winner, two.winner) == (with_c, without_c)
 
 
-def test_pairwise_cycle_falls_back_to_normalized_ranks():
-    """A beats B, B beats C, C beats A (a Condorcet cycle): every score is 0.5 and the
-    normalized-rank score decides."""
+def test_pairwise_cycle_is_ordered_by_the_strongest_chains_of_wins():
+    """1 beats 2 (margin .2), 2 beats 3 (.6), 3 beats 1 (.2): a Condorcet cycle. Schulze:
+    the strongest chain 3 -> 1 -> 2 is .2, as strong as 1 -> 2 (a tie), 2 -> 3 (.6) is
+    stronger than 3 -> 1 -> 2 (.2): 2 before 3, 1 tied with both."""
     rows = [("ckpt-1", 1, "heldout", "l1", 0.1), ("ckpt-2", 2, "heldout", "l1", 0.2),
             ("ckpt-3", 3, "heldout", "l1", 0.3),
             ("ckpt-1", 1, "heldout", "lpips", 0.3), ("ckpt-2", 2, "heldout", "lpips", 0.1),
@@ -121,44 +123,55 @@ def test_pairwise_cycle_falls_back_to_normalized_ranks():
     r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]), None,
                          RankingConfig(bootstrap=0))
     t = r.table.set_index("checkpoint")
-    assert t["score"].tolist() == [0.5, 0.5, 0.5]
+    assert t["score"].round(6).to_dict() == {"ckpt-2": 0.25, "ckpt-1": 0.5, "ckpt-3": 0.75}
     # l1 1, lpips 1, psnr 0.5 (weights .4, .4, .2): rank scores 0.5, 0.4, 0.6
     assert t["rank_score"].round(6).to_dict() == {"ckpt-1": 0.5, "ckpt-2": 0.4, "ckpt-3": 0.6}
     assert r.table["checkpoint"].tolist() == ["ckpt-2", "ckpt-1", "ckpt-3"]
 
 
-def test_config_chooses_metrics_and_tracks(tmp_path):
-    cfg = tmp_path / "evalkit.toml"
-    cfg.write_text("[ranking]\nbootstrap = 0\n[ranking.tracks]\nheldout = 1\nsketches = 0\n"
-                   "[ranking.metrics]\nl1 = 1.0\n")
-    r = rank_checkpoints(_results(THREE), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]), None,
-                         ranking_config(cfg))
-    assert r.winner == "ckpt-1"
-    assert r.counted[["dataset", "metric"]].values.tolist() == [["heldout", "l1"]]
-    reasons = r.not_counted.set_index(["dataset", "metric"])["reason"]
-    assert reasons[("heldout", "ssim")] == "not in the ranking's metric list"
-    assert "weight 0" in reasons[("sketches", "adherence_f1")] or \
-        "not in the ranking" in reasons[("sketches", "adherence_f1")]
+def _schulze_reference(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
+                       ) -> np.ndarray:
+    """Textbook Schulze with loops (Wikipedia's pseudocode): the cross-check."""
+    n_metrics, k = vals.shape
+    d = [[0.0] * k for _ in range(k)]
+    for a in range(k):
+        for b in range(k):
+            for j in range(n_metrics):
+                x, y = vals[j, a], vals[j, b]
+                x = np.inf if np.isnan(x) else (x if lower[j] else -x)
+                y = np.inf if np.isnan(y) else (y if lower[j] else -y)
+                d[a][b] += weights[j] * (int(x < y) - int(x > y))
+    p = [[d[a][b] if a != b and d[a][b] > 1e-12 else 0.0 for b in range(k)]
+         for a in range(k)]
+    for i in range(k):
+        for a in range(k):
+            for b in range(k):
+                if i not in (a, b) and a != b:
+                    p[a][b] = max(p[a][b], min(p[a][i], p[i][b]))
+    out = []
+    for a in range(k):
+        before = sum(p[b][a] > p[a][b] + 1e-12 for b in range(k) if b != a)
+        ties = sum(abs(p[b][a] - p[a][b]) <= 1e-12 for b in range(k) if b != a)
+        out.append((before + ties / 2) / max(1, k - 1))
+    return np.array(out)
 
 
-def test_missing_value_ranks_worst_and_failed_checkpoints_are_excluded():
-    rows = [("ckpt-1", 1, "heldout", "l1", 0.1), ("ckpt-2", 2, "heldout", "l1", None, "skipped"),
-            ("ckpt-3", 3, "heldout", "l1", 0.3)]
-    r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3", "ckpt-4"],
-                                                {"ckpt-4": "truncated shard"}),
-                         None, RankingConfig(bootstrap=0))
-    s = r.table.set_index("checkpoint")
-    assert s.loc["ckpt-2", "score"] == 1.0  # unmeasured: worst, not best
-    assert s.loc["ckpt-3", "score"] == pytest.approx(0.5)
-    assert np.isnan(s.loc["ckpt-4", "rank"]) and s.loc["ckpt-4", "error"] == "truncated shard"
-    assert r.winner == "ckpt-1"
+def test_pairwise_scores_match_a_textbook_schulze_including_batches_and_gaps():
+    from evalkit.ranking_scores import _pairwise_scores
 
-
-def test_ties_go_to_the_later_step():
-    rows = [("ckpt-1", 1, "heldout", "l1", 0.2), ("ckpt-2", 2, "heldout", "l1", 0.2)]
-    r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2"]), None,
-                         RankingConfig(bootstrap=0))
-    assert r.winner == "ckpt-2"
+    rng = np.random.default_rng(3)
+    for _trial in range(30):
+        k, j = int(rng.integers(2, 8)), int(rng.integers(1, 6))
+        vals = rng.integers(0, 4, size=(j, 3, k)).astype(float)  # ties likely
+        vals[rng.random(vals.shape) < 0.1] = np.nan
+        weights = rng.random(j)
+        weights /= weights.sum()
+        lower = rng.random(j) < 0.5
+        batch = _pairwise_scores(vals, weights, lower)
+        assert batch.shape == (3, k)
+        for b in range(3):
+            np.testing.assert_allclose(batch[b], _schulze_reference(vals[:, b], weights,
+                                                                    lower), atol=1e-12)
 
 
 def _samples(values: dict[str, np.ndarray], dataset="heldout", metric="l1") -> pd.DataFrame:
