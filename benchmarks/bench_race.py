@@ -118,24 +118,31 @@ def short(name: str | None) -> str:
     return str(name).rsplit("/", 1)[-1]
 
 
-def among_leaders(full_out: Path, leaders: list[str]) -> str | None:
-    """The full evaluation's winner when only ``leaders`` take part."""
+def ranked(out: Path, config, names: list[str] | None = None):
+    """The ranking of ``out`` by ``config`` (a RankingConfig), of ``names`` only if given."""
     from evalkit.ranking import rank_checkpoints
     from evalkit.store import Store
 
-    with Store(full_out, create=False) as store:
+    with Store(out, create=False) as store:
         results, ck, samples = store.results(), store.checkpoints(), store.sample_metrics()
-    return rank_checkpoints(results, ck[ck["name"].isin(leaders)], samples).winner
+    if names is not None:
+        ck = ck[ck["name"].isin(names)]
+    return rank_checkpoints(results, ck, samples, config)
 
 
-def coin_flips(full_out: Path) -> tuple[list[tuple], float]:
+def among_leaders(full_out: Path, leaders: list[str], config) -> str | None:
+    """The full evaluation's winner when only ``leaders`` take part."""
+    return ranked(full_out, config, leaders).winner
+
+
+def coin_flips(full_out: Path, config) -> tuple[list[tuple], float]:
     """How firmly the full data decides the full evaluation's choice.
 
     For each counted dataset/metric with per-sample values, and each checkpoint ``a``
     neighbouring the winner or the runner-up ``f`` there (no other checkpoint's value
     between theirs): when the full data itself cannot order ``a`` and ``f`` (paired
     per-sample differences, ``|mean / se| < 1.96``), their two values are swapped and the
-    checkpoints ranked again by the same rule (``[ranking]`` defaults, no bootstrap).
+    checkpoints ranked again by the same rule (``config``, without its bootstrap).
     Returns the swaps that change the winner, and the runner-up's score margin. Such a
     choice is a coin flip of the data: a race, which sees a subset of the raced-out
     checkpoints' samples, cannot be expected to reproduce it. Set-level metrics (no
@@ -143,13 +150,13 @@ def coin_flips(full_out: Path) -> tuple[list[tuple], float]:
     """
     import math
 
-    from evalkit.ranking import RankingConfig, rank_checkpoints
+    from evalkit.ranking import rank_checkpoints
     from evalkit.store import Store
 
     with Store(full_out, create=False) as store:
         results, ck, sm = store.results(), store.checkpoints(), store.sample_metrics()
-    ranking = rank_checkpoints(results, ck, sm)
-    plain = RankingConfig(bootstrap=0, method=ranking.config.method)
+    ranking = rank_checkpoints(results, ck, sm, config)
+    plain = dataclasses.replace(config, bootstrap=0)
     t = ranking.participants.set_index("checkpoint")
     w, ru = ranking.winner, ranking.runner_up
     if ru is None:
@@ -218,6 +225,9 @@ def section(args: argparse.Namespace) -> tuple[str, str]:
     if args.train_seed:
         name += f"_train{args.train_seed}"
         title += f", training seed {args.train_seed}"
+    if args.method != "pairwise":
+        name += f"_{args.method}"
+        title += f", ranking method {args.method}"
     changed = [(k, f"{k.replace('_', ' ')} {getattr(args, k):g}") for k, v in
                (("start_fraction", 1 / 8), ("min_samples", 4), ("threshold", 0.01),
                 ("growth", DEFAULT_GROWTH)) if getattr(args, k) != v]
@@ -246,12 +256,14 @@ def main() -> None:
     ap.add_argument("--growth", type=float, default=DEFAULT_GROWTH)
     ap.add_argument("--no-finite-population", action="store_true",
                     help="plain bootstrap of the seen samples (the earlier rule)")
+    ap.add_argument("--method", choices=["pairwise", "ranks"], default="pairwise",
+                    help="[ranking] method for the full evaluation and the races")
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
     from evalkit.engine import RunOptions
     from evalkit.racing import RaceSettings, race_domains
-    from evalkit.ranking import rank_out
+    from evalkit.ranking import RankingConfig
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-race-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -268,7 +280,8 @@ def main() -> None:
         quiet = {"log": lambda s: None}
         # measured afresh when recording, so that the wall times are side by side
         full_out, full_s = full_evaluation(base, p, opts, reuse=not args.record)
-        full = rank_out(full_out)
+        rule = RankingConfig(method=args.method)
+        full = ranked(full_out, rule)
         n = sum(len(d) for d in p.datasets)
         say(f"run: {len(p.refs)} checkpoints (person, width {args.width}, {args.epochs} "
             f"epochs, training seed {args.train_seed}"
@@ -278,7 +291,7 @@ def main() -> None:
             "highest p_first: " + ", ".join(f"{short(r.checkpoint)} {r.p_first:.2f}"
                                             for r in top.itertuples()) + ")"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
-        flips, margin = coin_flips(full_out)
+        flips, margin = coin_flips(full_out, rule)
         dropped = drop_one(full_out)
         say("checkpoints whose removal alone changes the full evaluation's winner: "
             + "; ".join(f"{m} rule: {len(v)}" + (f" ({', '.join(v)})" if v else "")
@@ -299,17 +312,18 @@ def main() -> None:
             res = race_domains([plan(run, heldout)], out, opts, RaceSettings(
                 seed=seed, threshold=args.threshold, start_fraction=args.start_fraction,
                 min_samples=args.min_samples, growth=args.growth,
-                finite_population=not args.no_finite_population), **quiet)
+                finite_population=not args.no_finite_population, ranking_config=rule),
+                **quiet)
             secs.append(time.perf_counter() - t)
-            ranked = rank_out(out)
-            winner = ranked.winner
+            race_rank = ranked(out, rule)
+            winner = race_rank.winner
             same += winner == full.winner
             saved.append(res.saved)
             # the full data ranked among this race's leaders alone: tells a sampling error
             # (the race dropped the full winner) from the rule's dependence on who takes
             # part (the ranking can depend on which other checkpoints take part)
-            leaders = ranked.participants["checkpoint"].tolist()
-            among = among_leaders(full_out, leaders)
+            leaders = race_rank.participants["checkpoint"].tolist()
+            among = among_leaders(full_out, leaders, rule)
             agree += among == winner
             rounds = "; ".join(f"round {r.round + 1}: {sum(r.samples.values())} samples, "
                                f"{len(r.p_first)} in, {len(r.raced_out)} out"
@@ -318,7 +332,8 @@ def main() -> None:
                 f", generator on {res.generated} of {res.full_cost} ({res.saved:.2f}x less), "
                 f"{secs[-1]:.0f} s; {rounds}; leaders {', '.join(short(x) for x in leaders)}, "
                 f"among whom the full data picks {short(among)}")
-        say(f"race settings: start fraction {args.start_fraction:g}, min samples "
+        say(f"race settings: ranking method {args.method}, start fraction "
+            f"{args.start_fraction:g}, min samples "
             f"{args.min_samples}, growth {args.growth:g}, threshold {args.threshold:g}, "
             + ("plain bootstrap" if args.no_finite_population
                else "finite-population corrected bootstrap"))
