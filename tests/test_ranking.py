@@ -174,6 +174,40 @@ def test_pairwise_scores_match_a_textbook_schulze_including_batches_and_gaps():
                                                                     lower), atol=1e-12)
 
 
+def test_config_chooses_metrics_and_tracks(tmp_path):
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text("[ranking]\nbootstrap = 0\n[ranking.tracks]\nheldout = 1\nsketches = 0\n"
+                   "[ranking.metrics]\nl1 = 1.0\n")
+    r = rank_checkpoints(_results(THREE), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3"]), None,
+                         ranking_config(cfg))
+    assert r.winner == "ckpt-1"
+    assert r.counted[["dataset", "metric"]].values.tolist() == [["heldout", "l1"]]
+    reasons = r.not_counted.set_index(["dataset", "metric"])["reason"]
+    assert reasons[("heldout", "ssim")] == "not in the ranking's metric list"
+    assert "weight 0" in reasons[("sketches", "adherence_f1")] or \
+        "not in the ranking" in reasons[("sketches", "adherence_f1")]
+
+
+def test_missing_value_ranks_worst_and_failed_checkpoints_are_excluded():
+    rows = [("ckpt-1", 1, "heldout", "l1", 0.1), ("ckpt-2", 2, "heldout", "l1", None, "skipped"),
+            ("ckpt-3", 3, "heldout", "l1", 0.3)]
+    r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2", "ckpt-3", "ckpt-4"],
+                                                {"ckpt-4": "truncated shard"}),
+                         None, RankingConfig(bootstrap=0))
+    s = r.table.set_index("checkpoint")
+    assert s.loc["ckpt-2", "score"] == 1.0  # unmeasured: worst, not best
+    assert s.loc["ckpt-3", "score"] == pytest.approx(0.5)
+    assert np.isnan(s.loc["ckpt-4", "rank"]) and s.loc["ckpt-4", "error"] == "truncated shard"
+    assert r.winner == "ckpt-1"
+
+
+def test_ties_go_to_the_later_step():
+    rows = [("ckpt-1", 1, "heldout", "l1", 0.2), ("ckpt-2", 2, "heldout", "l1", 0.2)]
+    r = rank_checkpoints(_results(rows), _ckpts(["ckpt-1", "ckpt-2"]), None,
+                         RankingConfig(bootstrap=0))
+    assert r.winner == "ckpt-2"
+
+
 def _samples(values: dict[str, np.ndarray], dataset="heldout", metric="l1") -> pd.DataFrame:
     rows = []
     for ck, v in values.items():
