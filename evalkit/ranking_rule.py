@@ -159,12 +159,16 @@ def ranking_config(path: str | Path | None) -> RankingConfig:
         if key not in RANKING_KEYS:
             raise ConfigError(f"{where(key)}: unknown key '{key}' in [ranking]; known keys: "
                               f"{', '.join(sorted(RANKING_KEYS))}")
+
+    def one_of(key: str, allowed) -> str:
+        value = raw[key]
+        if value not in allowed:
+            raise ConfigError(f"{where(key)}: '{key}' must be one of "
+                              f"{', '.join(repr(k) for k in allowed)}, got {value!r}")
+        return value
+
     if "method" in raw:
-        m = raw["method"]
-        if m not in METHODS:
-            raise ConfigError(f"{where('method')}: 'method' must be one of "
-                              f"{', '.join(repr(k) for k in METHODS)}, got {m!r}")
-        out.method = m
+        out.method = one_of("method", METHODS)
     if "bootstrap" in raw:
         b = raw["bootstrap"]
         if not isinstance(b, int) or isinstance(b, bool) or b < 0:
@@ -177,11 +181,7 @@ def ranking_config(path: str | Path | None) -> RankingConfig:
             raise ConfigError(f"{where('seed')}: 'seed' must be an integer >= 0, got {s!r}")
         out.seed = s
     if "set_level" in raw:
-        mode = raw["set_level"]
-        if mode not in SET_LEVEL_MODES:
-            raise ConfigError(f"{where('set_level')}: 'set_level' must be one of "
-                              f"{', '.join(repr(m) for m in SET_LEVEL_MODES)}, got {mode!r}")
-        out.set_level = mode
+        out.set_level = one_of("set_level", SET_LEVEL_MODES)
     if "tracks" in raw:
         tracks = raw["tracks"]
         if not isinstance(tracks, dict):
