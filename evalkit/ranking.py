@@ -114,7 +114,13 @@ from evalkit.ranking_rule import (  # noqa: F401  (re-exported: callers import t
     config_for,
     ranking_config,
 )
-from evalkit.ranking_scores import _bootstrap_ranks, _norm_ranks, _order, _pairwise_scores
+from evalkit.ranking_scores import (
+    _bootstrap_ranks,
+    _margins,
+    _norm_ranks,
+    _order,
+    _pairwise_scores,
+)
 
 
 @dataclass
@@ -288,6 +294,9 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
     lower = np.array([r.direction == "lower" for r in counted.itertuples()], dtype=bool)
     scores = (_pairwise_scores(point, weights, lower) if config.method == "pairwise"
               and len(counted) else rank_scores)
+    # direct head-to-head wins (shown with either method: who beats whom, not the order)
+    wins = ((_margins(point, weights, lower) > 1e-12).sum(axis=-1) if len(counted)
+            else np.zeros(K, int))
     for j, r in enumerate(counted.itertuples()):
         for i, name in enumerate(names):
             comp_rows.append({"checkpoint": name, "dataset": r.dataset, "metric": r.metric,
@@ -317,7 +326,7 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
     table = pd.DataFrame({
         "checkpoint": names, "step": ok_ck["step"].to_numpy(), "status": "ok",
         "content_hash": ok_ck["content_hash"].to_numpy(), "rank": rank, "score": scores,
-        "rank_score": rank_scores,
+        "rank_score": rank_scores, "wins": wins,
         "p_first": p_first, "mean_rank": mean_rank, "rank_lo": rank_lo, "rank_hi": rank_hi,
         "error": None,
     }).sort_values("rank")
@@ -327,13 +336,15 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
             "checkpoint": excluded["name"].to_numpy(), "step": excluded["step"].to_numpy(),
             "status": excluded["status"].to_numpy(),
             "content_hash": excluded["content_hash"].to_numpy(),
-            "rank": np.nan, "score": np.nan, "rank_score": np.nan, "p_first": np.nan, "mean_rank": np.nan,
+            "rank": np.nan, "score": np.nan, "rank_score": np.nan, "wins": np.nan,
+            "p_first": np.nan, "mean_rank": np.nan,
             "rank_lo": np.nan, "rank_hi": np.nan,
             "error": [e if isinstance(e, str) and e else "no results stored"
                       for e in excluded["error"]],
         })
         table = pd.concat([table, ex], ignore_index=True)
     table = table.reset_index(drop=True)
+    table["wins"] = table["wins"].astype("Int64")
     return Ranking(config=config, table=table,
                    components=pd.DataFrame(comp_rows, columns=[
                        "checkpoint", "dataset", "metric", "value", "norm_rank", "weight"]),

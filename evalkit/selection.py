@@ -8,6 +8,7 @@ writes ``OUT/selection.json``, one entry per domain (``""`` for a run without do
       "domains": {"car": {
         "domain": "car", "checkpoint": "car/ckpt-7", "step": 7,
         "content_hash": "<sha256 of its files>", "path": "/abs/run/car/ckpt-7", "score": 0.08,
+        "wins": 9 (other checkpoints it beats head to head),
         "metrics": {"heldout/car": {"l1": {"value", "ci_low", "ci_high", "std", "n",
                                            "status", "reason", "flags"}}, ...},
         "runner_up": {"checkpoint", "step", "content_hash", "score", "p_first"} | null,
@@ -124,11 +125,15 @@ def explain(sel: dict) -> str:
             f"{(sel['content_hash'] or '?')[:12]}) is selected for deployment: ")
     if method == "pairwise":
         others = sel["n_candidates"] - 1
+        wins = sel.get("wins")
+        beats = ("" if wins is None else
+                 f"; it beats {'all' if wins == others else wins} of the {others} other(s) "
+                 "directly")
         parts = [head + f"it comes first of {sel['n_candidates']} candidates head to head "
                  "(one checkpoint beats another when it is better on a larger weighted share "
                  "of the counted metrics; order by the strongest chains of such wins, "
-                 f"Schulze's method), score {sel['score']:.3f} = share of the {others} "
-                 "other(s) that come before it, ties half"]
+                 f"Schulze's method{beats}), score {sel['score']:.3f} = share of the "
+                 f"{others} other(s) that come before it, ties half"]
     else:
         parts = [head + f"it has the lowest weighted normalized-rank score, "
                  f"{sel['score']:.3f} (0 = best of {sel['n_candidates']} candidates on every "
@@ -198,7 +203,7 @@ def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.Dat
     sel: dict[str, Any] = {
         "checkpoint": winner, "step": _clean(row["step"]),
         "content_hash": _clean(row["content_hash"]), "path": _clean(paths.get(winner)),
-        "score": _clean(row["score"]),
+        "score": _clean(row["score"]), "wins": _clean(row["wins"]),
         "n_candidates": int(ranking.table["rank"].notna().sum()),
         "metrics": checkpoint_metrics(results, winner),
         "runner_up": None if ru is None else {

@@ -78,6 +78,8 @@ def test_pairwise_scores_are_head_to_head_losses_computed_by_hand():
     # the head-to-head one. Score = checkpoints before it / (K - 1).
     s = r.table.set_index("checkpoint")["score"]
     assert (s["ckpt-2"], s["ckpt-3"], s["ckpt-1"]) == (0.0, 0.5, 1.0)
+    assert r.table.set_index("checkpoint")["wins"].to_dict() == {
+        "ckpt-2": 2, "ckpt-3": 1, "ckpt-1": 0}
     assert r.rule_text().startswith("first head to head") and "Schulze" in r.rule_text()
 
 

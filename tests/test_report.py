@@ -108,6 +108,8 @@ def test_report_folder_and_pages(report):
         'id="ranking-table"'))]
     assert len(re.findall(r"<tr[ >]", table)) == 1 + 4  # header + 4 checkpoints
     assert "data shard &lt;ckpt-4.data&gt; is truncated" in table
+    # head-to-head wins column: "k/2" for each of the 3 participants
+    assert len(re.findall(r'data-v="\d+">\d/2</td>', table)) == 3
     # skipped metric and its reason, flags as badges, provenance
     assert "skipped" in table and "weights &lt;b&gt;missing&lt;/b&gt;" in html
     assert "biased: small n" in table

@@ -58,6 +58,12 @@ def test_selection_file_names_the_ranking_winner_with_its_hash_and_metrics(evalu
     assert {c["metric"] for c in sel["rule"]["counted"]} >= {"l1", "ssim"}
     assert sum(c["weight"] for c in sel["rule"]["counted"]) == pytest.approx(1.0)
     assert sel["checkpoint"] in sel["explanation"] and "bootstrap" in sel["explanation"]
+    # head to head (the default rule): the winner's direct wins are stated
+    others = sel["n_candidates"] - 1
+    wins = {r["checkpoint"]: r["wins"] for r in sel["ranking"]}
+    assert sel["wins"] == wins[sel["checkpoint"]] and 0 <= sel["wins"] <= others
+    assert f"of the {others} other(s) directly" in sel["explanation"]
+    assert sel["rule"]["config"]["method_key"] == "pairwise" and "Schulze" in sel["rule"]["text"]
 
 
 def test_selection_is_reproducible(evaluated):

@@ -67,6 +67,7 @@ def _ranking_rows(results: pd.DataFrame, ranking, columns: list[tuple[str, str]]
     for r in ranking.table.itertuples():
         row = {"checkpoint": r.checkpoint, "step": r.step, "page": pages.get(r.checkpoint),
                "excluded": _nan(r.rank), "error": r.error, "rank": r.rank, "score": r.score,
+               "wins": r.wins,
                "p_first": r.p_first, "rank_lo": r.rank_lo, "rank_hi": r.rank_hi,
                "cells": []}
         for ds, m in columns:
@@ -378,6 +379,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "metric_figs": metric_figs, "mismatch_figs": mismatch_figs,
         "config": config, "review_page": review_page, "human": human,
         "score_text": SCORE_TEXT[config.method],
+        "n_participants": len(ranking.participants),
     }
     (report_dir / "index.html").write_text(env.get_template("index.html").render(**ctx),
                                            encoding="utf-8")
