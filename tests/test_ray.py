@@ -128,6 +128,8 @@ def test_ray_run_resumes_after_kill9_of_the_driver(service, inprocess, tmp_path)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     stored = _stored(out)
+    # the driver died of the kill (not of its own error, not after finishing), mid-run
+    assert proc.returncode == -signal.SIGKILL, f"driver exited {proc.returncode} by itself"
     assert 1 <= stored < 2 * 2 * N_CKPT, f"killed after {stored} evaluations"
     before = _evaluations(out)
     r = _run(_cmd(service, out, *RAY))
