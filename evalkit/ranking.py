@@ -115,11 +115,12 @@ from evalkit.ranking_rule import (  # noqa: F401  (re-exported: callers import t
     ranking_config,
 )
 from evalkit.ranking_scores import (
+    MARGIN_EPS,
     _bootstrap_ranks,
     _margins,
     _norm_ranks,
     _order,
-    _pairwise_scores,
+    _schulze_scores,
 )
 
 
@@ -292,11 +293,11 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
         np.zeros((0, K))
     rank_scores = weights @ norm if len(counted) else np.zeros(K)
     lower = np.array([r.direction == "lower" for r in counted.itertuples()], dtype=bool)
-    scores = (_pairwise_scores(point, weights, lower) if config.method == "pairwise"
-              and len(counted) else rank_scores)
+    margin = _margins(point, weights, lower)  # (K, K); zeros when nothing counts
+    scores = (_schulze_scores(margin) if config.method == "pairwise" and len(counted)
+              else rank_scores)
     # direct head-to-head wins (shown with either method: who beats whom, not the order)
-    wins = ((_margins(point, weights, lower) > 1e-12).sum(axis=-1) if len(counted)
-            else np.zeros(K, int))
+    wins = (margin > MARGIN_EPS).sum(axis=-1)
     for j, r in enumerate(counted.itertuples()):
         for i, name in enumerate(names):
             comp_rows.append({"checkpoint": name, "dataset": r.dataset, "metric": r.metric,

@@ -14,6 +14,9 @@ import pandas as pd
 
 from evalkit.ranking_rule import RankingConfig
 
+#: Margins within this of 0 are ties (sums of float weights are not exact).
+MARGIN_EPS = 1e-12
+
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks along axis 0 (1 = smallest), ties share their average rank, NaN stays NaN.
@@ -65,10 +68,16 @@ def _margins(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray) -> np.nda
 
 def _pairwise_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
                      ) -> np.ndarray:
+    """:func:`_schulze_scores` of the margins (:func:`_margins`) of ``vals``
+    ``(J, ..., K)``: J counted (dataset, metric) pairs, any batch dims (the bootstrap's
+    resamples), K participants."""
+    return _schulze_scores(_margins(vals, weights, lower))
+
+
+def _schulze_scores(margin: np.ndarray) -> np.ndarray:
     """Schulze loss share of each participant, for ``[ranking] method = "pairwise"``.
 
-    ``vals`` is ``(J, ..., K)``: J counted (dataset, metric) pairs, any batch dims (the
-    bootstrap's resamples), K participants; margins ``m`` as :func:`_margins`. Schulze's
+    ``margin`` is ``(..., K, K)`` head-to-head margins (:func:`_margins`). Schulze's
     method (M. Schulze, "A new monotonic, clone-independent, reversal symmetric, and
     Condorcet-consistent single-winner election method", Social Choice and Welfare 36,
     2011): the strength of a chain of head-to-head wins ``a -> c -> ... -> b`` is its
@@ -84,9 +93,8 @@ def _pairwise_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
     Why by hand: neither numpy, scipy nor pandas has Schulze's method; it is a widest-path
     Floyd-Warshall (K steps over ``(..., K, K)``), chunked by the caller to bound memory.
     """
-    k = vals.shape[-1]
-    margin = _margins(vals, weights, lower)
-    eps = 1e-12
+    k = margin.shape[-1]
+    eps = MARGIN_EPS
     p = np.where(margin > eps, margin, 0.0)
     for c in range(k):
         np.maximum(p, np.minimum(p[..., :, c:c + 1], p[..., c:c + 1, :]), out=p)
