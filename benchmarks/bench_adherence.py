@@ -1,6 +1,6 @@
 """Sketch adherence: the old pipeline vs the current one, side by side, same values.
 
-The adherence family (:class:`evalkit.metrics.adherence.AdherenceMetrics`, Sobel fallback
+The adherence family (:class:`evalkit.measure.adherence.AdherenceMetrics`, Sobel fallback
 detector) on ``--images`` held-out pairs at ``--size`` px (the strokes and colour blobs of
 ``benchmarks/bench_run.py``), for ``--checkpoints`` sets of outputs: those of random-weight
 seed generators (width ``--width``, as bench_run's checkpoints) plus the photo-like
@@ -37,7 +37,7 @@ def fixture(images: int, size: int, checkpoints: int, width: int):
     """Served inputs ``(N, S, S, 1)`` and a list of ``(name, (N, S, S, 3) uint8 outputs)``."""
     import numpy as np
 
-    from evalkit.data.pairs import load_pairs
+    from evalkit.inputs.data.pairs import load_pairs
     from tests.conftest import make_ab_folder
     from tests.seed_reference import SeedLikeGenerator, serve_output
 
@@ -65,9 +65,9 @@ def main() -> None:
 
     import numpy as np
 
-    from evalkit.data.dataset import Dataset
-    from evalkit.metrics.adherence import AdherenceMetrics
-    from evalkit.metrics.base import MetricContext
+    from evalkit.inputs.data.dataset import Dataset
+    from evalkit.measure.adherence import AdherenceMetrics
+    from evalkit.measure.base import MetricContext
     from tests.adherence_reference import per_sample_reference
 
     inputs, outputs = fixture(args.images, args.size, args.checkpoints, args.width)

@@ -9,7 +9,7 @@ For each domain of the example (person, gemstone; 6 checkpoints each, width 12) 
 * rank agreement: a full evalkit evaluation of the domain in fp32 and one in bf16, ranked
   by the same rule: Kendall tau between the two orders, and whether the winner is the same.
 
-bf16 is fast only with bfloat16 hardware (evalkit.precision); without it, evalkit refuses
+bf16 is fast only with bfloat16 hardware (evalkit.execute.precision); without it, evalkit refuses
 ``--precision bf16`` and this script says so and stops, unless ``--emulate`` is given: then
 it measures anyway (TensorFlow emulates bf16; the speed is then NOT representative, the
 pixel difference and rank agreement are).
@@ -48,15 +48,15 @@ def main() -> None:
     args = ap.parse_args()
     from scipy.stats import kendalltau
 
-    from evalkit import precision
-    from evalkit.checkpoints.discover import discover_checkpoints
-    from evalkit.checkpoints.load import infer_architecture, read_shapes
     from evalkit.commands.run import load_datasets
-    from evalkit.data.serving import output_to_uint8
-    from evalkit.domains import DomainPlan
-    from evalkit.engine import RunOptions, evaluate_domains
-    from evalkit.generate import Runner
-    from evalkit.ranking import rank_out
+    from evalkit.decide.ranking.rank import rank_out
+    from evalkit.execute import precision
+    from evalkit.execute.domains import DomainPlan
+    from evalkit.execute.engine import RunOptions, evaluate_domains
+    from evalkit.inputs.checkpoints.discover import discover_checkpoints
+    from evalkit.inputs.checkpoints.load import infer_architecture, read_shapes
+    from evalkit.inputs.data.serving import output_to_uint8
+    from evalkit.inputs.models.runner import Runner
 
     say = Printer()  # prints, and keeps the lines for --record
 

@@ -3,7 +3,7 @@ width 64, 11.4 M parameters), measured side by side in one process.
 
 * before: what the engine did before the seam -- ``RunnerPool.get(arch, size)``,
   ``runner.load(prefix)``, ``generate(runner, ds)``;
-* after: ``evalkit.sources.discover`` + ``sources.prepare(ref, pool, options).runner()``,
+* after: ``evalkit.inputs.sources.discover`` + ``sources.prepare(ref, pool, options).runner()``,
   then the same ``generate``.
 
 Each path has its own pool, traced and warmed before timing; the repeats are interleaved
@@ -31,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import evalkit  # noqa: E402,F401
 from evalkit import sources  # noqa: E402
-from evalkit._tf import tf  # noqa: E402
-from evalkit.checkpoints.load import infer_architecture, read_shapes  # noqa: E402
-from evalkit.data.pairs import load_pairs  # noqa: E402
-from evalkit.engine import RunOptions  # noqa: E402
-from evalkit.generate import RunnerPool, generate  # noqa: E402
-from evalkit.models import resnet_generator  # noqa: E402
+from evalkit.core.tf import tf  # noqa: E402
+from evalkit.execute.engine import RunOptions  # noqa: E402
+from evalkit.execute.generate import generate  # noqa: E402
+from evalkit.inputs.checkpoints.load import infer_architecture, read_shapes  # noqa: E402
+from evalkit.inputs.data.pairs import load_pairs  # noqa: E402
+from evalkit.inputs.models import resnet_generator  # noqa: E402
+from evalkit.inputs.models.runner import RunnerPool  # noqa: E402
 from tests.conftest import make_ab_folder  # noqa: E402
 
 SIZE = 256
@@ -103,8 +104,8 @@ def main() -> None:
 def _torch_reference(ds, batch_size: int, tmp: Path) -> float:
     import torch
 
-    from evalkit.models.pix2pix import build_generator
-    from evalkit.models.pix2pix_arch import Pix2PixArchitecture
+    from evalkit.inputs.models.pix2pix import build_generator
+    from evalkit.inputs.models.pix2pix_arch import Pix2PixArchitecture
 
     net = build_generator(Pix2PixArchitecture("resnet_9blocks", "instance", 3, 3, 64))
     torch.save(net.state_dict(), tmp / "run" / "latest_net_G.pth")

@@ -2,7 +2,7 @@
 
 Measured side by side in one process, printed as ratios:
 
-1. evalkit's batched, traced inference (``evalkit.generate.Runner``, batch 8) against a
+1. evalkit's batched, traced inference (``evalkit.inputs.models.runner.Runner``, batch 8) against a
    per-image eager ``model(x)`` loop, the way an ad-hoc evaluation script calls the model;
 2. a second ``evaluate_run`` over the same checkpoint and data (everything from the store
    and the output cache) against the first.
@@ -24,13 +24,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import evalkit  # noqa: E402,F401
-from evalkit._tf import tf  # noqa: E402
-from evalkit.checkpoints.load import Architecture  # noqa: E402
-from evalkit.data.pairs import load_pairs  # noqa: E402
-from evalkit.engine import RunOptions, evaluate_run  # noqa: E402
-from evalkit.generate import Runner  # noqa: E402
-from evalkit.metrics.paired import PairedMetrics  # noqa: E402
-from evalkit.models import resnet_generator  # noqa: E402
+from evalkit.core.tf import tf  # noqa: E402
+from evalkit.execute.engine import RunOptions, evaluate_run  # noqa: E402
+from evalkit.inputs.checkpoints.load import Architecture  # noqa: E402
+from evalkit.inputs.data.pairs import load_pairs  # noqa: E402
+from evalkit.inputs.models import resnet_generator  # noqa: E402
+from evalkit.inputs.models.runner import Runner  # noqa: E402
+from evalkit.measure.paired import PairedMetrics  # noqa: E402
 from tests.conftest import make_ab_folder  # noqa: E402
 
 SIZE = 256

@@ -14,7 +14,7 @@ Racing's evidence grows with the absolute number of samples a round sees, so its
 grow with the data; the 52-sample case shows the small end. Each setting is evaluated:
 
 * once in full (every checkpoint on every sample), giving the reference winner, and
-* with racing (:mod:`evalkit.racing`) under ``--seeds`` different subset seeds.
+* with racing (:mod:`evalkit.execute.racing`) under ``--seeds`` different subset seeds.
 
 Prints the checkpoints, the generator compute a race saved (full / raced, in images; the
 median and the range over seeds) and whether the race chose the same checkpoint as the full
@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
 from benchmarks._record import Printer, record  # noqa: E402
-from evalkit.racing import DEFAULT_GROWTH  # noqa: E402
+from evalkit.execute.racing import DEFAULT_GROWTH  # noqa: E402
 
 SIZE = 64
 TRAIN_SEED0 = 3_000_000  # the example's held-out faces start at 1,000,000
@@ -87,9 +87,9 @@ def heldout_dir(base: Path, pairs: int) -> Path:
 
 
 def plan(run: Path, heldout: Path):
-    from evalkit.checkpoints.discover import discover_checkpoints
     from evalkit.commands.run import load_datasets
-    from evalkit.domains import DomainPlan
+    from evalkit.execute.domains import DomainPlan
+    from evalkit.inputs.checkpoints.discover import discover_checkpoints
 
     refs = [dataclasses.replace(r, name=f"person/{r.name}") for r in discover_checkpoints(run)]
     datasets = load_datasets(heldout, ROOT / "examples" / "sketches", SIZE, None, "person")
@@ -99,7 +99,7 @@ def plan(run: Path, heldout: Path):
 def full_evaluation(base: Path, p, opts, reuse: bool) -> tuple[Path, float]:
     """Every checkpoint on every sample (kept in ``base`` with its wall time; with
     ``reuse``, taken from there when the same data was evaluated before)."""
-    from evalkit.engine import evaluate_domains
+    from evalkit.execute.engine import evaluate_domains
 
     key = "-".join(d.content_hash[:12] for d in p.datasets)
     out = base / f"full-{key}"
@@ -120,8 +120,8 @@ def short(name: str | None) -> str:
 
 def ranked(out: Path, config, names: list[str] | None = None):
     """The ranking of ``out`` by ``config`` (a RankingConfig), of ``names`` only if given."""
-    from evalkit.ranking import rank_checkpoints
-    from evalkit.store import Store
+    from evalkit.decide.ranking.rank import rank_checkpoints
+    from evalkit.store.results import Store
 
     with Store(out, create=False) as store:
         results, ck, samples = store.results(), store.checkpoints(), store.sample_metrics()
@@ -150,8 +150,8 @@ def coin_flips(full_out: Path, config) -> tuple[list[tuple], float]:
     """
     import math
 
-    from evalkit.ranking import rank_checkpoints
-    from evalkit.store import Store
+    from evalkit.decide.ranking.rank import rank_checkpoints
+    from evalkit.store.results import Store
 
     with Store(full_out, create=False) as store:
         results, ck, sm = store.results(), store.checkpoints(), store.sample_metrics()
@@ -200,8 +200,8 @@ def drop_one(full_out: Path) -> dict[str, list[str]]:
     changes the full evaluation's winner. A rule whose choice between two checkpoints
     depends on a third, worse one shows here (weighted normalized ranks can; a Condorcet
     winner of the pairwise rule never changes)."""
-    from evalkit.ranking import METHODS, RankingConfig, rank_checkpoints
-    from evalkit.store import Store
+    from evalkit.decide.ranking.rank import METHODS, RankingConfig, rank_checkpoints
+    from evalkit.store.results import Store
 
     with Store(full_out, create=False) as store:
         results, ck = store.results(), store.checkpoints()
@@ -261,9 +261,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
-    from evalkit.engine import RunOptions
-    from evalkit.racing import RaceSettings, race_domains
-    from evalkit.ranking import RankingConfig
+    from evalkit.decide.ranking.rank import RankingConfig
+    from evalkit.execute.engine import RunOptions
+    from evalkit.execute.racing import RaceSettings, race_domains
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-race-"))
     base.mkdir(parents=True, exist_ok=True)

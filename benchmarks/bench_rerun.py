@@ -5,7 +5,7 @@ process, with the FID/LPIPS weights absent (``TORCH_HOME`` and ``EVALKIT_WEIGHTS
 at empty folders: the normal state of an offline CI machine, where fid/kid/lpips are skipped
 as retryable). Each process times its phases by wrapping the functions the demo calls:
 
-* evaluation: :func:`evalkit.engine.evaluate_domains` (what issue 12 is about: the re-run must
+* evaluation: :func:`evalkit.execute.engine.evaluate_domains` (what issue 12 is about: the re-run must
   not re-evaluate anything whose skip cause is still there);
 * report: :func:`evalkit.commands.run.render_report_safely`;
 * whole command: the process's wall time (interpreter start, imports, data loading, table).
@@ -33,7 +33,7 @@ TARGET_PCT = 2.0
 CHILD = r"""
 import json, sys
 import evalkit.commands.run as run_cmd
-import evalkit.engine as engine
+import evalkit.execute.engine as engine
 timings = {}
 
 from benchmarks._timed import timed

@@ -4,7 +4,7 @@ Builds a run folder of ``--checkpoints`` seed-layout checkpoints (width ``--widt
 weights) and ``--images`` held-out AB pairs at ``--size`` px, then, interleaved over
 ``--repeats`` (medians printed):
 
-* a full evalkit evaluation in this process (input loading, :func:`evalkit.engine.
+* a full evalkit evaluation in this process (input loading, :func:`evalkit.execute.engine.
   evaluate_run` with stage timings from ``RunOptions.timings``, report rendering), and
 * the plain hand-written script of ``benchmarks/handwritten_eval.py`` (eager per-image
   inference, fresh metric objects per checkpoint) on the same data.
@@ -98,9 +98,9 @@ def build_fixture(base: Path, checkpoints: int, images: int, size: int, width: i
 def run_evalkit(run: Path, heldout: Path, out: Path, extractor: Path, size: int,
                 batch_size: int) -> tuple[dict[str, float], float, float]:
     """Stage seconds, wall seconds and CPU seconds of one full evalkit evaluation."""
-    from evalkit.data.pairs import load_pairs
-    from evalkit.engine import RunOptions, evaluate_run
-    from evalkit.report import render_report
+    from evalkit.execute.engine import RunOptions, evaluate_run
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.present.report import render_report
 
     shutil.rmtree(out, ignore_errors=True)
     timings: dict[str, float] = {}
@@ -133,7 +133,7 @@ def run_script(run: Path, heldout: Path, module, size: int) -> tuple[float, floa
 
 def lpips_note(out: Path) -> str:
     """' and LPIPS' when the evalkit run computed LPIPS (its weights are installed)."""
-    from evalkit.store import load_results
+    from evalkit.store.results import load_results
 
     res = load_results(out)
     ok = res[(res["metric"] == "lpips") & (res["status"] == "ok")]

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import json, sys, time
-import evalkit.engine as engine
+import evalkit.execute.engine as engine
 timings = {"units": []}
 
 from benchmarks._timed import timed
@@ -43,7 +43,7 @@ def store_result(unit, result, *a, **k):
     return real_store(unit, result, *a, **k)
 engine._store_result = store_result
 try:
-    import evalkit.ray_executor as rx
+    import evalkit.execute.ray_executor as rx
     init = rx.RayExecutor.__init__
     def timed_init(self, *a, **k):
         init(self, *a, **k)
@@ -75,7 +75,7 @@ t_init = time.perf_counter() - t0
 def warm(_):
     import os, time
     time.sleep(0.5)  # hold the slot so that each task lands on its own worker
-    import evalkit, evalkit._tf, evalkit.executors, torchmetrics  # what a unit imports
+    import evalkit, evalkit.core.tf, evalkit.execute.executors, torchmetrics  # what a unit imports
     return os.getpid()
 
 t1 = time.perf_counter()

@@ -27,14 +27,14 @@ def evaluate(run_dir: Path, heldout: Path, feature_module, size: int = 256) -> d
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    from evalkit._tf import tf
-    from evalkit.checkpoints.load import (
+    from evalkit.core.tf import tf
+    from evalkit.inputs.checkpoints.load import (
         assign_weights,
         infer_architecture,
         read_generator_weights,
         read_shapes,
     )
-    from evalkit.models import resnet_generator
+    from evalkit.inputs.models import resnet_generator
 
     files = sorted(heldout.glob("*.png"))
     results = {}

@@ -21,7 +21,7 @@ For the chosen domain (the other domains' files are left as they are):
 1. Procedural subjects (:mod:`benchmarks.example.faces` for ``person``,
    :mod:`benchmarks.example.gemstones` for ``gemstone``): training seeds 0..N-1, held-out
    seeds from 1,000,000 (disjoint), rendered at the example's image size.
-2. Edges with evalkit's pipeline (:func:`evalkit.edges.detect_edges`; no HED weights here,
+2. Edges with evalkit's pipeline (:func:`evalkit.inputs.edges.detect_edges`; no HED weights here,
    so the documented Sobel fallback) -> AB pairs; ``detector.json`` records the detector.
 3. Training with the seed's recipe (:mod:`benchmarks.example.train`), one checkpoint per
    epoch.
@@ -55,9 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.example import faces, gemstones  # noqa: E402
-from evalkit.edges import detect_edges, get_detector, make_ab  # noqa: E402
-from evalkit.edges.pipeline import write_detector_json  # noqa: E402
-from evalkit.sketches.manifest import (  # noqa: E402
+from evalkit.inputs.edges import detect_edges, get_detector, make_ab  # noqa: E402
+from evalkit.inputs.edges.pipeline import write_detector_json  # noqa: E402
+from evalkit.inputs.sketches.manifest import (  # noqa: E402
     Manifest,
     SketchEntry,
     read_manifest,
@@ -168,13 +168,13 @@ def write_sketches(spec: DomainSpec, seeds: list[int], sketches: Path) -> None:
 
 def epoch_metrics(run_dir: Path, heldout: Path, size: int, hidden: int) -> list[dict]:
     """Held-out L1 ([-1, 1] scale) and SSIM (uint8, Gaussian sigma 1.5, scikit-image) of every
-    checkpoint, served like evaluation serves (evalkit.data.serving)."""
+    checkpoint, served like evaluation serves (evalkit.inputs.data.serving)."""
     from skimage.metrics import structural_similarity
 
-    from evalkit._tf import tf
-    from evalkit.data.pairs import load_pairs
-    from evalkit.data.serving import output_to_uint8, uint8_to_signed
-    from evalkit.models.resnet import resnet_generator
+    from evalkit.core.tf import tf
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.inputs.data.serving import output_to_uint8, uint8_to_signed
+    from evalkit.inputs.models.resnet import resnet_generator
 
     ds = load_pairs(heldout, size=size)
     x = tf.constant(ds.inputs, tf.float32)
@@ -218,7 +218,7 @@ evaluates every domain with the settings in `evalkit.toml`. Regenerate a domain 
 | `evalkit.toml` | `[run]` held-out folder, sketch set, image size {size}, batch size 16 |
 | `checkpoints/<domain>/` | one generator checkpoint per epoch in the seed's layout (`checkpoint` state file, `ckpt-N.index`, `ckpt-N.data-00000-of-00001`, saved with `tf.train.Checkpoint(generator=...)`); `train_log.json` (training losses per epoch, the settings) and `epochs.json` (the check below) |
 | `heldout/<domain>/` | held-out AB pairs ({size}x{size} halves, PNG: edges left, photo right) of items never seen in training; `detector.json` says which edge detector made them |
-| `sketches/` | ONE hand-drawn-style sketch set for all domains: `manifest.json` (schema `evalkit.sketches/1`, each entry's domain, provenance and reference photo), `<domain>/` the sketches, `references/<domain>/` the photos they were traced from |
+| `sketches/` | ONE hand-drawn-style sketch set for all domains: `manifest.json` (schema `evalkit.inputs.sketches/1`, each entry's domain, provenance and reference photo), `<domain>/` the sketches, `references/<domain>/` the photos they were traced from |
 
 | domain | checkpoints | held-out pairs | sketches | training pairs | epochs | training time (2 shared CPU cores) |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -227,7 +227,7 @@ evaluates every domain with the settings in `evalkit.toml`. Regenerate a domain 
 ## How it was made (the same pipeline for every domain)
 
 {subjects}
-- **Edges**: `evalkit.edges.detect_edges` with detector **`{detector}`**: HED's weights
+- **Edges**: `evalkit.inputs.edges.detect_edges` with detector **`{detector}`**: HED's weights
   are not available here, so the documented Sobel fallback produced the edge probability,
   followed by the pix2pix PostprocessHED recipe (NMS along the edge normal, threshold 25/255,
   thinning, removal of components under 5 px, black strokes on white). Edges made with HED

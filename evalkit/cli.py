@@ -70,7 +70,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         # Ctrl-C outside a run's own handler (e.g. while TensorFlow imports): exit 130 like
         # a shell, not click's "Aborted!" with 1 (the failed-checkpoint code).
-        from evalkit.faults import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+        from evalkit.core.faults import EXIT_SIGINT, EXIT_SIGTERM, Terminated
 
         try:
             return super().invoke(ctx)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (SIGTERM ends any command with 143 and one line)."""
     import signal
 
-    from evalkit.faults import install_sigterm_handler
+    from evalkit.core.faults import install_sigterm_handler
 
     install_sigterm_handler(signal.SIGTERM)
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="evalkit")

@@ -14,14 +14,14 @@ from scipy.spatial import cKDTree
 from skimage import filters
 from skimage.morphology import thin
 
-from evalkit.edges.detectors import SobelDetector, _unit_step_response, as_rgb_uint8
-from evalkit.edges.postprocess import (
+from evalkit.inputs.edges.detectors import SobelDetector, _unit_step_response, as_rgb_uint8
+from evalkit.inputs.edges.postprocess import (
     DEFAULT_MIN_COMPONENT,
     DEFAULT_THRESHOLD,
     conv_tri,
     remove_small_components,
 )
-from evalkit.metrics.adherence import MIN_CONTRAST, STROKE_THRESHOLD, Match, tolerance_for
+from evalkit.measure.adherence import MIN_CONTRAST, STROKE_THRESHOLD, Match, tolerance_for
 
 
 def sobel_probability_reference(rgb: np.ndarray, det: SobelDetector | None = None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 import evalkit
-from evalkit.store import Store
+from evalkit.store.results import Store
 
 
 def tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, list]:

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalkit.data.dataset import Dataset
-from evalkit.metrics.adherence import (
+from evalkit.inputs.data.dataset import Dataset
+from evalkit.measure.adherence import (
     AdherenceMetrics,
     adherence,
     match_pixels,
     stroke_skeleton,
     tolerance_for,
 )
-from evalkit.metrics.base import MetricContext
+from evalkit.measure.base import MetricContext
 from tests.conftest import shared_path
 
 
@@ -139,10 +139,10 @@ def test_stroke_skeleton_is_one_pixel():
 
 
 def test_with_the_edge_pipeline_on_real_sketches(tmp_path: Path):
-    edges = pytest.importorskip("evalkit.edges")
+    edges = pytest.importorskip("evalkit.inputs.edges")
     if not hasattr(edges, "edge_map"):
-        pytest.skip("evalkit.edges.edge_map not available yet")
-    from evalkit.sketches.dataset import load_sketches
+        pytest.skip("evalkit.inputs.edges.edge_map not available yet")
+    from evalkit.inputs.sketches.dataset import load_sketches
 
     ds = load_sketches(shared_path("sketches", "real"), size=256, domain="car")
     outs = np.repeat(ds.input_uint8()[..., None], 3, axis=3)  # "outputs" = the sketches
@@ -164,11 +164,11 @@ def test_seed_run_with_sketches_has_adherence_per_checkpoint(seed_run: Path, hel
                                                               tmp_path: Path):
     """Done-when of issue #5: a seed-format run evaluated with sketches has adherence_* in
     [0, 1] per checkpoint for the sketch dataset (and the mismatch table shows both)."""
-    from evalkit.data.pairs import load_pairs
-    from evalkit.engine import RunOptions, evaluate_run
-    from evalkit.mismatch import mismatch_table
-    from evalkit.sketches.dataset import load_sketches
-    from evalkit.store import load_results
+    from evalkit.decide.mismatch import mismatch_table
+    from evalkit.execute.engine import RunOptions, evaluate_run
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.inputs.sketches.dataset import load_sketches
+    from evalkit.store.results import load_results
 
     sketches = load_sketches(shared_path("sketches", "real"), size=32, domain="car", limit=3)
     assert all(stroke_skeleton(x).any() for x in sketches.inputs)

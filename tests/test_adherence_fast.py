@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 from skimage.morphology import thin as skimage_thin
 
-from evalkit.data.dataset import Dataset
-from evalkit.edges import SobelDetector, edge_map, postprocess_hed
-from evalkit.edges.postprocess import edge_orientation, edges_nms, thin
-from evalkit.metrics import adherence as adh
-from evalkit.metrics.adherence import AdherenceMetrics, match_pixels, stroke_skeleton
-from evalkit.metrics.base import MetricContext
+from evalkit.inputs.data.dataset import Dataset
+from evalkit.inputs.edges import SobelDetector, edge_map, postprocess_hed
+from evalkit.inputs.edges.postprocess import edge_orientation, edges_nms, thin
+from evalkit.measure import adherence as adh
+from evalkit.measure.adherence import AdherenceMetrics, match_pixels, stroke_skeleton
+from evalkit.measure.base import MetricContext
 from tests.adherence_reference import (
     edge_map_reference,
     edge_orientation_reference,
@@ -55,7 +55,7 @@ def _random_masks(rng: np.random.Generator, n: int):
 
 @pytest.fixture(scope="module")
 def real_sketches():
-    from evalkit.sketches.dataset import load_sketches
+    from evalkit.inputs.sketches.dataset import load_sketches
 
     ds = load_sketches(shared_path("sketches", "real"), size=REAL_SIZE)
     assert len(ds) == 22
@@ -310,7 +310,7 @@ def test_family_pickles_without_its_cache(tmp_path: Path):
 def test_bilinear_equals_map_coordinates_bit_for_bit(real_photos):
     from scipy import ndimage
 
-    from evalkit.edges.postprocess import _bilinear
+    from evalkit.inputs.edges.postprocess import _bilinear
 
     rng = np.random.default_rng(3)
     for rgb in real_photos:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evalkit.baseline import FORMAT, GateInputError, read_baseline
 from evalkit.cli import cli
+from evalkit.decide.baseline import FORMAT, GateInputError, read_baseline
 from tests.test_gate import SIZE, finished_run, out_copy, results  # noqa: F401
 
 

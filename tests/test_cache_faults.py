@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evalkit.data.dataset import Dataset
-from evalkit.faults import (
+from evalkit.core.faults import (
     EXIT_DISK_FULL,
     EXIT_SIGINT,
     EXIT_SIGTERM,
     DiskFull,
     Terminated,
-    ending_cleanly,
     is_disk_full,
 )
-from evalkit.generate import MANIFEST, OutputCache, remove_stale_temps
-from evalkit.runlock import LockBusy, run_lock
+from evalkit.execute.generate import MANIFEST, OutputCache, remove_stale_temps
+from evalkit.inputs.data.dataset import Dataset
+from evalkit.store.endings import ending_cleanly
+from evalkit.store.lock import LockBusy, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_ending_cleanly_codes_and_one_line(tmp_path, exc, code, words):
     assert len(lines) == 1 and words in lines[0]
     if code != EXIT_DISK_FULL:
         assert "nothing was stored yet" in lines[0]
-        from evalkit.store import Store
+        from evalkit.store.results import Store
         Store(tmp_path).close()
         with pytest.raises(SystemExit), ending_cleanly(tmp_path, echo=lines.append):
             raise exc
@@ -179,10 +179,10 @@ def test_run_no_wait_exits_2_while_another_run_holds_out(tmp_path, seed_run, hel
 
 def test_failed_report_render_leaves_the_previous_report_whole(tmp_path, monkeypatch,
                                                                seed_run, heldout_dir):
-    from evalkit import report as rep
-    from evalkit.data.pairs import load_pairs
-    from evalkit.engine import RunOptions, evaluate_run
-    from evalkit.metrics.paired import PairedMetrics
+    from evalkit.execute.engine import RunOptions, evaluate_run
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.measure.paired import PairedMetrics
+    from evalkit.present import report as rep
 
     out = tmp_path / "out"
     evaluate_run(seed_run, out, [load_pairs(heldout_dir, size=32, name="heldout")],
@@ -203,7 +203,7 @@ def test_failed_report_render_leaves_the_previous_report_whole(tmp_path, monkeyp
 
 
 def test_report_swap(tmp_path):
-    from evalkit.report import _swap_into_place
+    from evalkit.present.report.build import _swap_into_place
 
     old = tmp_path / "report"
     old.mkdir()
@@ -217,11 +217,11 @@ def test_report_swap(tmp_path):
 
 
 def test_unchanged_report_is_not_rendered_again(tmp_path, seed_run, heldout_dir, capsys):
-    from evalkit import reportstamp
     from evalkit.commands.run import render_report_safely
-    from evalkit.data.pairs import load_pairs
-    from evalkit.engine import RunOptions, evaluate_run
-    from evalkit.metrics.paired import PairedMetrics
+    from evalkit.execute.engine import RunOptions, evaluate_run
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.measure.paired import PairedMetrics
+    from evalkit.present.report import stamp as reportstamp
 
     out = tmp_path / "out"
     ds = [load_pairs(heldout_dir, size=32, name="heldout")]

@@ -1,5 +1,5 @@
 """The pix2pix-torch input contract against upstream's own test transform (torchvision),
-and where the two differ (documented in evalkit/sources/contracts.py)."""
+and where the two differ (documented in evalkit/inputs/sources/contracts.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from PIL import Image, ImageDraw
 
 import evalkit  # noqa: F401
-from evalkit.data.serving import output_to_uint8, sketch_to_input
-from evalkit.sources.contracts import PIX2PIX_TORCH, SEED, ContractError, get_contract
+from evalkit.inputs.data.serving import output_to_uint8, sketch_to_input
+from evalkit.inputs.sources.contracts import PIX2PIX_TORCH, SEED, ContractError, get_contract
 from tests.conftest import shared_path
 
 

@@ -39,7 +39,7 @@ def tiny_example(tmp_path_factory) -> Path:
 
 def test_demo_evaluates_every_checkpoint_and_dataset(tiny_example, tmp_path):
     from evalkit.commands.demo import demo
-    from evalkit.store import load_results
+    from evalkit.store.results import load_results
 
     out = tmp_path / "out"
     res = CliRunner().invoke(demo, ["--out", str(out), "--example", str(tiny_example),

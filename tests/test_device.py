@@ -17,7 +17,7 @@ MAX_SHARE = 0.02
 
 
 def _gpu_or_skip() -> None:
-    from evalkit.device import visible_gpus
+    from evalkit.execute.device import visible_gpus
 
     if not visible_gpus():
         pytest.skip("no GPU visible to TensorFlow here (tensorflow-cpu, or no CUDA device): "
@@ -26,12 +26,13 @@ def _gpu_or_skip() -> None:
 
 def test_gpu_and_cpu_serve_the_same_outputs_within_rounding(tmp_path, capsys):
     _gpu_or_skip()
-    from evalkit._tf import tf
-    from evalkit.checkpoints.discover import discover_checkpoints
-    from evalkit.checkpoints.load import infer_architecture, read_shapes
-    from evalkit.data.pairs import load_pairs
-    from evalkit.device import compare_served, configure
-    from evalkit.generate import Runner, generate
+    from evalkit.core.tf import tf
+    from evalkit.execute.device import compare_served, configure
+    from evalkit.execute.generate import generate
+    from evalkit.inputs.checkpoints.discover import discover_checkpoints
+    from evalkit.inputs.checkpoints.load import infer_architecture, read_shapes
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.inputs.models.runner import Runner
     from tests.seed_reference import save_seed_checkpoint
 
     assert configure("gpu") == "gpu"
@@ -54,7 +55,7 @@ def test_gpu_and_cpu_serve_the_same_outputs_within_rounding(tmp_path, capsys):
 
 
 def test_auto_picks_the_cpu_without_a_gpu():
-    from evalkit.device import configure, torch_device, visible_gpus
+    from evalkit.execute.device import configure, torch_device, visible_gpus
 
     if visible_gpus():
         pytest.skip("a GPU is visible here: auto picks it")

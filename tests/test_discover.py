@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.checkpoints.discover import discover_checkpoints
+from evalkit.inputs.checkpoints.discover import discover_checkpoints
 
 
 def touch(p: Path, data: bytes = b"x") -> None:

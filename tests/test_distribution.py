@@ -12,18 +12,18 @@ import torch
 from scipy import linalg
 
 import evalkit  # noqa: F401  (import-order safety first)
-from evalkit import weights as W
-from evalkit.data.dataset import Dataset
-from evalkit.hashing import file_sha256
-from evalkit.metrics.base import MetricContext
-from evalkit.metrics.distribution import (
+from evalkit.core.hashing import file_sha256
+from evalkit.inputs.data.dataset import Dataset
+from evalkit.measure import weights as W
+from evalkit.measure.base import MetricContext
+from evalkit.measure.distribution import (
     FID_MIN_UNBIASED_N,
     DistributionMetrics,
     fid_from_features,
     frechet_distance_fast,
     kid_from_features,
 )
-from evalkit.metrics.features import RESIZE_TF1
+from evalkit.measure.features import RESIZE_TF1
 
 D = 16
 SIZE = 32

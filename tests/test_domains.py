@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from evalkit.cli import cli
-from evalkit.store import Store
+from evalkit.store.results import Store
 from tests.conftest import make_ab_folder
 
 SIZE = 32
@@ -34,7 +34,7 @@ def _sketch_set(root: Path, per_domain: int = 3) -> Path:
             Image.fromarray(a).save(root / d / f"{d}_{i}.png")
             entries.append({"file": f"{d}/{d}_{i}.png", "domain": d,
                             "provenance": "test strokes"})
-    (root / "manifest.json").write_text(json.dumps({"schema": "evalkit.sketches/1",
+    (root / "manifest.json").write_text(json.dumps({"schema": "evalkit.inputs.sketches/1",
                                                     "sketches": entries}))
     return root
 
@@ -150,8 +150,8 @@ def test_pooling_only_when_asked_and_labelled(service, tmp_path):
 
 
 def test_select_exports_one_seed_layout_folder_per_domain(service, evaluated, tmp_path):
-    from evalkit._tf import tf
-    from evalkit.data.pairs import load_pairs
+    from evalkit.core.tf import tf
+    from evalkit.inputs.data.pairs import load_pairs
     from tests.seed_reference import SeedLikeGenerator, serve_output
 
     r = CliRunner().invoke(cli, ["select", str(evaluated), "--export", str(tmp_path / "x")])
@@ -244,8 +244,8 @@ def test_results_have_a_domain_column(evaluated):
 
 
 def test_report_opens_on_a_domain_overview_with_a_report_per_domain(evaluated, tmp_path):
-    from evalkit.report import render_report
-    from evalkit.selection import select
+    from evalkit.decide.selection import select
+    from evalkit.present.report import render_report
 
     sel = select(evaluated, write=False)
     index = render_report(evaluated)
@@ -284,7 +284,7 @@ def test_the_seeds_real_checkpoint_layout_is_split_by_domain():
     """The seed's real checkpoints/ (8 domain folders, real index files) with the seed team's
     real sketches: car, person and shoe are planned with their own sketches; the five
     domains without data are listed, not evaluated, and nothing is pooled."""
-    from evalkit.domains import plan_domains
+    from evalkit.execute.domains import plan_domains
     from tests.conftest import shared_path
 
     ckpts = shared_path("seed", "checkpoints")

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from evalkit.edges import (
+from evalkit.inputs.edges import (
     FALLBACK_ID,
     HedDetector,
     detect_edges,
@@ -20,8 +20,8 @@ from evalkit.edges import (
     make_ab,
     postprocess_hed,
 )
-from evalkit.edges.detectors import HED_MEAN_BGR
-from evalkit.edges.postprocess import edges_nms, remove_small_components
+from evalkit.inputs.edges.detectors import HED_MEAN_BGR
+from evalkit.inputs.edges.postprocess import edges_nms, remove_small_components
 
 
 def ridge_rows(h: int, w: int, row: float, peak: float = 0.9, sigma: float = 1.5) -> np.ndarray:
@@ -221,7 +221,7 @@ def test_edges_command_writes_ab_pairs_and_detector_json(tmp_path):
     assert record["count"] == 2
     assert "broken.png" in res.output
     # the pairs load as a held-out set
-    from evalkit.data.pairs import load_pairs
+    from evalkit.inputs.data.pairs import load_pairs
     ds = load_pairs(out, size=32)
     assert len(ds) == 2
 
@@ -249,7 +249,7 @@ def test_edges_command_skips_bad_images_goes_on_and_warns_about_the_fallback(tmp
     assert "NOT HED edges" in res.output and "score differently" in res.output
     record = json.loads((out / "detector.json").read_text())
     assert record["hed"] is False and "not HED edges" in record["warning"]
-    from evalkit.data.pairs import load_pairs
+    from evalkit.inputs.data.pairs import load_pairs
 
     ds = load_pairs(out, size=32)
     assert ds.ids == ["x.png", "x_png.png"]

@@ -40,7 +40,7 @@ def test_layout_is_the_seeds_and_complete():
 
 
 def test_one_multi_domain_sketch_set():
-    from evalkit.sketches.manifest import SCHEMA, read_manifest, validate_manifest
+    from evalkit.inputs.sketches.manifest import SCHEMA, read_manifest, validate_manifest
 
     sketches = EXAMPLE / "sketches"
     manifest = read_manifest(sketches)
@@ -68,8 +68,8 @@ def test_code_reproduces_the_shipped_data(domain):
     """The moved example code still makes the committed held-out pairs and sketches
     (pixels), so `make_example.py --domain D` regenerates the same data."""
     from benchmarks.make_example import DOMAINS as SPECS
-    from evalkit.edges import detect_edges, get_detector, make_ab
-    from evalkit.sketches.manifest import read_manifest
+    from evalkit.inputs.edges import detect_edges, get_detector, make_ab
+    from evalkit.inputs.sketches.manifest import read_manifest
 
     spec = SPECS[domain]
     for p in sorted((EXAMPLE / "heldout" / domain).glob("*.png"))[:2]:
@@ -87,16 +87,16 @@ def test_last_checkpoint_beats_the_first_on_heldout(domain):
     """The committed checkpoints, not the README's numbers: serve the held-out inputs through
     the first and last checkpoint; the last has lower L1 (on [-1, 1]), and epochs.json holds
     what this measures."""
-    from evalkit._tf import tf
-    from evalkit.checkpoints.load import (
+    from evalkit.core.tf import tf
+    from evalkit.inputs.checkpoints.load import (
         assign_weights,
         infer_architecture,
         read_generator_weights,
         read_shapes,
     )
-    from evalkit.data.pairs import load_pairs
-    from evalkit.data.serving import uint8_to_signed
-    from evalkit.models.resnet import resnet_generator
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.inputs.data.serving import uint8_to_signed
+    from evalkit.inputs.models.resnet import resnet_generator
 
     run_dir = EXAMPLE / "checkpoints" / domain
     ds = load_pairs(EXAMPLE / "heldout" / domain, size=64)

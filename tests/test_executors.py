@@ -31,10 +31,10 @@ def small(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _unit(small, out: Path, shared: bool, version: str | None = None):
-    from evalkit.checkpoints.discover import discover_checkpoints
-    from evalkit.data.pairs import load_pairs
-    from evalkit.executors import WorkUnit
-    from evalkit.metrics.paired import PairedMetrics
+    from evalkit.execute.executors import WorkUnit
+    from evalkit.inputs.checkpoints.discover import discover_checkpoints
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.measure.paired import PairedMetrics
 
     run, heldout = small
     ds = load_pairs(heldout, size=SIZE)
@@ -49,8 +49,8 @@ def _unit(small, out: Path, shared: bool, version: str | None = None):
 
 
 def test_unit_returns_values_and_never_opens_the_store(small, tmp_path):
-    from evalkit.executors import evaluate_unit
-    from evalkit.generate import RunnerPool
+    from evalkit.execute.executors import evaluate_unit
+    from evalkit.inputs.models.runner import RunnerPool
 
     out = tmp_path / "out"
     unit, datasets, fams = _unit(small, out, shared=True)
@@ -65,8 +65,8 @@ def test_unit_returns_values_and_never_opens_the_store(small, tmp_path):
 
 
 def test_unit_without_shared_fs_returns_the_outputs_and_writes_nothing(small, tmp_path):
-    from evalkit.executors import evaluate_unit
-    from evalkit.generate import RunnerPool
+    from evalkit.execute.executors import evaluate_unit
+    from evalkit.inputs.models.runner import RunnerPool
 
     out = tmp_path / "out"
     unit, datasets, fams = _unit(small, out, shared=False)
@@ -78,8 +78,8 @@ def test_unit_without_shared_fs_returns_the_outputs_and_writes_nothing(small, tm
 
 
 def test_unit_refuses_another_evalkit_version(small, tmp_path):
-    from evalkit.executors import evaluate_unit
-    from evalkit.generate import RunnerPool
+    from evalkit.execute.executors import evaluate_unit
+    from evalkit.inputs.models.runner import RunnerPool
 
     unit, datasets, fams = _unit(small, tmp_path / "out", shared=True, version="0.0.0-other")
     res = evaluate_unit(unit, datasets, fams, RunnerPool())
@@ -99,7 +99,7 @@ def test_device_is_recorded_with_every_value_and_in_the_run(small, tmp_path):
     assert r.exit_code == 0, r.output
     df = evalkit.load_results(tmp_path / "out")
     assert {json.loads(f)["device"] for f in df["flags"]} == {"cpu"}
-    from evalkit.store import Store
+    from evalkit.store.results import Store
 
     with Store(tmp_path / "out", create=False) as store:
         opts = json.loads(store.runs().options.iloc[-1])
@@ -109,14 +109,14 @@ def test_device_is_recorded_with_every_value_and_in_the_run(small, tmp_path):
 def test_device_flag_is_shown_in_the_report(small, tmp_path):
     r = _run(small, tmp_path / "out")
     assert r.exit_code == 0, r.output
-    from evalkit.report import render_report
+    from evalkit.present.report import render_report
 
     html = Path(render_report(tmp_path / "out")).read_text()
     assert "device: cpu" in html
 
 
 def test_device_gpu_without_a_gpu_exits_2(small, tmp_path):
-    from evalkit.device import visible_gpus
+    from evalkit.execute.device import visible_gpus
 
     if visible_gpus():
         pytest.skip("a GPU is visible here")
@@ -138,7 +138,7 @@ def test_ray_options_need_executor_ray(small, tmp_path):
 
 
 def test_compare_served_counts_levels_and_share():
-    from evalkit.device import compare_served
+    from evalkit.execute.device import compare_served
 
     a = np.zeros((2, 4, 4, 3), np.uint8)
     b = a.copy()
@@ -153,11 +153,11 @@ def test_without_shared_fs_the_driver_writes_outputs_and_ships_cached_ones(small
                                                                           monkeypatch):
     """Workers that cannot see OUT: they return the outputs and the driver writes the PNGs;
     a later metric-only pass gets the cached outputs from the driver (no generation)."""
-    from evalkit.data.pairs import load_pairs
-    from evalkit.engine import RunOptions, evaluate_run
-    from evalkit.executors import InProcess
-    from evalkit.metrics.adherence import AdherenceMetrics
-    from evalkit.metrics.paired import PairedMetrics
+    from evalkit.execute.engine import RunOptions, evaluate_run
+    from evalkit.execute.executors import InProcess
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.measure.adherence import AdherenceMetrics
+    from evalkit.measure.paired import PairedMetrics
 
     class NotShared(InProcess):
         shared_fs = False
@@ -176,7 +176,7 @@ def test_without_shared_fs_the_driver_writes_outputs_and_ships_cached_ones(small
     assert manifests["a"] == manifests["b"] and len(manifests["b"]) == 2
 
     calls = []
-    import evalkit.executors as ex
+    import evalkit.execute.executors as ex
 
     real = ex.generate
     monkeypatch.setattr(ex, "generate", lambda *a, **k: calls.append(1) or real(*a, **k))

@@ -133,7 +133,7 @@ def test_mlflow_run_per_domain_read_back_with_mlflows_client(evaluated, tmp_path
         [exp.experiment_id])}
     assert set(runs) == set(DOMAINS)
     rows = _ok_rows(out)
-    sel = evalkit.selection.select(out, write=False)
+    sel = evalkit.decide.selection.select(out, write=False)
     for d, run in runs.items():
         assert run.info.run_name == d and run.info.status == "FINISHED"
         mine = rows[rows.domain == d]

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import evalkit  # noqa: F401
-from evalkit.data.pairs import load_pairs
-from evalkit.data.serving import output_to_uint8
-from evalkit.engine import RunOptions, evaluate_run
-from evalkit.generate import OutputCache
-from evalkit.metrics.paired import PairedMetrics
-from evalkit.sources import discover
+from evalkit.execute.engine import RunOptions, evaluate_run
+from evalkit.execute.generate import OutputCache
+from evalkit.inputs.data.pairs import load_pairs
+from evalkit.inputs.data.serving import output_to_uint8
+from evalkit.inputs.sources import discover
+from evalkit.measure.paired import PairedMetrics
 from tests.conftest import make_ab_folder
 
 SIZE = 32
@@ -37,7 +37,7 @@ def _tiny_keras(tf_keras, seed=0):
 
 
 def test_keras_files_and_weights_only_file(tmp_path):
-    from evalkit._tf import tf_keras
+    from evalkit.core.tf import tf_keras
 
     run = tmp_path / "run"
     run.mkdir()
@@ -68,8 +68,8 @@ def test_keras3_file(tmp_path):
 
 
 def test_savedmodel_of_the_seed_generator_matches_its_checkpoint(tmp_path):
-    from evalkit._tf import tf
-    from evalkit.models import resnet_generator
+    from evalkit.core.tf import tf
+    from evalkit.inputs.models import resnet_generator
 
     model = resnet_generator(1, 3, 4)
     rng = np.random.default_rng(0)
@@ -94,8 +94,8 @@ def test_onnx_export_of_a_pix2pix_generator_matches_its_pth(tmp_path):
     pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
     import torch
 
-    from evalkit.checkpoints.torch_state import infer_architecture
-    from evalkit.models.pix2pix import build_generator
+    from evalkit.inputs.checkpoints.torch_state import infer_architecture
+    from evalkit.inputs.models.pix2pix import build_generator
     from tests import pix2pix_reference as ref
 
     state = ref.resnet_state(ngf=2, n_blocks=6, norm="instance")
@@ -109,7 +109,7 @@ def test_onnx_export_of_a_pix2pix_generator_matches_its_pth(tmp_path):
     (a, l1a), (b, l1b) = cached["1_net_G.pth"], cached["g-1.onnx"]
     assert np.allclose(l1a, l1b, atol=1e-5)
     assert np.mean(a == b) > 0.999 and np.abs(a.astype(int) - b).max() <= 1
-    from evalkit.store import Store
+    from evalkit.store.results import Store
     with Store(tmp_path / "out", create=False) as st:
         arch = st.checkpoints().set_index("name").loc["g-1.onnx", "architecture"]
     assert arch == "ONNX model NCHW in=3; contract pix2pix-torch (from the NCHW input)"

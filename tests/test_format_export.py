@@ -7,12 +7,12 @@ import json
 import pytest
 
 import evalkit  # noqa: F401
-from evalkit.data.pairs import load_pairs
-from evalkit.engine import RunOptions, evaluate_run
-from evalkit.hashing import file_sha256
-from evalkit.metrics.paired import PairedMetrics
-from evalkit.selection import SelectionError, select
-from evalkit.sources import export
+from evalkit.core.hashing import file_sha256
+from evalkit.decide.selection import SelectionError, select
+from evalkit.execute.engine import RunOptions, evaluate_run
+from evalkit.inputs.data.pairs import load_pairs
+from evalkit.measure.paired import PairedMetrics
+from evalkit.present.deploy import export
 from tests import pix2pix_reference as ref
 from tests.conftest import make_ab_folder
 

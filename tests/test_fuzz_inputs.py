@@ -30,10 +30,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from evalkit.cli import cli  # noqa: E402
-from evalkit.data.files import METADATA_FILES  # noqa: E402
-from evalkit.data.pairs import DatasetError, load_pairs  # noqa: E402
-from evalkit.sketches.check import check_set  # noqa: E402
-from evalkit.sketches.dataset import load_sketches  # noqa: E402
+from evalkit.inputs.data.files import METADATA_FILES  # noqa: E402
+from evalkit.inputs.data.pairs import DatasetError, load_pairs  # noqa: E402
+from evalkit.inputs.sketches.check import check_set  # noqa: E402
+from evalkit.inputs.sketches.dataset import load_sketches  # noqa: E402
 
 KINDS = ["drawing_png", "drawing_jpg", "rgba_export", "ab_pair", "zero_byte", "truncated",
          "text_as_png", "sixteen_bit", "cmyk", "la", "palette_transparent", "one_by_one",

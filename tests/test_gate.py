@@ -13,17 +13,17 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from evalkit.baseline import Baseline
 from evalkit.cli import cli
-from evalkit.config import ConfigError
-from evalkit.gate import (
+from evalkit.core.config import ConfigError
+from evalkit.decide.baseline import Baseline
+from evalkit.decide.gate import (
     FAILED,
     PASSED,
     SKIPPED,
     evaluate_rule,
     load_gate_config,
 )
-from evalkit.metrics.base import MetricValue
+from evalkit.measure.base import MetricValue
 
 SIZE = 32
 KID_REASON = "pretrained Inception weights not found offline (evalkit weights fetch)"
@@ -43,9 +43,9 @@ class OfflineKid:
 def finished_run(base: str) -> Path:
     """A tiny finished run (3 seed checkpoints x 8 held-out pairs at 32 px), made once per
     session and shared by test_gate and test_baseline. Do not modify it; copy it."""
-    from evalkit.data.pairs import load_pairs
-    from evalkit.engine import RunOptions, evaluate_run
-    from evalkit.metrics.paired import PairedMetrics
+    from evalkit.execute.engine import RunOptions, evaluate_run
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.measure.paired import PairedMetrics
     from tests.conftest import make_ab_folder
     from tests.seed_reference import save_seed_checkpoint
 

@@ -11,8 +11,8 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("onnx", reason="converting Caffe to ONNX needs the onnx package (hed extra)")
 
-from evalkit.edges.convert import ConvertError, caffe_pb, caffe_to_onnx  # noqa: E402
-from evalkit.edges.detectors import HED_MEAN_BGR, HedDetector  # noqa: E402
+from evalkit.inputs.edges.convert import ConvertError, caffe_pb, caffe_to_onnx  # noqa: E402
+from evalkit.inputs.edges.detectors import HED_MEAN_BGR, HedDetector  # noqa: E402
 
 # HED's shape in miniature: conv (FCN-style big pad) -> side output 1; pool (ceil) -> conv
 # -> side output 2 -> deconv x2 -> centre Crop to the data; Concat; 1x1 fuse; Sigmoid.

@@ -16,15 +16,15 @@ SNIPPETS = {
         "from torchmetrics.image.fid import FrechetInceptionDistance\nimport torchvision\n"),
     "torchmetrics first, then evalkit's generator": (
         "from torchmetrics.image.fid import FrechetInceptionDistance\nimport evalkit\n"
-        "from evalkit.models import resnet_generator\nresnet_generator(hidden_channels=2)\n"),
+        "from evalkit.inputs.models import resnet_generator\nresnet_generator(hidden_channels=2)\n"),
     # the model sources (PyTorch pix2pix networks, Keras 3) keep that immunity
     "tensorflow first, then pix2pix networks and torchmetrics": (
-        "import tensorflow\nimport evalkit\nfrom evalkit.models.pix2pix import build_generator\n"
-        "from evalkit.models.pix2pix_arch import Pix2PixArchitecture as A\n"
+        "import tensorflow\nimport evalkit\nfrom evalkit.inputs.models.pix2pix import build_generator\n"
+        "from evalkit.inputs.models.pix2pix_arch import Pix2PixArchitecture as A\n"
         "build_generator(A('resnet_6blocks', 'instance', 3, 3, 2))\n"
         "from torchmetrics.image.fid import FrechetInceptionDistance\nimport torchvision\n"),
-    "evalkit.sources, then keras 3 and the seed generator": (
-        "import evalkit.sources\nimport keras\nfrom evalkit.models import resnet_generator\n"
+    "evalkit.inputs.sources, then keras 3 and the seed generator": (
+        "import evalkit.inputs.sources\nimport keras\nfrom evalkit.inputs.models import resnet_generator\n"
         "resnet_generator(hidden_channels=2)\n"
         "from torchmetrics.image.fid import FrechetInceptionDistance\n"),
 }

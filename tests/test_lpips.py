@@ -13,11 +13,11 @@ import torch
 import torchvision
 
 import evalkit  # noqa: F401  (import-order safety first)
-from evalkit import weights as W
-from evalkit.data.dataset import Dataset
-from evalkit.hashing import file_sha256
-from evalkit.metrics.base import MetricContext
-from evalkit.metrics.lpips import (
+from evalkit.core.hashing import file_sha256
+from evalkit.inputs.data.dataset import Dataset
+from evalkit.measure import weights as W
+from evalkit.measure.base import MetricContext
+from evalkit.measure.lpips import (
     LpipsMetric,
     build_lpips_net,
     check_signed_range,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from evalkit.mismatch import COLUMNS, mismatch_table
+from evalkit.decide.mismatch import COLUMNS, mismatch_table
 
 
 def _row(ckpt, step, dataset, metric, value, n=10, status="ok", kind=None):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalkit._tf import tf
-from evalkit.checkpoints.load import (
+from evalkit.core.tf import tf
+from evalkit.inputs.checkpoints.load import (
     CheckpointError,
     expected_variables,
     infer_architecture,
     read_generator_weights,
     read_shapes,
 )
-from evalkit.models import resnet_generator
+from evalkit.inputs.models import resnet_generator
 from tests.conftest import shared_path
 
 DOMAINS = ["car", "gemstone", "handbag", "maple_character", "panda", "person", "shoe", "space"]
@@ -69,7 +69,7 @@ def test_wrong_root_object_is_a_clear_error(tmp_path):
 
 def test_forward_matches_independent_implementation(tmp_path):
     """Weights written by independent seed-like code give the same outputs in evalkit."""
-    from evalkit.checkpoints.load import assign_weights
+    from evalkit.inputs.checkpoints.load import assign_weights
     from tests.seed_reference import save_seed_checkpoint
 
     gens = save_seed_checkpoint(tmp_path, n=1, hidden=4)
@@ -84,7 +84,7 @@ def test_forward_matches_independent_implementation(tmp_path):
 
 
 def test_instance_norm_uses_tfa_epsilon():
-    from evalkit.models import InstanceNormalization
+    from evalkit.inputs.models import InstanceNormalization
 
     layer = InstanceNormalization()
     x = np.random.default_rng(0).normal(3, 0.01, (1, 8, 8, 2)).astype(np.float32)

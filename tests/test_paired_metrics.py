@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from evalkit.metrics.paired import l1_per_sample, psnr_per_sample, ssim_per_sample
-from evalkit.metrics.stats import bootstrap_ci, summarize
+from evalkit.measure.paired import l1_per_sample, psnr_per_sample, ssim_per_sample
+from evalkit.measure.stats import bootstrap_ci, summarize
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_batched_bootstrap_gives_the_unbatched_interval():
 
     from scipy import stats
 
-    from evalkit.metrics import stats as ek_stats
+    from evalkit.measure import stats as ek_stats
 
     for n in (3, 57, 3000):
         v = np.random.default_rng(n).gamma(2.0, size=n)

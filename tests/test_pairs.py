@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evalkit.data.pairs import DatasetError, load_pairs
+from evalkit.inputs.data.pairs import DatasetError, load_pairs
 from tests.conftest import make_ab_folder, shared_path
 from tests.seed_reference import serve_sketch
 

@@ -12,11 +12,12 @@ from PIL import Image
 
 import evalkit
 from evalkit.cli import cli
-from evalkit.data.pairs import load_pairs
-from evalkit.engine import RunOptions, evaluate_run
-from evalkit.generate import OutputCache, RunnerPool
-from evalkit.metrics.paired import PairedMetrics
-from evalkit.sources import discover, prepare
+from evalkit.execute.engine import RunOptions, evaluate_run
+from evalkit.execute.generate import OutputCache
+from evalkit.inputs.data.pairs import load_pairs
+from evalkit.inputs.models.runner import RunnerPool
+from evalkit.inputs.sources import discover, prepare
+from evalkit.measure.paired import PairedMetrics
 from tests import pix2pix_reference as ref
 from tests.conftest import make_ab_folder
 
@@ -77,7 +78,7 @@ def test_resnet_9blocks_run_end_to_end(tmp_path):
                                                       "latest_net_G.pth"]
     cks = evalkit.load_results(out)
     assert set(cks.checkpoint) == set(states)
-    from evalkit.store import Store
+    from evalkit.store.results import Store
     with Store(out, create=False) as st:
         table = st.checkpoints().set_index("name")
     assert table.loc["latest_net_G.pth", "step"] == 10

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 import evalkit  # noqa: F401  (import-order safety)
-from evalkit.checkpoints.load import CheckpointError
-from evalkit.checkpoints.torch_state import (
+from evalkit.inputs.checkpoints.load import CheckpointError
+from evalkit.inputs.checkpoints.torch_state import (
     infer_architecture,
     load_state_dict,
     normalize_state,
 )
-from evalkit.models.pix2pix import build_generator
-from evalkit.models.pix2pix_arch import Pix2PixArchitecture
+from evalkit.inputs.models.pix2pix import build_generator
+from evalkit.inputs.models.pix2pix_arch import Pix2PixArchitecture
 from tests import pix2pix_reference as ref
 
 CASES = [  # (netG, norm, dropout, reference state kwargs, size)
@@ -134,7 +134,7 @@ def test_not_a_state_dict_is_refused_with_the_fix(tmp_path):
 
 
 def test_shape_and_nan_checks_name_the_weight():
-    from evalkit.checkpoints.torch_state import check_state
+    from evalkit.inputs.checkpoints.torch_state import check_state
 
     state = ref.resnet_state(ngf=2, n_blocks=6)
     expected = build_generator(infer_architecture(state)).state_dict()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from evalkit import precision
 from evalkit.cli import cli
-from evalkit.store import Store
+from evalkit.execute import precision
+from evalkit.store.results import Store
 from tests.conftest import make_ab_folder
 
 
@@ -43,8 +43,8 @@ def test_bf16_refused_with_exit_2_without_hardware(small_run, tmp_path, monkeypa
 
 
 def test_bf16_runner_is_close_to_fp32_but_not_equal():
-    from evalkit.checkpoints.load import Architecture
-    from evalkit.generate import Runner
+    from evalkit.inputs.checkpoints.load import Architecture
+    from evalkit.inputs.models.runner import Runner
 
     a, b = Runner(Architecture(1, 3, 4), 32), Runner(Architecture(1, 3, 4), 32, "bf16")
     for va, vb in zip(a.model.weights, b.model.weights, strict=True):

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import evalkit  # noqa: F401
-from evalkit.checkpoints.load import CheckpointError
-from evalkit.checkpoints.torch_state import load_state_dict
-from evalkit.engine import RunOptions, evaluate_run
-from evalkit.metrics.paired import PairedMetrics
+from evalkit.execute.engine import RunOptions, evaluate_run
+from evalkit.inputs.checkpoints.load import CheckpointError
+from evalkit.inputs.checkpoints.torch_state import load_state_dict
+from evalkit.measure.paired import PairedMetrics
 from tests.conftest import make_ab_folder
 
 
@@ -50,7 +50,7 @@ def test_payload_checkpoint_fails_alone_in_a_run(tmp_path):
     run = tmp_path / "run"
     ref.save_run(run, {"1_net_G.pth": ref.resnet_state(ngf=2, n_blocks=6)})
     _write_payload(run / "2_net_G.pth", marker)
-    from evalkit.data.pairs import load_pairs
+    from evalkit.inputs.data.pairs import load_pairs
 
     ds = [load_pairs(make_ab_folder(tmp_path / "heldout", n=2), size=32)]
     summary = evaluate_run(run, tmp_path / "out", ds, RunOptions(image_size=32, progress=False),

@@ -1,4 +1,4 @@
-"""Racing selection (evalkit.racing, ``evalkit run --race``) on tiny models."""
+"""Racing selection (evalkit.execute.racing, ``evalkit run --race``) on tiny models."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from evalkit.cli import cli
-from evalkit.data.pairs import load_pairs
-from evalkit.racing import subset
-from evalkit.store import Store
+from evalkit.execute.racing import subset
+from evalkit.inputs.data.pairs import load_pairs
+from evalkit.store.results import Store
 from tests.conftest import make_ab_folder
 
 
@@ -66,7 +66,7 @@ def test_race_finishes_leaders_in_full_and_lists_the_raced_out(race_run):
     assert (l1["n"] < 24).all()
     assert all(json.loads(f)["raced"] and json.loads(f)["full_n"] == 24 for f in l1["flags"])
     # the ranking lists raced-out checkpoints as excluded with their evidence
-    from evalkit.ranking import rank_out
+    from evalkit.decide.ranking.rank import rank_out
 
     table = rank_out(out).table
     ex = table[table["status"] == "raced"]
@@ -79,7 +79,7 @@ def test_a_later_full_run_completes_the_raced_out(race_run, monkeypatch, tmp_pat
     running only on the samples the race did not generate for them; the values are those
     of a fresh full evaluation (to float rounding: the raw L1 is computed on the
     generator's float output, whose last bits depend on the batch a sample ran in)."""
-    from evalkit.racing import raced_outputs
+    from evalkit.execute.racing import raced_outputs
 
     run, heldout, out, _ = race_run
     ds = load_pairs(heldout, size=32)
@@ -121,7 +121,7 @@ def test_selection_and_gate_say_which_checkpoints_were_raced_out(race_run):
     assert excluded and all("raced out" in e["error"] for e in excluded)
     assert "raced out" in r.output
     # the gate's default candidate (the newest checkpoint), when raced out, is said to be
-    from evalkit.baseline import choose_candidates
+    from evalkit.decide.baseline import choose_candidates
 
     with Store(out, create=False) as store:
         ck, res = store.checkpoints(), store.results()
@@ -134,15 +134,15 @@ def test_selection_and_gate_say_which_checkpoints_were_raced_out(race_run):
 # -- raced outputs, the store first, no evidence ------------------------------------------
 
 def _plan(run, ds):
-    from evalkit import sources
-    from evalkit.domains import DomainPlan
+    from evalkit.execute.domains import DomainPlan
+    from evalkit.inputs import sources
 
     return DomainPlan("", run, sources.discover(run), datasets=[ds])
 
 
 def _count_forward_passes(monkeypatch) -> list[int]:
     """Every generator forward pass (images), wherever it runs (race or engine)."""
-    from evalkit.generate import Runner
+    from evalkit.inputs.models.runner import Runner
 
     seen: list[int] = []
     real = Runner.run
@@ -160,10 +160,10 @@ def test_raced_outputs_stay_on_disk_and_read_each_sample_once(race_run, monkeypa
     the raced outputs are rows of the cache's disk arrays, read when asked; the nested
     rounds' folders are read largest first, and a folder whose samples are all found
     already is not decoded at all."""
-    from evalkit.data.samples import DiskArray
-    from evalkit.generate import OutputCache
-    from evalkit.precision import cache_key
-    from evalkit.racing import raced_outputs
+    from evalkit.execute.generate import OutputCache
+    from evalkit.execute.precision import cache_key
+    from evalkit.execute.racing import raced_outputs
+    from evalkit.inputs.data.samples import DiskArray
 
     run, heldout, out, _ = race_run
     ds = load_pairs(heldout, size=32)
@@ -195,11 +195,12 @@ def test_raced_outputs_stay_on_disk_and_read_each_sample_once(race_run, monkeypa
 
 
 def test_raced_outputs_are_the_fresh_outputs_of_that_checkpoint_and_dataset(race_run):
-    from evalkit import sources
-    from evalkit.engine import RunOptions
-    from evalkit.generate import RunnerPool, generate
-    from evalkit.precision import cache_key
-    from evalkit.racing import raced_outputs
+    from evalkit.execute.engine import RunOptions
+    from evalkit.execute.generate import generate
+    from evalkit.execute.precision import cache_key
+    from evalkit.execute.racing import raced_outputs
+    from evalkit.inputs import sources
+    from evalkit.inputs.models.runner import RunnerPool
 
     run, heldout, out, _ = race_run
     ds = load_pairs(heldout, size=32)  # the very dataset the race ran on
@@ -218,7 +219,7 @@ def test_raced_outputs_are_the_fresh_outputs_of_that_checkpoint_and_dataset(race
         assert img.dtype == np.uint8 and img.tobytes() == fresh[i].tobytes()
         assert l1 == pytest.approx(raw[i], rel=1e-6)
     # a later full run needs the generator on the missing samples only
-    from evalkit.racing import complete_outputs
+    from evalkit.execute.racing import complete_outputs
 
     parts: list[int] = []
 
@@ -248,8 +249,8 @@ def test_raced_outputs_are_the_fresh_outputs_of_that_checkpoint_and_dataset(race
 def test_racing_serves_fully_evaluated_checkpoints_from_the_store(tmp_path, monkeypatch):
     import shutil
 
-    from evalkit.engine import RunOptions, evaluate_domains
-    from evalkit.racing import RaceSettings, race_domains
+    from evalkit.execute.engine import RunOptions, evaluate_domains
+    from evalkit.execute.racing import RaceSettings, race_domains
     from tests.seed_reference import save_seed_checkpoint
 
     made = tmp_path / "made"
@@ -263,8 +264,8 @@ def test_racing_serves_fully_evaluated_checkpoints_from_the_store(tmp_path, monk
     out = tmp_path / "out"
     opts = RunOptions(image_size=32, progress=False)
     evaluate_domains([_plan(run, ds)], out, opts, log=lambda s: None)
-    from evalkit import sources
-    from evalkit.precision import cache_key
+    from evalkit.execute.precision import cache_key
+    from evalkit.inputs import sources
 
     refs = {r.name: r for r in sources.discover(run)}
     # ckpt-2's outputs are gone from the cache (its stored values are current)
@@ -295,10 +296,10 @@ def test_racing_serves_fully_evaluated_checkpoints_from_the_store(tmp_path, monk
 
 
 def test_no_bootstrap_evidence_races_nobody_out(tmp_path):
-    from evalkit.engine import RunOptions
-    from evalkit.metrics.paired import PairedMetrics
-    from evalkit.racing import RaceSettings, race_domains
-    from evalkit.ranking import MetricRule, RankingConfig
+    from evalkit.decide.ranking.rank import MetricRule, RankingConfig
+    from evalkit.execute.engine import RunOptions
+    from evalkit.execute.racing import RaceSettings, race_domains
+    from evalkit.measure.paired import PairedMetrics
     from tests.seed_reference import save_seed_checkpoint
 
     run = tmp_path / "run"
@@ -322,7 +323,7 @@ def test_no_bootstrap_evidence_races_nobody_out(tmp_path):
 
 
 def test_round_sizes_grow_to_the_full_data_from_the_same_start():
-    from evalkit.racing import RaceSettings
+    from evalkit.execute.racing import RaceSettings
 
     s = RaceSettings()
     for n in (1, 3, 12, 40, 200):
@@ -338,7 +339,7 @@ def test_round_sizes_grow_to_the_full_data_from_the_same_start():
 def test_finite_population_correction_shrinks_the_spread_not_the_means():
     import pandas as pd
 
-    from evalkit.racing.evidence import finite_population, fpc_factor
+    from evalkit.execute.racing.evidence import finite_population, fpc_factor
 
     assert fpc_factor(100, 100) == 0 and fpc_factor(1, 100) == 1 and fpc_factor(5, 0) == 1
     assert fpc_factor(50, 100) == pytest.approx((0.5 * 50 / 49) ** 0.5)
@@ -388,12 +389,13 @@ def test_race_generator_keeps_rows_on_disk_when_large(tmp_path, monkeypatch):
     """With rows spilled (EVALKIT_SPILL_MB=0) the race's incremental outputs stay on disk
     (memory flat in the data); the cached subset outputs are those of a fresh generation,
     and a larger round generates only the new samples."""
-    from evalkit import sources
-    from evalkit.data.samples import DiskArray
-    from evalkit.engine import RunOptions
-    from evalkit.generate import OutputCache, RunnerPool, generate
-    from evalkit.precision import cache_key
-    from evalkit.racing.generator import RaceGenerator
+    from evalkit.execute.engine import RunOptions
+    from evalkit.execute.generate import OutputCache, generate
+    from evalkit.execute.precision import cache_key
+    from evalkit.execute.racing.generator import RaceGenerator
+    from evalkit.inputs import sources
+    from evalkit.inputs.data.samples import DiskArray
+    from evalkit.inputs.models.runner import RunnerPool
     from tests.seed_reference import save_seed_checkpoint
 
     monkeypatch.setenv("EVALKIT_SPILL_MB", "0")

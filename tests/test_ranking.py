@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalkit.config import ConfigError
-from evalkit.ranking import RankingConfig, rank_checkpoints, ranking_config
+from evalkit.core.config import ConfigError
+from evalkit.decide.ranking.rank import RankingConfig, rank_checkpoints, ranking_config
 
 COLS = ["checkpoint", "step", "dataset", "kind", "metric", "value", "n", "std", "ci_low",
         "ci_high", "status", "reason", "flags", "checkpoint_hash", "dataset_hash"]
@@ -159,7 +159,7 @@ def _schulze_reference(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
 
 
 def test_pairwise_scores_match_a_textbook_schulze_including_batches_and_gaps():
-    from evalkit.ranking_scores import _pairwise_scores
+    from evalkit.decide.ranking.scores import _pairwise_scores
 
     rng = np.random.default_rng(3)
     for _trial in range(30):

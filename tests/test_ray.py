@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'evalkit[ray]'")
 
 import evalkit  # noqa: E402
-from evalkit.store import Store  # noqa: E402
+from evalkit.store.results import Store  # noqa: E402
 from tests.conftest import make_ab_folder  # noqa: E402
 from tests.results_compare import assert_same_results  # noqa: E402
 from tests.test_domains import _sketch_set  # noqa: E402
@@ -162,7 +162,7 @@ class FailingFamily:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from evalkit.ray_executor import RayExecutor
+    from evalkit.execute.ray_executor import RayExecutor
 
     ex = RayExecutor(workers=1)
     yield ex
@@ -170,7 +170,7 @@ def local_ray():
 
 
 def test_workers_with_another_evalkit_version_are_refused(local_ray, tmp_path):
-    from evalkit.ray_executor import VersionMismatch
+    from evalkit.execute.ray_executor import VersionMismatch
 
     with pytest.raises(VersionMismatch, match="install the same evalkit version"):
         local_ray.check_workers(tmp_path, "0.0.0-other")
@@ -180,8 +180,8 @@ def test_workers_with_another_evalkit_version_are_refused(local_ray, tmp_path):
 
 
 def test_a_failing_task_is_retried_once_then_a_failed_checkpoint(local_ray, service, tmp_path):
-    from evalkit.checkpoints.discover import discover_checkpoints
-    from evalkit.executors import WorkUnit
+    from evalkit.execute.executors import WorkUnit
+    from evalkit.inputs.checkpoints.discover import discover_checkpoints
 
     ref = discover_checkpoints(service / "checkpoints" / "car")[0]
     log = tmp_path / "attempts.txt"

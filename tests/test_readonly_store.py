@@ -38,9 +38,9 @@ def can_mount(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, can_mount):
-    from evalkit.data.pairs import load_pairs
-    from evalkit.engine import RunOptions, evaluate_run
-    from evalkit.metrics.paired import PairedMetrics
+    from evalkit.execute.engine import RunOptions, evaluate_run
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.measure.paired import PairedMetrics
     from tests.conftest import make_ab_folder
     from tests.seed_reference import save_seed_checkpoint
 

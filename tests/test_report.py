@@ -1,6 +1,6 @@
 """The HTML report: structure, images as local files, escaping of names and metadata.
 
-The evaluation folder is written through :class:`evalkit.store.Store` and the output cache
+The evaluation folder is written through :class:`evalkit.store.results.Store` and the output cache
 directly (no generator runs), with hostile sample names and dataset metadata.
 """
 
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evalkit.data.pairs import load_pairs
-from evalkit.generate import OutputCache
-from evalkit.metrics.base import MetricValue
-from evalkit.metrics.stats import summarize
-from evalkit.store import Store
+from evalkit.execute.generate import OutputCache
+from evalkit.inputs.data.pairs import load_pairs
+from evalkit.measure.base import MetricValue
+from evalkit.measure.stats import summarize
+from evalkit.store.results import Store
 from tests.conftest import make_ab_folder
 
 EVIL_NAME = "<img src=x onerror=alert(1)>"
@@ -89,7 +89,7 @@ def _parse(path: Path) -> _Collect:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from evalkit.report import render_report
+    from evalkit.present.report import render_report
 
     root = tmp_path_factory.mktemp("report")
     out = make_out(root)
@@ -204,7 +204,7 @@ def test_rerender_replaces_the_folder_and_cli(report):
 
 
 def test_inputs_note_when_dataset_changed(tmp_path):
-    from evalkit.report import render_report
+    from evalkit.present.report import render_report
 
     out = make_out(tmp_path)
     make_ab_folder(tmp_path / "heldout", n=5, half=SIZE, seed=9)  # overwrite pair_01..04

@@ -124,7 +124,7 @@ def screenshot(page: Path, dest: Path, user_dir: Path, height: int = 2400) -> Pa
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    from evalkit.report import render_report
+    from evalkit.present.report import render_report
 
     root = tmp_path_factory.mktemp("browser")
     out = make_out(root)

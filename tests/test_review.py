@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from evalkit.cli import cli
-from evalkit.store import Store
+from evalkit.store.results import Store
 from tests.test_domains import _sketch_set, run_cli
 
 SIZE = 32
@@ -57,8 +57,8 @@ def out(evaluated, tmp_path) -> Path:
 
 
 def _ranking(out: Path, domain: str, with_human: bool = True):
-    from evalkit.ranking import RankingConfig, rank_checkpoints
-    from evalkit.selection import domain_frames
+    from evalkit.decide.ranking.rank import RankingConfig, rank_checkpoints
+    from evalkit.decide.selection import domain_frames
 
     with Store(out, create=False) as s:
         res, ck = s.results(), s.checkpoints()
@@ -72,7 +72,7 @@ def simulate_votes(out: Path, domain: str, prefer: str, other: str, n: int,
                    reviewer: str = "sim", seed: int = 0, answer_for=None) -> list:
     """``n`` votes on random sketches of ``domain`` with random sides, each preferring
     ``prefer`` over ``other`` (or ``answer_for(i)`` -> 'prefer'|'other'|'same')."""
-    from evalkit.review.votes import Vote, add_votes
+    from evalkit.decide.review.votes import Vote, add_votes
 
     rng = random.Random(seed)
     with Store(out) as s:  # votes are written: the writable store
@@ -95,7 +95,7 @@ def simulate_votes(out: Path, domain: str, prefer: str, other: str, n: int,
 # -- scores and ranking -----------------------------------------------------------------
 
 def test_votes_become_a_human_dataset_with_bt_scores(out):
-    from evalkit.review.scores import update_human_scores
+    from evalkit.decide.review.scores import update_human_scores
 
     rank = _ranking(out, "car").participants["checkpoint"].tolist()
     first, second, third = rank
@@ -128,9 +128,9 @@ def test_votes_become_a_human_dataset_with_bt_scores(out):
 
 
 def test_human_track_weight_is_0_below_30_votes_then_equal_to_the_sketch_track(out):
-    from evalkit.ranking import RankingConfig, rank_checkpoints
-    from evalkit.review.scores import update_human_scores
-    from evalkit.selection import domain_frames
+    from evalkit.decide.ranking.rank import RankingConfig, rank_checkpoints
+    from evalkit.decide.review.scores import update_human_scores
+    from evalkit.decide.selection import domain_frames
 
     first, second, _ = _ranking(out, "car").participants["checkpoint"].tolist()
     simulate_votes(out, "car", second, first, 29)
@@ -164,7 +164,7 @@ def _select(out: Path) -> tuple[dict, str]:
 
 
 def test_select_explains_how_40_votes_for_the_metrics_second_changed_the_choice(out):
-    from evalkit.review.scores import update_human_scores
+    from evalkit.decide.review.scores import update_human_scores
 
     first, second, _ = _ranking(out, "car").participants["checkpoint"].tolist()
     simulate_votes(out, "car", second, first, 40)
@@ -187,7 +187,7 @@ def test_select_explains_how_40_votes_for_the_metrics_second_changed_the_choice(
 
 
 def test_select_explains_that_too_few_votes_did_not_change_the_choice(out):
-    from evalkit.review.scores import update_human_scores
+    from evalkit.decide.review.scores import update_human_scores
 
     first, second, _ = _ranking(out, "car").participants["checkpoint"].tolist()
     simulate_votes(out, "car", second, first, 20)
@@ -203,7 +203,7 @@ def test_select_explains_that_too_few_votes_did_not_change_the_choice(out):
 
 
 def test_gate_bounds_the_human_score_like_any_metric(out, tmp_path):
-    from evalkit.review.scores import update_human_scores
+    from evalkit.decide.review.scores import update_human_scores
 
     first, second, _ = _ranking(out, "car").participants["checkpoint"].tolist()
     simulate_votes(out, "car", second, first, 30)
@@ -224,7 +224,7 @@ def test_gate_bounds_the_human_score_like_any_metric(out, tmp_path):
 # -- vote files ---------------------------------------------------------------------------
 
 def _vote_doc(out: Path, n: int = 3) -> dict:
-    from evalkit.review.votes import load_votes, vote_file
+    from evalkit.decide.review.votes import load_votes, vote_file
 
     first, second, _ = _ranking(out, "car").participants["checkpoint"].tolist()
     simulate_votes(out, "car", second, first, n, reviewer="ana")
@@ -289,8 +289,8 @@ def test_import_refuses_malformed_or_foreign_files_with_exit_2_and_stores_nothin
 # -- agreement and the report ---------------------------------------------------------------
 
 def test_agreement_between_reviewers_and_with_metrics():
-    from evalkit.review.agreement import metric_agreement, reviewer_agreement, wilson
-    from evalkit.review.votes import Vote
+    from evalkit.decide.review.agreement import metric_agreement, reviewer_agreement, wilson
+    from evalkit.decide.review.votes import Vote
 
     def v(rev, left, right, ans, sid="s1", t=0.0):
         return Vote(rev, t, "car", "sketches/car", sid, left, right, left, right, ans)
@@ -330,8 +330,8 @@ def test_agreement_between_reviewers_and_with_metrics():
 
 
 def test_report_shows_the_human_track_agreement_and_a_review_page(out):
-    from evalkit.report import render_report
-    from evalkit.review.scores import update_human_scores
+    from evalkit.decide.review.scores import update_human_scores
+    from evalkit.present.report import render_report
 
     first, second, _ = _ranking(out, "car").participants["checkpoint"].tolist()
     simulate_votes(out, "car", second, first, 31, reviewer="ana")
@@ -363,7 +363,7 @@ def test_report_shows_the_human_track_agreement_and_a_review_page(out):
 
 @pytest.fixture
 def server(out):
-    from evalkit.review.server import ReviewServer, ReviewState
+    from evalkit.present.review.server import ReviewServer, ReviewState
 
     state = ReviewState(out, "ana", seed=1, bootstrap=50)
     srv = ReviewServer(state, 0)
@@ -455,7 +455,7 @@ def test_server_refuses_other_hosts_origins_and_non_local_clients(server):
                      "answer": "left"}, headers={"Origin": "http://evil.example"})
     assert status == 403
     # a request from a non-loopback address (handed to the handler in memory: no traffic)
-    from evalkit.review.server import Handler, is_local
+    from evalkit.present.review.server import Handler, is_local
 
     assert is_local("127.0.0.1") and is_local("::1") and is_local("::ffff:127.0.0.1")
     assert not is_local("192.0.2.7") and not is_local("2001:db8::1")
@@ -548,7 +548,7 @@ def test_review_page_votes_by_key_presses_are_in_the_store(server, out, browser)
 @needs_chromium
 def test_static_review_page_keeps_votes_and_downloads_an_importable_file(out, browser,
                                                                          tmp_path):
-    from evalkit.report import render_report
+    from evalkit.present.report import render_report
 
     index = render_report(out)
     page = index.parent / "car" / "review.html"

@@ -1,4 +1,4 @@
-"""Bradley–Terry fit (evalkit.review.bt): hand-computed cases, the likelihood equations,
+"""Bradley–Terry fit (evalkit.decide.review.bt): hand-computed cases, the likelihood equations,
 agreement with choix, recovery of known strengths and CI coverage in a seeded simulation."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from evalkit.review.bt import fit_counts, fit_votes, win_matrix
+from evalkit.decide.review.bt import fit_counts, fit_votes, win_matrix
 
 
 def _simulate(theta: np.ndarray, n_votes: int, rng: np.random.Generator, tie_rate: float = 0.0

@@ -12,9 +12,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import evalkit
 from evalkit.cli import cli
-from evalkit.data.pairs import load_pairs
-from evalkit.engine import RunOptions, evaluate_run
-from evalkit.metrics.paired import PairedMetrics
+from evalkit.execute.engine import RunOptions, evaluate_run
+from evalkit.inputs.data.pairs import load_pairs
+from evalkit.measure.paired import PairedMetrics
 from tests.conftest import make_ab_folder
 from tests.seed_reference import save_seed_checkpoint, serve_output, serve_sketch
 
@@ -118,8 +118,8 @@ def test_truncated_checkpoint_fails_alone_and_rerun_adds_nothing(tmp_path):
 
 
 def test_wrong_architecture_and_missing_shard(tmp_path):
-    from evalkit._tf import tf
-    from evalkit.models import resnet_generator
+    from evalkit.core.tf import tf
+    from evalkit.inputs.models import resnet_generator
 
     heldout = make_ab_folder(tmp_path / "heldout", n=2)
     run = tmp_path / "run"
@@ -152,7 +152,7 @@ class DyingMetrics(PairedMetrics):
 
 
 def test_killed_run_resumes_without_loss_or_double_counting(tmp_path, monkeypatch):
-    import evalkit.generate as gen_mod
+    import evalkit.execute.generate as gen_mod
 
     heldout = make_ab_folder(tmp_path / "heldout", n=3)
     run = tmp_path / "run"
@@ -167,7 +167,7 @@ def test_killed_run_resumes_without_loss_or_double_counting(tmp_path, monkeypatc
 
     calls = []
     real = gen_mod.generate
-    monkeypatch.setattr("evalkit.executors.generate",
+    monkeypatch.setattr("evalkit.execute.executors.generate",
                         lambda *a, **k: calls.append(a[1].name) or real(*a, **k))
     summary = evaluate_run(run, tmp_path / "out", ds, opts, families=[PairedMetrics()])
     assert [c.status for c in summary.checkpoints] == ["cached", "evaluated", "evaluated"]
@@ -239,7 +239,7 @@ class FlakyWeights:
         return self.present
 
     def compute(self, ctx):
-        from evalkit.metrics.base import MetricValue
+        from evalkit.measure.base import MetricValue
 
         self.calls += 1
         if not self.present:

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from evalkit.cli import cli
-from evalkit.ranking import RankingConfig, rank_checkpoints
-from evalkit.selection import SelectionError, build_selection, export_checkpoint, select
-from evalkit.store import Store
+from evalkit.decide.ranking.rank import RankingConfig, rank_checkpoints
+from evalkit.decide.selection import SelectionError, build_selection, select
+from evalkit.present.deploy import export_checkpoint
+from evalkit.store.results import Store
 from tests.conftest import make_ab_folder
 
 SIZE = 32
@@ -24,8 +25,8 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     """A seed-format run (3 checkpoints, written by independent code) evaluated once."""
-    from evalkit.data.pairs import load_pairs
-    from evalkit.engine import RunOptions, evaluate_run
+    from evalkit.execute.engine import RunOptions, evaluate_run
+    from evalkit.inputs.data.pairs import load_pairs
     from tests.seed_reference import save_seed_checkpoint
 
     d = tmp_path_factory.mktemp("select")
@@ -76,7 +77,7 @@ def test_selection_is_reproducible(evaluated):
 def test_export_restores_in_a_seed_layout_generator_and_reproduces_outputs(evaluated, tmp_path):
     """The exported ckpt-1 restores into an independently built seed-layout generator
     (different initial weights) that reproduces the selected checkpoint's cached outputs."""
-    from evalkit._tf import tf
+    from evalkit.core.tf import tf
     from tests.seed_reference import SeedLikeGenerator, serve_output
 
     d, ds = evaluated
@@ -159,14 +160,13 @@ def test_no_selectable_checkpoint_is_an_error():
 def test_an_unchanged_selection_is_not_rewritten(evaluated, monkeypatch):
     """Selecting again from the same results keeps the file and its time, so the report
     fingerprint (which covers selection.json) still matches; a changed choice rewrites."""
-    from evalkit import reportstamp
-
+    from evalkit.present.report import stamp as reportstamp
     d, _ = evaluated
     out = d / "out"
     first = select(out)
     before = (out / "selection.json").read_bytes()
     digest = reportstamp.fingerprint(out)
-    import evalkit.selection as selection_mod
+    import evalkit.decide.selection as selection_mod
 
     class Later(selection_mod.datetime):
         @classmethod

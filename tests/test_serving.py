@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from evalkit.data.serving import output_to_uint8, sketch_to_input, target_to_array
+from evalkit.inputs.data.serving import output_to_uint8, sketch_to_input, target_to_array
 from tests.conftest import shared_path
 from tests.seed_reference import serve_output, serve_sketch
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evalkit.data.pairs import DatasetError
-from evalkit.data.serving import sketch_to_input, target_to_array
-from evalkit.sketches.dataset import load_sketches
+from evalkit.inputs.data.pairs import DatasetError
+from evalkit.inputs.data.serving import sketch_to_input, target_to_array
+from evalkit.inputs.sketches.dataset import load_sketches
 from tests.conftest import shared_path
 
 STARTER = Path(__file__).resolve().parents[1] / "human_sketches"

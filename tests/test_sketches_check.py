@@ -14,8 +14,8 @@ from scipy import ndimage as ndi
 
 from benchmarks.example.draw import DOMAIN_SEED_BASE, draw_sketch
 from evalkit.cli import cli
-from evalkit.sketches.check import check_set
-from evalkit.sketches.manifest import read_manifest
+from evalkit.inputs.sketches.check import check_set
+from evalkit.inputs.sketches.manifest import read_manifest
 from tests.conftest import shared_path
 
 STARTER = Path(__file__).resolve().parents[1] / "human_sketches"

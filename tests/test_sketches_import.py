@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from evalkit.cli import cli
-from evalkit.data.serving import sketch_to_input
-from evalkit.hashing import file_sha256
-from evalkit.metrics.adherence import adherence
-from evalkit.sketches.check import check_set
-from evalkit.sketches.normalize import DEFAULT_MARGIN, NormalizeError
-from evalkit.sketches.normalize import normalize_sketch as _normalize
+from evalkit.core.hashing import file_sha256
+from evalkit.inputs.data.serving import sketch_to_input
+from evalkit.inputs.sketches.check import check_set
+from evalkit.inputs.sketches.normalize import DEFAULT_MARGIN, NormalizeError
+from evalkit.inputs.sketches.normalize import normalize_sketch as _normalize
+from evalkit.measure.adherence import adherence
 from tests.conftest import shared_path
 
 
@@ -221,7 +221,7 @@ def test_small_drawing_imports_digital_byte_identical_and_passes_check(tmp_path:
     assert res.exit_code == 0, res.output
     out = into / "space" / "moon.png"
     assert out.read_bytes() == src.read_bytes()  # byte-identical
-    from evalkit.data.files import served_sketch
+    from evalkit.inputs.data.files import served_sketch
 
     served, _ = served_sketch(out, 256)
     np.testing.assert_array_equal(served, sketch_to_input(src, 256))  # the contract on the source
@@ -263,7 +263,7 @@ def test_scan_mode_keeps_pen_dots_and_removes_specks_too_small_to_serve():
 
 
 def test_auto_mode_picks_scan_for_photos_and_digital_refuses_what_serves_black(tmp_path: Path):
-    from evalkit.sketches.importer import ImportRefused, import_drawing
+    from evalkit.inputs.sketches.importer import ImportRefused, import_drawing
 
     ink = _drawing()
     light = np.linspace(0.95, 0.55, ink.shape[1])[None, :] * np.ones((ink.shape[0], 1))

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 import evalkit
 from evalkit.cli import cli
-from evalkit.data.dataset import Dataset
-from evalkit.metrics.base import MetricValue
-from evalkit.store import (
+from evalkit.inputs.data.dataset import Dataset
+from evalkit.measure.base import MetricValue
+from evalkit.store.results import (
     HISTORY_COLUMNS,
     RESULT_COLUMNS,
     SCHEMA_VERSION,

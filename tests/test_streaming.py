@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalkit.data import samples
-from evalkit.data.samples import DiskArray, RowWriter, iter_chunks, new_rows, take_rows
+from evalkit.inputs.data import samples
+from evalkit.inputs.data.samples import DiskArray, RowWriter, iter_chunks, new_rows, take_rows
 from tests.conftest import make_ab_folder
 from tests.results_compare import assert_same_results
 
@@ -90,12 +90,12 @@ def test_spill_threshold_follows_the_environment(monkeypatch):
 
 
 def test_loaders_spill_large_datasets_with_the_same_rows(tmp_path, monkeypatch):
-    from evalkit.data.pairs import load_pairs
+    from evalkit.inputs.data.pairs import load_pairs
     from tests.test_domains import _sketch_set
 
     held = make_ab_folder(tmp_path / "h", n=5, half=SIZE)
     sk = _sketch_set(tmp_path / "s")
-    from evalkit.sketches.dataset import load_sketches
+    from evalkit.inputs.sketches.dataset import load_sketches
 
     mem = load_pairs(held, size=SIZE), load_sketches(sk, size=SIZE, domain="car")
     monkeypatch.setenv(samples.SPILL_ENV, "0")
@@ -114,9 +114,10 @@ def test_loaders_spill_large_datasets_with_the_same_rows(tmp_path, monkeypatch):
 def test_generation_streams_and_gives_the_same_outputs(tmp_path, monkeypatch):
     """Chunked generation: the same served outputs and raw L1 whether rows live in memory
     or on disk; the runner never sees more than one chunk of rows at a time."""
-    from evalkit.checkpoints.load import infer_architecture, read_shapes
-    from evalkit.data.pairs import load_pairs
-    from evalkit.generate import Runner, generate
+    from evalkit.execute.generate import generate
+    from evalkit.inputs.checkpoints.load import infer_architecture, read_shapes
+    from evalkit.inputs.data.pairs import load_pairs
+    from evalkit.inputs.models.runner import Runner
     from tests.seed_reference import save_seed_checkpoint
 
     run = tmp_path / "run"
@@ -136,7 +137,7 @@ def test_generation_streams_and_gives_the_same_outputs(tmp_path, monkeypatch):
     np.testing.assert_array_equal(l1_d, l1_m)
     assert max(seen) <= samples.CHUNK_ROWS and sum(seen) == 2 * len(out_m)
     whole = real_run(load_pairs(held, size=SIZE).inputs, batch_size=4)  # one pass, old way
-    from evalkit.data.serving import output_to_uint8
+    from evalkit.inputs.data.serving import output_to_uint8
 
     np.testing.assert_array_equal(output_to_uint8(whole), out_m)
 
@@ -188,7 +189,7 @@ def test_a_killed_processs_spill_folder_and_feature_temp_are_removed(tmp_path, m
     may hold gigabytes) and its half-written feature file, and keeps live ones'."""
     import tempfile
 
-    from evalkit.metrics.features import FeatureCache
+    from evalkit.measure.features import FeatureCache
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that has ended
     proc.wait()
@@ -214,7 +215,7 @@ def test_a_killed_processs_spill_folder_and_feature_temp_are_removed(tmp_path, m
 def test_the_real_sketches_stream_from_disk_with_the_same_served_rows(monkeypatch):
     """The seed's 22 real drawings (odd sizes, JPEG and PNG): on disk, every served row
     and the dataset's identity are those of the in-memory load, per domain."""
-    from evalkit.sketches.dataset import load_sketches
+    from evalkit.inputs.sketches.dataset import load_sketches
     from tests.conftest import shared_path
 
     real = shared_path("sketches", "real")

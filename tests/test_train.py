@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.example.train import Pix2PixTrainer, TrainConfig, patchgan_discriminator, train
-from evalkit._tf import tf
+from evalkit.core.tf import tf
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -45,7 +45,7 @@ def test_one_training_step_changes_both_networks():
 
 def make_pairs(folder, n=8, size=32):
     from benchmarks.example.faces import render_face
-    from evalkit.edges import detect_edges, make_ab
+    from evalkit.inputs.edges import detect_edges, make_ab
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -55,9 +55,13 @@ def make_pairs(folder, n=8, size=32):
 
 
 def test_train_writes_loadable_checkpoints_in_the_seed_layout(tmp_path):
-    from evalkit.checkpoints.discover import discover_checkpoints
-    from evalkit.checkpoints.load import infer_architecture, read_generator_weights, read_shapes
-    from evalkit.models.resnet import resnet_generator
+    from evalkit.inputs.checkpoints.discover import discover_checkpoints
+    from evalkit.inputs.checkpoints.load import (
+        infer_architecture,
+        read_generator_weights,
+        read_shapes,
+    )
+    from evalkit.inputs.models.resnet import resnet_generator
 
     data = make_pairs(tmp_path / "train")
     run = tmp_path / "run"
@@ -76,7 +80,7 @@ def test_train_writes_loadable_checkpoints_in_the_seed_layout(tmp_path):
     g = resnet_generator(1, 3, 4)
     values = read_generator_weights(run / "ckpt-2", g)
     assert len(values) == 71
-    from evalkit.checkpoints.load import expected_variables
+    from evalkit.inputs.checkpoints.load import expected_variables
     trained = expected_variables(result.generator)
     assert all(np.array_equal(values[k], v.numpy()) for k, v in trained.items())
     # the last checkpoint holds the trained weights (some of them differ from epoch 1)

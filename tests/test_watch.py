@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 import evalkit
-from evalkit.checkpoints.discover import discover_checkpoints
 from evalkit.cli import cli
-from evalkit.watch import CompletenessTracker, named_by_state, state_file_names
+from evalkit.execute.watch import CompletenessTracker, named_by_state, state_file_names
+from evalkit.inputs.checkpoints.discover import discover_checkpoints
 from tests.conftest import make_ab_folder
 
 SIZE = 32
@@ -176,7 +176,7 @@ def test_watch_evaluates_each_checkpoint_once_as_it_lands_and_matches_run(tmp_pa
     assert "waiting for ckpt-2: not yet named by" in log, log
     assert "watch stopped (idle for 6 s): 3 checkpoints evaluated (0 failed)" in log
     assert elapsed < 120
-    with evalkit.store.Store(tmp_path / "out", create=False) as store:
+    with evalkit.store.results.Store(tmp_path / "out", create=False) as store:
         ck = store.checkpoints()
     assert ck.set_index("name")["status"].to_dict() == {f"ckpt-{n}": "ok" for n in (1, 2, 3)}
     # kept up to date as it went: selection, report and TensorBoard log
@@ -223,7 +223,7 @@ def test_ctrl_c_stops_watch_cleanly_with_exit_0(tmp_path):
 
 
 def test_poll_until_stops_when_idle_and_on_interrupt():
-    from evalkit.watch import poll_until
+    from evalkit.execute.watch import poll_until
 
     now = [0.0]
     activity = iter([True, False, True, False, False, False, False])

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 import evalkit
-from evalkit import weights as W
 from evalkit.cli import cli
+from evalkit.measure import weights as W
 from tests.conftest import make_ab_folder
 
 

@@ -410,7 +410,7 @@ def make_starter_set(out_dir: str | Path, per_domain: int = 16, size: int = 256,
     Seeds are ``DOMAIN_SEED_BASE[domain] + i``; each manifest entry states the drawer, the
     template variant and the seed. Returns the manifest path.
     """
-    from evalkit.sketches.manifest import Manifest, SketchEntry, write_manifest
+    from evalkit.inputs.sketches.manifest import Manifest, SketchEntry, write_manifest
 
     out = Path(out_dir)
     manifest = Manifest()

@@ -1,6 +1,6 @@
 """A small pix2pix trainer that follows the seed's recipe (DESIGN.md, "Training recipe").
 
-- generator: the seed's ResNet generator (:func:`evalkit.models.resnet.resnet_generator`),
+- generator: the seed's ResNet generator (:func:`evalkit.inputs.models.resnet.resnet_generator`),
   input the edge image ``(N, S, S, 1)`` in [0, 1] (white = 1), output RGB in [-1, 1];
 - discriminator: the 70x70 PatchGAN of pix2pix (C64-C128-C256-C512, 4x4 convolutions,
   stride 2, 2, 2, 1, then a 4x4 convolution to one channel; LeakyReLU 0.2; instance norm on
@@ -13,7 +13,7 @@
   ``ckpt-N.data-00000-of-00001``; N = epoch), and the epoch's mean losses are appended to
   ``train_log.json`` beside them.
 
-Training pairs are read with :func:`evalkit.data.pairs.load_pairs`, i.e. through the very
+Training pairs are read with :func:`evalkit.inputs.data.pairs.load_pairs`, i.e. through the very
 serving contract evaluation uses. Widths and image size are configurable; the shipped
 example (``benchmarks/make_example.py``) trains width-12 generators on 64 px images.
 
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evalkit._tf import tf, tf_keras
-from evalkit.data.serving import uint8_to_signed
-from evalkit.models.resnet import InstanceNormalization, resnet_generator
+from evalkit.core.tf import tf, tf_keras
+from evalkit.inputs.data.serving import uint8_to_signed
+from evalkit.inputs.models.resnet import InstanceNormalization, resnet_generator
 
 
 @dataclass
@@ -140,7 +140,7 @@ def load_training_pairs(train_dir: str | Path, image_size: int,
                         limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """AB pairs -> ``(inputs (N, S, S, 1) float32 [0, 1], targets (N, S, S, 3) float32 [-1, 1])``
     through the serving contract."""
-    from evalkit.data.pairs import load_pairs
+    from evalkit.inputs.data.pairs import load_pairs
 
     ds = load_pairs(train_dir, size=image_size, name="train", limit=limit)
     return ds.inputs.astype(np.float32), uint8_to_signed(ds.targets)

@@ -35,7 +35,7 @@ def find_example() -> Path | None:
 def first_vs_last(out: Path) -> list[tuple[str, str, float, float, bool]]:
     """``(domain, metric, first checkpoint's value, last's, last is better)`` for held-out
     l1 and ssim, per domain."""
-    from evalkit.store import Store
+    from evalkit.store.results import Store
 
     with Store(out, create=False) as store:
         res = store.results()
@@ -60,7 +60,8 @@ def select_and_export(out: Path) -> None:
     """Choose one checkpoint per domain and export them to ``OUT/deploy/<domain>/``; a
     selection problem is printed (the results stand)."""
     try:
-        from evalkit.selection import explain_all, export_selection, select
+        from evalkit.decide.selection import explain_all, select
+        from evalkit.present.deploy import export_selection
         sel = select(out)
         click.echo(explain_all(sel), err=True)
         written = export_selection(sel, out / "deploy", force=True)
@@ -89,9 +90,9 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
         print_summary,
         render_report_safely,
     )
-    from evalkit.config import load_config
-    from evalkit.domains import plan_domains
-    from evalkit.engine import RunOptions, evaluate_domains
+    from evalkit.core.config import load_config
+    from evalkit.execute.domains import plan_domains
+    from evalkit.execute.engine import RunOptions, evaluate_domains
 
     example = example or find_example()
     if example is None:

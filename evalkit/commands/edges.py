@@ -54,7 +54,7 @@ def edges(photos: Path | None, out_dir: Path, hed_model, hed_proto, convert_hed,
     A photo that cannot be read or processed is listed and skipped; the others go on.
     Exit 0 when every photo was converted, 1 when some were skipped, 2 on usage errors.
     """
-    from evalkit.edges import FALLBACK_ID, HedUnavailable, photos_to_ab
+    from evalkit.inputs.edges import FALLBACK_ID, HedUnavailable, photos_to_ab
 
     if convert_hed:
         _convert(convert_hed, out_dir)
@@ -86,7 +86,7 @@ def edges(photos: Path | None, out_dir: Path, hed_model, hed_proto, convert_hed,
 
 def _convert(files: tuple[Path, Path], out: Path) -> None:
     """``--convert-hed``: Caffe prototxt + caffemodel -> ONNX at ``out``."""
-    from evalkit.edges.convert import ConvertError, caffe_to_onnx
+    from evalkit.inputs.edges.convert import ConvertError, caffe_to_onnx
 
     proto, model = files
     if proto.suffix.lower() == ".caffemodel" and model.suffix.lower() != ".caffemodel":

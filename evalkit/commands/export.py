@@ -27,7 +27,7 @@ def export(out: Path, tensorboard_dir: Path | None, no_images: bool, to_mlflow: 
     success, 1 when an export failed, 2 on usage errors (no target, no results in OUT,
     the tool's package not installed).
     """
-    from evalkit.store import ResultsError, Store
+    from evalkit.store.results import ResultsError, Store
 
     if tensorboard_dir is None and not to_mlflow and mlflow_uri is None:
         raise click.UsageError("nothing to export to: pass --tensorboard LOGDIR and/or "
@@ -35,13 +35,13 @@ def export(out: Path, tensorboard_dir: Path | None, no_images: bool, to_mlflow: 
     try:
         Store(out, create=False).close()  # no results: say so before anything else
         if tensorboard_dir is not None:
-            from evalkit.export.tensorboard import export_tensorboard
+            from evalkit.present.export.tensorboard import export_tensorboard
             tb = export_tensorboard(out, tensorboard_dir, images=not no_images)
             for note in tb.notes:
                 click.echo(f"note: {note}", err=True)
             click.echo(f"tensorboard: {tb.summary()} in {tensorboard_dir}", err=True)
         if to_mlflow or mlflow_uri is not None:
-            from evalkit.export.mlflow import export_mlflow
+            from evalkit.present.export.mlflow import export_mlflow
             for r in export_mlflow(out, mlflow_uri, experiment):
                 click.echo(f"mlflow: run {r.run_id} ({r.domain or out.name}, "
                            f"{'new' if r.created else 'updated'}): {r.logged} metric points "

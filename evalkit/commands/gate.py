@@ -50,7 +50,7 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
     (max_regression, max_regression_pct, ci_must_not_overlap) and required metrics
     (allow_skipped). See docs/gate.md. Exit 0 pass, 1 a rule failed, 2 bad config/inputs.
     """
-    from evalkit.gate import (
+    from evalkit.decide.gate import (
         ConfigError,
         GateInputError,
         run_gate,
@@ -98,7 +98,7 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
 def baseline(out: Path, checkpoint: tuple[str, ...], selected: bool, write: Path) -> None:
     """Record a checkpoint's results in OUT (values, CIs, n, dataset and checkpoint hashes,
     provenance) as a small baseline JSON file for `evalkit gate --baseline`."""
-    from evalkit.baseline import GateInputError, make_baseline, write_baseline
+    from evalkit.decide.baseline import GateInputError, make_baseline, write_baseline
 
     try:
         record = make_baseline(out, checkpoint=list(checkpoint), selected=selected)

@@ -21,9 +21,9 @@ def report(out: Path, config_path: Path | None, dest: Path | None) -> None:
     from disk in any browser. Exit 0 on success, 2 when OUT has no results or the config
     is invalid, the store is damaged or OUT cannot be written (then pass --dest).
     """
-    from evalkit.config import ConfigError
-    from evalkit.report import render_report
-    from evalkit.store import ResultsError
+    from evalkit.core.config import ConfigError
+    from evalkit.present.report import render_report
+    from evalkit.store.results import ResultsError
 
     target = dest if dest is not None else out / "report"
     try:

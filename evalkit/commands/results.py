@@ -15,7 +15,7 @@ HEADLINE = ["l1", "ssim", "psnr", "lpips", "fid", "kid", "adherence_f1"]
 def checkpoint_table(out: Path) -> pd.DataFrame:
     """One row per checkpoint (failed ones too) with its domain; headline metrics as
     ``track:metric`` (each row's values are on its own domain's datasets)."""
-    from evalkit.store import Store
+    from evalkit.store.results import Store
 
     with Store(out, create=False) as store:
         res = store.results()
@@ -59,7 +59,7 @@ def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: boo
     ci_high, status, reason, flags, checkpoint_hash, dataset_hash; with --all also current,
     run_id, completed_at, superseded_at, why.
     """
-    from evalkit.store import ResultsError, Store
+    from evalkit.store.results import ResultsError, Store
 
     if show_all and (per_sample or mismatch):
         raise click.UsageError("--all shows aggregate results; it does not combine with "
@@ -70,7 +70,7 @@ def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: boo
     except ResultsError as exc:
         raise click.UsageError(str(exc)) from exc
     if mismatch:
-        from evalkit.mismatch import mismatch_table
+        from evalkit.decide.mismatch import mismatch_table
         df = mismatch_table(df)
     if fmt == "csv":
         df.to_csv(sys.stdout, index=False)

@@ -33,7 +33,7 @@ def review() -> None:
 
 def _open_store(out: Path):
     """OUT's store, for writing votes and scores (it must exist: `evalkit run` made it)."""
-    from evalkit.store import DB_NAME, ResultsError, Store, StoreError
+    from evalkit.store.results import DB_NAME, ResultsError, Store, StoreError
 
     if not (out / DB_NAME).is_file():
         raise click.UsageError(f"no results in {out} ({DB_NAME} not found): run "
@@ -52,7 +52,7 @@ def _open_store(out: Path):
 @click.option("--verbose", is_flag=True, help="Log every request.")
 def serve(out: Path, port: int, reviewer: str | None, verbose: bool) -> None:
     """Serve the review page for OUT on http://127.0.0.1:PORT/ until Ctrl-C."""
-    from evalkit.review.server import ReviewServer, ReviewState
+    from evalkit.present.review.server import ReviewServer, ReviewState
 
     reviewer = (reviewer or getpass.getuser() or "reviewer").strip()
     if not reviewer or len(reviewer) > 64 or not reviewer.isprintable():
@@ -87,8 +87,8 @@ def serve(out: Path, port: int, reviewer: str | None, verbose: bool) -> None:
 @click.argument("votes_file", type=click.Path(path_type=Path, dir_okay=False))
 def import_votes(out: Path, votes_file: Path) -> None:
     """Import a vote file downloaded from the report's Review page (all or nothing)."""
-    from evalkit.review.scores import update_human_scores
-    from evalkit.review.votes import VoteFileError, add_votes, ensure_table, read_vote_file
+    from evalkit.decide.review.scores import update_human_scores
+    from evalkit.decide.review.votes import VoteFileError, add_votes, ensure_table, read_vote_file
 
     store = _open_store(out)
     try:
@@ -111,8 +111,8 @@ def import_votes(out: Path, votes_file: Path) -> None:
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 def scores(out: Path) -> None:
     """Refit the reviewers' Bradley-Terry scores from the stored votes and print them."""
-    from evalkit.review.scores import update_human_scores
-    from evalkit.review.votes import ensure_table
+    from evalkit.decide.review.scores import update_human_scores
+    from evalkit.decide.review.votes import ensure_table
 
     store = _open_store(out)
     try:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import click
 
-from evalkit.config import ConfigError, find_config, load_config
+from evalkit.core.config import ConfigError, find_config, load_config
 
 
 def load_datasets(heldout: Path | None, sketches: Path | None, size: int,
                   limit: int | None, domain: str | None) -> list:
     """Read one domain's held-out and sketch datasets (named ``heldout/<domain>``...)."""
-    from evalkit.data.dataset import dataset_name
-    from evalkit.data.pairs import load_pairs
+    from evalkit.inputs.data.dataset import dataset_name
+    from evalkit.inputs.data.pairs import load_pairs
 
     d = domain or ""
     datasets = []
@@ -26,8 +26,8 @@ def load_datasets(heldout: Path | None, sketches: Path | None, size: int,
         ds.domain = d
         datasets.append(ds)
     if sketches is not None:
-        from evalkit.data.dataset import POOLED
-        from evalkit.sketches.dataset import load_sketches
+        from evalkit.inputs.data.dataset import POOLED
+        from evalkit.inputs.sketches.dataset import load_sketches
         ds = load_sketches(sketches, size=size, name=dataset_name("sketches", d),
                            domain=None if d in ("", POOLED) else d, limit=limit)
         ds.domain = d
@@ -38,8 +38,8 @@ def load_datasets(heldout: Path | None, sketches: Path | None, size: int,
 def load_plan_datasets(plans: list, size: int, limit: int | None) -> None:
     """Load each domain's datasets into its plan. Data missing for one domain of a
     multi-domain run is a note on that domain; in a one-domain run it is an error."""
-    from evalkit.data.pairs import DatasetError
-    from evalkit.domains import sketch_domains
+    from evalkit.execute.domains import sketch_domains
+    from evalkit.inputs.data.pairs import DatasetError
 
     multi = len(plans) > 1
     for plan in plans:
@@ -130,14 +130,14 @@ class PreparedRun:
 
     run_dir: Path
     out: Path
-    options: object  # evalkit.engine.RunOptions
+    options: object  # evalkit.execute.engine.RunOptions
     heldout: Path | None
     sketches: Path | None
-    config: object  # evalkit.config.Config
+    config: object  # evalkit.core.config.Config
 
     def plan(self) -> list:
         """The domains' plans (checkpoints discovered now; datasets not loaded yet)."""
-        from evalkit.domains import plan_domains
+        from evalkit.execute.domains import plan_domains
 
         return plan_domains(self.run_dir, heldout=self.heldout, sketches=self.sketches,
                             domain=self.options.domain, domain_configs=self.config.domains,
@@ -149,7 +149,7 @@ def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, imag
                 contract=None, **_ignored) -> PreparedRun:
     """Resolve ``run``'s options (command line over evalkit.toml over defaults);
     click.UsageError on bad ones."""
-    from evalkit.engine import RunOptions
+    from evalkit.execute.engine import RunOptions
 
     try:
         cfg = load_config(config_path or find_config(run_dir))
@@ -222,11 +222,11 @@ def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, 
     damaged store, or OUT in use with --no-wait), 3 when the disk is full, 130 on Ctrl-C,
     143 on SIGTERM (see docs/faults.md).
     """
-    from evalkit.data.pairs import DatasetError
-    from evalkit.domains import DomainError
-    from evalkit.engine import UsageError, evaluate_domains
-    from evalkit.precision import check_precision
-    from evalkit.sources import ContractError
+    from evalkit.execute.domains import DomainError
+    from evalkit.execute.engine import UsageError, evaluate_domains
+    from evalkit.execute.precision import check_precision
+    from evalkit.inputs.data.pairs import DatasetError
+    from evalkit.inputs.sources import ContractError
 
     prep = prepare_run(run_dir, out=out, **kwargs)
     opts, out = prep.options, prep.out
@@ -269,7 +269,7 @@ def make_executor(kind: str, address: str | None, workers: int | None, cpus_per_
     """The executor for ``--executor`` (None = in this process), closed at the end.
     In-process, ``--device`` is checked now (``gpu`` without one: exit 2); Ray workers
     check it where they run."""
-    from evalkit.device import DeviceError, configure
+    from evalkit.execute.device import DeviceError, configure
 
     if kind == "inprocess":
         try:
@@ -278,7 +278,7 @@ def make_executor(kind: str, address: str | None, workers: int | None, cpus_per_
             raise click.UsageError(str(exc)) from exc
         yield None
         return
-    from evalkit.ray_executor import RayExecutor, RayUnavailable
+    from evalkit.execute.ray_executor import RayExecutor, RayUnavailable
 
     if device == "gpu" and not gpus_per_task:
         raise click.UsageError("--device gpu with --executor ray needs --gpus-per-task "
@@ -298,10 +298,10 @@ def make_executor(kind: str, address: str | None, workers: int | None, cpus_per_
 
 
 def run_race(plans: list, out: Path, opts, config_path: Path | None, seed: int):
-    """``--race``: racing selection (:mod:`evalkit.racing`); prints what it saved."""
-    from evalkit.engine import UsageError
-    from evalkit.racing import RaceSettings, race_domains
-    from evalkit.ranking import ranking_config
+    """``--race``: racing selection (:mod:`evalkit.execute.racing`); prints what it saved."""
+    from evalkit.decide.ranking.rank import ranking_config
+    from evalkit.execute.engine import UsageError
+    from evalkit.execute.racing import RaceSettings, race_domains
 
     config = ranking_config(config_path)
     if config.bootstrap < 2:
@@ -336,8 +336,9 @@ def announce_plans(plans: list) -> None:
 def guarded_run(out: Path, wait: bool = True) -> Iterator[None]:
     """The body holds OUT's run lock (waiting with a message, or exit 2 when ``wait`` is
     False) and ends cleanly on SIGINT (130), SIGTERM (143) and a full disk (3)."""
-    from evalkit.faults import ending_cleanly, is_disk_full, remove_stale_temps
-    from evalkit.runlock import LockBusy, run_lock
+    from evalkit.core.faults import is_disk_full, remove_stale_temps
+    from evalkit.store.endings import ending_cleanly
+    from evalkit.store.lock import LockBusy, run_lock
 
     with ending_cleanly(out, echo=lambda s: click.echo(s, err=True)):
         try:
@@ -357,7 +358,7 @@ def guarded_run(out: Path, wait: bool = True) -> Iterator[None]:
 def rebuild(out: Path) -> None:
     """``--rebuild-store``: move OUT/results.sqlite aside; the run rebuilds it (cheaply:
     generated outputs are reused from OUT/outputs)."""
-    from evalkit.store import DB_NAME, move_aside
+    from evalkit.store.results import DB_NAME, move_aside
 
     if (out / DB_NAME).exists():
         dest = move_aside(out / DB_NAME)
@@ -391,14 +392,14 @@ def print_summary(out: Path, summary) -> None:
 
 
 def render_report_safely(out: Path) -> None:
-    """Render OUT/report unless it is up to date (:mod:`evalkit.reportstamp`); a report
+    """Render OUT/report unless it is up to date (:mod:`evalkit.present.report.stamp`); a report
     problem is printed, never fatal (results are stored), except a full disk (exit 3)."""
     try:
-        from evalkit.report import render_report
+        from evalkit.present.report import render_report
     except ImportError:
         return
-    from evalkit import reportstamp
-    from evalkit.faults import is_disk_full
+    from evalkit.core.faults import is_disk_full
+    from evalkit.present.report import stamp as reportstamp
 
     try:
         digest = reportstamp.fingerprint(out)
@@ -417,7 +418,7 @@ def render_report_safely(out: Path) -> None:
 def export_tensorboard_safely(out: Path, logdir: Path) -> None:
     """Write OUT's results into a TensorBoard log folder; a problem is printed, never fatal."""
     try:
-        from evalkit.export.tensorboard import export_tensorboard
+        from evalkit.present.export.tensorboard import export_tensorboard
         written = export_tensorboard(out, logdir)
         click.echo(f"tensorboard: {written.summary()} in {logdir}", err=True)
     except Exception as exc:  # the results are stored; TensorBoard is a view of them

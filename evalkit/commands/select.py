@@ -33,10 +33,11 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     import json
     import os
 
-    from evalkit.config import ConfigError
-    from evalkit.selection import SelectionError, explain_all, export_selection
-    from evalkit.selection import select as do_select
-    from evalkit.store import ResultsError
+    from evalkit.core.config import ConfigError
+    from evalkit.decide.selection import SelectionError, explain_all
+    from evalkit.decide.selection import select as do_select
+    from evalkit.present.deploy import export_selection
+    from evalkit.store.results import ResultsError
 
     writable = os.access(out, os.W_OK)  # a read-only OUT: select, print, write nothing
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.data.pairs import IMAGE_EXTENSIONS
+from evalkit.inputs.data.pairs import IMAGE_EXTENSIONS
 
 _DOMAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -25,7 +25,7 @@ def sketches() -> None:
 
 def _expand(sources: tuple[Path, ...]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files to import, and the entries of folders that are not importable (with why)."""
-    from evalkit.data.files import scan_folder
+    from evalkit.inputs.data.files import scan_folder
 
     files: list[Path] = []
     skipped: list[tuple[Path, str]] = []
@@ -41,7 +41,7 @@ def _expand(sources: tuple[Path, ...]) -> tuple[list[Path], list[tuple[Path, str
 
 def _source_provenance(src: Path) -> str | None:
     """Provenance of ``src`` from a manifest.json in its folder or the one above, if listed."""
-    from evalkit.sketches.manifest import ManifestError, read_manifest
+    from evalkit.inputs.sketches.manifest import ManifestError, read_manifest
 
     for root in (src.parent, src.parent.parent):
         if not (root / "manifest.json").is_file():
@@ -110,10 +110,10 @@ def import_(sources: tuple[Path, ...], domain: str, into: Path, mode: str, fit: 
     (--fit also crops to the strokes). Each file's line says what was changed; its manifest
     entry records the mode, the provenance and every step. Re-importing replaces the entry.
     """
-    from evalkit.data.files import first_line
-    from evalkit.hashing import file_sha256
-    from evalkit.sketches.importer import ImportRefused, import_drawing
-    from evalkit.sketches.manifest import (
+    from evalkit.core.hashing import file_sha256
+    from evalkit.inputs.data.files import first_line
+    from evalkit.inputs.sketches.importer import ImportRefused, import_drawing
+    from evalkit.inputs.sketches.manifest import (
         Manifest,
         ManifestError,
         SketchEntry,
@@ -202,7 +202,7 @@ def check(directory: Path, image_size: int, as_json: bool) -> None:
     """
     import numpy as np
 
-    from evalkit.sketches.check import check_set
+    from evalkit.inputs.sketches.check import check_set
 
     report = check_set(directory, serve_size=image_size)
     if as_json:

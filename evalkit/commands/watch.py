@@ -2,8 +2,8 @@
 
 The same options, store, cache and resume as ``evalkit run`` (:func:`evalkit.commands.run.
 prepare_run`): every poll discovers and plans the run folder like ``run``, hands the
-checkpoints that became complete (:mod:`evalkit.watch`) to
-:func:`evalkit.engine.evaluate_domains`, then refreshes ``selection.json``, the report and
+checkpoints that became complete (:mod:`evalkit.execute.watch`) to
+:func:`evalkit.execute.engine.evaluate_domains`, then refreshes ``selection.json``, the report and
 the TensorBoard log. A later ``evalkit run`` on the same folder and OUT finds everything
 stored and gives the same table.
 """
@@ -31,7 +31,7 @@ class WatchSession:
     """State kept across polls: what is complete, the loaded datasets, the outcomes."""
 
     def __init__(self, prep: PreparedRun, report: bool, tensorboard_dir: Path | None):
-        from evalkit.watch import CompletenessTracker
+        from evalkit.execute.watch import CompletenessTracker
 
         self.prep, self.report, self.tensorboard_dir = prep, report, tensorboard_dir
         self.tracker = CompletenessTracker()
@@ -52,10 +52,10 @@ class WatchSession:
 
     def poll(self) -> bool:
         """One look at the run folder; True when something new happened."""
-        from evalkit.checkpoints.discover import discover_checkpoints
-        from evalkit.data.pairs import DatasetError
-        from evalkit.domains import DomainError, DomainPlan
-        from evalkit.engine import UsageError, evaluate_domains
+        from evalkit.execute.domains import DomainError, DomainPlan
+        from evalkit.execute.engine import UsageError, evaluate_domains
+        from evalkit.inputs.checkpoints.discover import discover_checkpoints
+        from evalkit.inputs.data.pairs import DatasetError
 
         prep = self.prep
         if not discover_checkpoints(prep.run_dir, exclude=[prep.out]):
@@ -103,9 +103,9 @@ class WatchSession:
 
     def refresh(self) -> None:
         """selection.json, the report and the TensorBoard log, after each evaluation."""
-        from evalkit.config import ConfigError
-        from evalkit.selection import SelectionError, select
-        from evalkit.store import ResultsError
+        from evalkit.core.config import ConfigError
+        from evalkit.decide.selection import SelectionError, select
+        from evalkit.store.results import ResultsError
 
         try:
             sel = select(self.prep.out)
@@ -146,7 +146,7 @@ def watch(run_dir: Path, out, no_report, tensorboard_dir, interval, until_idle, 
     way to stop: both end cleanly, print what is stored, and exit 0, or 1 when a
     checkpoint failed (a reported failure, as with `run`); 2 on usage errors.
     """
-    from evalkit.watch import poll_until
+    from evalkit.execute.watch import poll_until
 
     prep = prepare_run(run_dir, out=out, **kwargs)
     for flag, path in (("--heldout", prep.heldout), ("--sketches", prep.sketches)):
@@ -156,7 +156,7 @@ def watch(run_dir: Path, out, no_report, tensorboard_dir, interval, until_idle, 
     click.echo(f"watching {run_dir} every {interval:g} s "
                + (f"until idle for {until_idle:g} s " if until_idle else "")
                + "(Ctrl-C to stop)", err=True)
-    from evalkit.runlock import LockBusy, run_lock
+    from evalkit.store.lock import LockBusy, run_lock
 
     try:  # one writer per OUT: a `run` on the same OUT waits for the watch to end
         with run_lock(prep.out, wait=not no_wait, log=lambda m: click.echo(m, err=True)):

@@ -2,7 +2,7 @@
 
 ``status`` works offline and lists every file (name, where evalkit looks, size, sha256, found
 or not); ``fetch`` downloads them on a connected machine; ``import FILE`` checks a file fetched
-elsewhere and puts it where evalkit looks. See :mod:`evalkit.weights` for the lookup order.
+elsewhere and puts it where evalkit looks. See :mod:`evalkit.measure.weights` for the lookup order.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ def status_cmd(as_json: bool, check: bool) -> None:
 
     Exit 0; with --check, exit 1 when any file is missing or fails its hash check.
     """
-    from evalkit import weights as W
-
+    from evalkit.measure import weights as W
     rows = W.status()
     if as_json:
         click.echo(json.dumps({"search_dirs": [str(d) for d in W.search_dirs()],
@@ -74,8 +73,7 @@ def fetch_cmd(names: tuple[str, ...], dest: Path | None, force: bool, quiet: boo
 
     Needs internet. Exit 1 when a download fails or a hash does not match.
     """
-    from evalkit import weights as W
-
+    from evalkit.measure import weights as W
     unknown = [n for n in names if n not in W.REGISTRY]
     if unknown:
         raise click.UsageError(f"unknown weight file(s) {', '.join(unknown)}; "
@@ -100,8 +98,7 @@ def import_cmd(files: tuple[Path, ...], dest: Path | None) -> None:
 
     A file is recognised by its hash, not its name. Exit 2 when a file matches nothing.
     """
-    from evalkit import weights as W
-
+    from evalkit.measure import weights as W
     failed = False
     for f in files:
         try:

@@ -1,0 +1,24 @@
+"""TensorFlow and legacy Keras (tf-keras), imported once and safely.
+
+The seed's checkpoints use tf-keras (Keras 2) object names; Keras 3 writes ``_kernel`` keys
+that cannot restore them (DESIGN.md), so evalkit always uses the ``tf_keras`` package
+directly instead of ``tf.keras``.
+"""
+
+from __future__ import annotations
+
+from evalkit.core.import_order import make_import_order_safe
+
+make_import_order_safe()
+
+import tensorflow as tf  # noqa: E402
+
+try:
+    import tf_keras  # noqa: E402
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "evalkit needs the tf-keras package (Keras 2) to build the seed generator. "
+        "Install it with: pip install --no-deps tf-keras==2.21.0"
+    ) from exc
+
+__all__ = ["tf", "tf_keras"]

@@ -1,0 +1,175 @@
+"""The arithmetic of a ranking: normalized ranks, head-to-head (Schulze) scores, the
+participant order and the paired bootstrap of the ranks.
+
+Split from :mod:`evalkit.decide.ranking.rank` (which gathers the values and builds the table) by job;
+the rule is documented there and in ``docs/ranking.md``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from evalkit.decide.ranking.rule import RankingConfig
+
+#: Margins within this of 0 are ties (sums of float weights are not exact).
+MARGIN_EPS = 1e-12
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks along axis 0 (1 = smallest), ties share their average rank, NaN stays NaN.
+
+    ``rank_i = #{j: x_j < x_i} + (#{j: x_j == x_i} + 1) / 2`` over the non-NaN entries of
+    the column (what ``scipy.stats.rankdata(method="average", nan_policy="omit")`` gives,
+    without importing scipy.stats, which costs seconds). Chunked over columns to keep the
+    ``(K, K, chunk)`` comparison under ~50 MB.
+    """
+    k = values.shape[0]
+    flat = values.reshape(k, -1)
+    out = np.full(flat.shape, np.nan)
+    step = max(1, int(5e7 // max(1, k * k)))
+    for a in range(0, flat.shape[1], step):
+        x = flat[:, a:a + step]
+        less = (x[None, :, :] < x[:, None, :]).sum(axis=1)
+        equal = (x[None, :, :] == x[:, None, :]).sum(axis=1)
+        out[:, a:a + step] = np.where(np.isnan(x), np.nan, less + (equal + 1) / 2.0)
+    return out.reshape(values.shape)
+
+
+def _norm_ranks(values: np.ndarray, lower_better: bool) -> np.ndarray:
+    """Normalized ranks along axis 0 of ``values`` ``(K, ...)``: 0 = best, 1 = worst;
+    NaN (no value) -> 1. Ties share the average rank."""
+    k = values.shape[0]
+    if k <= 1:
+        return np.where(np.isnan(values), 1.0, 0.0)
+    ranks = _average_ranks(values if lower_better else -values)
+    return np.where(np.isnan(values), 1.0, (ranks - 1.0) / (k - 1))
+
+
+def _margins(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Weighted head-to-head margins ``(..., K, K)`` of ``vals`` ``(J, ..., K)``.
+
+    ``m_ab = sum_j w_j * s_j(a, b)`` in [-1, 1] over the J counted (dataset, metric) pairs
+    (``weights`` ``(J,)`` effective, summing to 1; ``lower`` ``(J,)`` whether lower is
+    better), with ``s = +1`` when ``a`` is better on pair j, ``-1`` when worse, 0 when
+    equal; no value (NaN) is worse than any value (two NaN: equal). ``a`` beats ``b``
+    head to head when ``m_ab > 0``: better on a larger weighted share of the metrics.
+    """
+    k = vals.shape[-1]
+    margin = np.zeros(vals.shape[1:] + (k,))
+    for j in range(vals.shape[0]):
+        x = np.where(np.isnan(vals[j]), np.inf, vals[j] if lower[j] else -vals[j])
+        a, b = x[..., :, None], x[..., None, :]
+        margin += weights[j] * ((a < b).astype(np.float64) - (a > b))
+    return margin
+
+
+def _pairwise_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
+                     ) -> np.ndarray:
+    """:func:`_schulze_scores` of the margins (:func:`_margins`) of ``vals``
+    ``(J, ..., K)``: J counted (dataset, metric) pairs, any batch dims (the bootstrap's
+    resamples), K participants."""
+    return _schulze_scores(_margins(vals, weights, lower))
+
+
+def _schulze_scores(margin: np.ndarray) -> np.ndarray:
+    """Schulze loss share of each participant, for ``[ranking] method = "pairwise"``.
+
+    ``margin`` is ``(..., K, K)`` head-to-head margins (:func:`_margins`). Schulze's
+    method (M. Schulze, "A new monotonic, clone-independent, reversal symmetric, and
+    Condorcet-consistent single-winner election method", Social Choice and Welfare 36,
+    2011): the strength of a chain of head-to-head wins ``a -> c -> ... -> b`` is its
+    weakest margin, ``p_ab`` the strongest chain from ``a`` to ``b`` (0 if none), and
+    ``a`` comes before ``b`` when ``p_ab > p_ba``. That order is transitive; a checkpoint
+    that beats every other head to head (a Condorcet winner) comes first, and a
+    checkpoint that every member of the top group beats (the Smith set) cannot change
+    the order of that group, nor can adding near copies of a checkpoint (clone
+    independence: consecutive checkpoints often are near copies).
+    Returns ``(..., K)`` in [0, 1]: ``(checkpoints before it + ties / 2) / (K - 1)``
+    (0 = first; 0 for K = 1).
+
+    Why by hand: neither numpy, scipy nor pandas has Schulze's method; it is a widest-path
+    Floyd-Warshall (K steps over ``(..., K, K)``), chunked by the caller to bound memory.
+    """
+    k = margin.shape[-1]
+    eps = MARGIN_EPS
+    p = np.where(margin > eps, margin, 0.0)
+    for c in range(k):
+        np.maximum(p, np.minimum(p[..., :, c:c + 1], p[..., c:c + 1, :]), out=p)
+    diff = p - np.swapaxes(p, -1, -2)
+    before = (diff < -eps).sum(axis=-1)  # b with p_ba > p_ab: b comes before a
+    ties = (np.abs(diff) <= eps).sum(axis=-1) - 1  # minus the diagonal
+    return (before + ties / 2.0) / max(1, k - 1)
+
+
+def _order(scores: np.ndarray, rank_scores: np.ndarray, steps: np.ndarray,
+           names: list[str]) -> np.ndarray:
+    """Participant order: lowest score, then lowest normalized-rank score (the same for
+    ``method = "ranks"``), then higher step, then name."""
+    keys = sorted(range(len(names)), key=lambda i: (round(float(scores[i]), 12),
+                                                    round(float(rank_scores[i]), 12),
+                                                    -steps[i], names[i]))
+    return np.array(keys, dtype=int)
+
+
+def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray,
+                     per_sample: dict, sample_ids: dict, weights: np.ndarray,
+                     steps: np.ndarray, names: list[str], config: RankingConfig,
+                     B: int) -> np.ndarray:
+    """``(B, K)`` ranks (1 = first) of each participant in each bootstrap resample."""
+    K = point.shape[1]
+    # one multinomial count matrix per dataset, seeded by (seed, dataset name), so that
+    # adding a dataset does not change another dataset's draws
+    counts: dict[str, np.ndarray] = {}
+    for ds, ids in sample_ids.items():
+        rng = np.random.default_rng([config.seed, zlib.crc32(ds.encode())])
+        n = len(ids)
+        counts[ds] = rng.multinomial(n, np.full(n, 1.0 / n), size=B).astype(np.float64)
+    set_rng = np.random.default_rng([config.seed, 1])
+    score_b = np.zeros((B, K))
+    pairwise = config.method == "pairwise"
+    all_vals = np.empty((len(counted), B, K)) if pairwise else None
+    for j, r in enumerate(counted.itertuples()):
+        key = (r.dataset, r.metric)
+        vals = np.repeat(point[j][None, :], B, axis=0)  # (B, K)
+        if key in per_sample:
+            mat = per_sample[key]
+            mask = np.isfinite(mat)
+            num = counts[r.dataset] @ np.where(mask, mat, 0.0).T  # (B, K)
+            den = counts[r.dataset] @ mask.T.astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot = num / den
+            has_ps = mask.any(axis=1)
+            # a checkpoint without per-sample values here keeps the set-level treatment
+            vals = np.where(has_ps[None, :], boot, vals)
+            # where a resample drew only samples without a value, fall back to the point
+            vals = np.where(has_ps[None, :] & ~np.isfinite(vals), point[j][None, :], vals)
+            set_cols = ~has_ps
+        else:
+            set_cols = np.ones(K, bool)
+        if config.set_level == "ci":
+            sd = np.where(set_cols & np.isfinite(ci_sd[j]) & np.isfinite(point[j]),
+                          ci_sd[j], 0.0)
+            vals = vals + set_rng.standard_normal((B, K)) * sd[None, :]
+        norm = _norm_ranks(vals.T, r.direction == "lower").T  # (B, K)
+        score_b += weights[j] * norm
+        if pairwise:
+            all_vals[j] = vals
+    primary = score_b
+    if pairwise:
+        lower = np.array([r.direction == "lower" for r in counted.itertuples()], dtype=bool)
+        primary = np.empty((B, K))
+        chunk = max(1, int(4e6 // max(1, K * K)))  # bounds the (chunk, K, K) margins
+        for a in range(0, B, chunk):
+            primary[a:a + chunk] = _pairwise_scores(all_vals[:, a:a + chunk], weights, lower)
+    # same order as _order, vectorized: score, normalized-rank score (rounded), then the
+    # tie-break position
+    tie = np.empty(K, dtype=np.int64)
+    tie[sorted(range(K), key=lambda i: (-steps[i], names[i]))] = np.arange(K)
+    order = np.lexsort((np.broadcast_to(tie, (B, K)), np.round(score_b, 12),
+                        np.round(primary, 12)), axis=-1)
+    ranks = np.empty((B, K), dtype=np.int64)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1, K + 1), (B, K)), axis=-1)
+    return ranks

@@ -1,0 +1,1 @@
+"""People's pairwise votes (:mod:`~evalkit.decide.review.votes`), pair choice (:mod:`~evalkit.decide.review.pairs`), the Bradley-Terry fit (:mod:`~evalkit.decide.review.bt`) into the dataset ``human/<domain>`` (:mod:`~evalkit.decide.review.scores`), agreement with the metrics and the effect on ``select``. The server and the report page are :mod:`evalkit.present.review`."""

@@ -1,6 +1,0 @@
-"""Results of an evaluation folder, exported to other tools (TensorBoard, MLflow).
-
-:mod:`evalkit.export.points` turns the stored results into per-step series;
-:mod:`evalkit.export.tensorboard` and :mod:`evalkit.export.mlflow` write them with each
-tool's own client library. Exports read ``OUT`` only; re-exporting never duplicates a point.
-"""

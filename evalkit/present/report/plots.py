@@ -1,0 +1,123 @@
+"""The report's plots (matplotlib, Agg canvas, PNG files; no pyplot global state).
+
+* :func:`metric_plots`: one figure per metric, value against training step with its 95 % CI
+  band, one line per dataset (the held-out and hand-drawn tracks on the same axes), the
+  selected checkpoint marked.
+* :func:`mismatch_plots`: one scatter per metric present on both tracks: x = value on the
+  held-out (HED-edge) inputs, y = value on the hand-drawn inputs, one point per checkpoint
+  labelled with its step, and the y = x diagonal. Points far from the diagonal are the
+  distribution mismatch the seed team chose checkpoints by eye to avoid.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Track colours (colour-blind safe, Okabe-Ito): first dataset, second, ...
+COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def _figure(w: float = 4.6, h: float = 3.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _arrow(direction: str | None) -> str:
+    return {"lower": " (lower is better)", "higher": " (higher is better)"}.get(direction or "",
+                                                                                 "")
+
+
+def _finish(fig, ax, metric: str, directions: dict[str, str], dest: Path, prefix: str) -> str:
+    """Title, ticks, grid and legend shared by every plot; save as PNG and return its name."""
+    ax.set_title(metric + _arrow(directions.get(metric)), fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    name = f"{prefix}_{_SAFE.sub('_', metric)}.png"
+    fig.savefig(dest / name)
+    return name
+
+
+def metric_plots(results: pd.DataFrame, dest: Path, directions: dict[str, str],
+                 selected_step: int | None = None) -> list[dict]:
+    """Write ``dest/metric_<name>.png`` per metric with ok values; returns
+    ``[{"metric", "file" (name relative to dest), "datasets"}]``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ok = results[(results["status"] == "ok") & results["value"].notna()]
+    out = []
+    datasets = list(dict.fromkeys(results["dataset"]))
+    for metric in dict.fromkeys(ok["metric"]):
+        sub = ok[ok["metric"] == metric]
+        fig = _figure()
+        ax = fig.add_subplot(1, 1, 1)
+        for i, ds in enumerate(datasets):
+            d = sub[sub["dataset"] == ds].sort_values("step")
+            if d.empty:
+                continue
+            color = COLORS[i % len(COLORS)]
+            x = d["step"].to_numpy(float)
+            y = d["value"].to_numpy(float)
+            ax.plot(x, y, "o-", color=color, ms=3.5, lw=1.6, label=f"{ds} (n={int(d['n'].max())})")
+            lo = d["ci_low"].to_numpy(float)
+            hi = d["ci_high"].to_numpy(float)
+            has = np.isfinite(lo) & np.isfinite(hi)
+            if has.any():
+                ax.fill_between(x[has], lo[has], hi[has], color=color, alpha=0.18, lw=0,
+                                label="95% CI" if i == 0 else None)
+        if selected_step is not None:
+            ax.axvline(selected_step, color="#444", ls="--", lw=1, label="selected")
+        ax.set_xlabel("training step (checkpoint N)", fontsize=8)
+        name = _finish(fig, ax, metric, directions, dest, "metric")
+        out.append({"metric": metric, "file": name,
+                    "datasets": sorted(sub["dataset"].unique().tolist())})
+    return out
+
+
+def mismatch_plots(results: pd.DataFrame, dest: Path, directions: dict[str, str],
+                   selected: str | None = None) -> list[dict]:
+    """Write ``dest/mismatch_<metric>.png`` per metric ok on both tracks; returns
+    ``[{"metric", "file", "hed", "drawn"}]``, empty when there is no hand-drawn track."""
+    from evalkit.decide.mismatch import mismatch_table
+
+    try:
+        table = mismatch_table(results)
+    except ValueError:
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for metric in dict.fromkeys(table["metric"]):
+        t = table[table["metric"] == metric]
+        fig = _figure(4.0, 3.4)
+        ax = fig.add_subplot(1, 1, 1)
+        x, y = t["hed"].to_numpy(float), t["drawn"].to_numpy(float)
+        is_sel = (t["checkpoint"] == selected).to_numpy()
+        ax.scatter(x[~is_sel], y[~is_sel], s=22, color=COLORS[0], zorder=3, label="checkpoint")
+        if is_sel.any():
+            ax.scatter(x[is_sel], y[is_sel], s=60, marker="*", color=COLORS[1], zorder=4,
+                       label=f"selected ({selected})")
+        for xi, yi, step in zip(x, y, t["step"], strict=True):
+            ax.annotate(str(step), (xi, yi), textcoords="offset points", xytext=(3, 3),
+                        fontsize=7, color="#333")
+        lo = float(np.nanmin(np.concatenate([x, y])))
+        hi = float(np.nanmax(np.concatenate([x, y])))
+        pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 0.01
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#999", lw=1, ls=":",
+                label="same on both")
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        hed, drawn = t["hed_dataset"].iloc[0], t["drawn_dataset"].iloc[0]
+        ax.set_xlabel(f"{hed} (HED edges)", fontsize=8)
+        ax.set_ylabel(f"{drawn} (hand-drawn)", fontsize=8)
+        name = _finish(fig, ax, metric, directions, dest, "mismatch")
+        out.append({"metric": metric, "file": name, "hed": hed, "drawn": drawn})
+    return out
