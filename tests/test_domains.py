@@ -176,7 +176,11 @@ def test_select_exports_one_seed_layout_folder_per_domain(service, evaluated, tm
         manifest = json.loads((folder / "manifest.json").read_text())
         cached = np.stack([np.asarray(Image.open(folder / f).convert("RGB"))
                            for f in manifest["files"]])
-        assert np.array_equal(served, cached)
+        # The same weights: equal up to float rounding at the uint8 truncation (eager vs
+        # traced, batch 5 vs 4: oneDNN's AVX-512 kernels may round differently); other
+        # weights differ by tens of levels almost everywhere.
+        diff = np.abs(served.astype(int) - cached.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
 
 def test_gate_fails_naming_the_domain_whose_rule_fails(evaluated, tmp_path):
