@@ -218,7 +218,7 @@ evaluates every domain with the settings in `evalkit.toml`. Regenerate a domain 
 | `evalkit.toml` | `[run]` held-out folder, sketch set, image size {size}, batch size 16 |
 | `checkpoints/<domain>/` | one generator checkpoint per epoch in the seed's layout (`checkpoint` state file, `ckpt-N.index`, `ckpt-N.data-00000-of-00001`, saved with `tf.train.Checkpoint(generator=...)`); `train_log.json` (training losses per epoch, the settings) and `epochs.json` (the check below) |
 | `heldout/<domain>/` | held-out AB pairs ({size}x{size} halves, PNG: edges left, photo right) of items never seen in training; `detector.json` says which edge detector made them |
-| `sketches/` | ONE hand-drawn-style sketch set for all domains: `manifest.json` (schema `evalkit.inputs.sketches/1`, each entry's domain, provenance and reference photo), `<domain>/` the sketches, `references/<domain>/` the photos they were traced from |
+| `sketches/` | ONE hand-drawn-style sketch set for all domains: `manifest.json` (schema `evalkit.sketches/1`, each entry's domain, provenance and reference photo), `<domain>/` the sketches, `references/<domain>/` the photos they were traced from |
 
 | domain | checkpoints | held-out pairs | sketches | training pairs | epochs | training time (2 shared CPU cores) |
 | --- | --- | --- | --- | --- | --- | --- |

@@ -34,7 +34,7 @@ def _sketch_set(root: Path, per_domain: int = 3) -> Path:
             Image.fromarray(a).save(root / d / f"{d}_{i}.png")
             entries.append({"file": f"{d}/{d}_{i}.png", "domain": d,
                             "provenance": "test strokes"})
-    (root / "manifest.json").write_text(json.dumps({"schema": "evalkit.inputs.sketches/1",
+    (root / "manifest.json").write_text(json.dumps({"schema": "evalkit.sketches/1",
                                                     "sketches": entries}))
     return root
 

@@ -98,7 +98,7 @@ def to_junit(report: GateReport) -> ET.ElementTree:
     for d in report.domains:
         dc = {s: sum(r.status == s for r in d.results) for s in (PASSED, FAILED, SKIPPED)}
         name = f"evalkit gate [{d.domain}]" if d.domain else "evalkit gate"
-        cls = "evalkit.decide.gate" + (f".{d.domain}" if d.domain else "")
+        cls = "evalkit.gate" + (f".{d.domain}" if d.domain else "")
         suite = ET.SubElement(suites, "testsuite", name=name,
                               tests=str(len(d.results) + (d.problem is not None)),
                               failures=str(dc[FAILED] + (d.problem is not None)), errors="0",

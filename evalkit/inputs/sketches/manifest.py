@@ -1,9 +1,9 @@
 """The sketch-set manifest: ``manifest.json`` at the root of a set.
 
-Schema (``"schema": "evalkit.inputs.sketches/1"``)::
+Schema (``"schema": "evalkit.sketches/1"``)::
 
     {
-      "schema": "evalkit.inputs.sketches/1",
+      "schema": "evalkit.sketches/1",
       "sketches": [
         {
           "file": "car/car_01.png",          # required: path relative to the manifest, "/"-separated
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-SCHEMA = "evalkit.inputs.sketches/1"
+SCHEMA = "evalkit.sketches/1"
 MANIFEST_NAME = "manifest.json"
 _ALIASES = {"source": "provenance", "reference_image": "reference"}
 _KNOWN = ("file", "domain", "provenance", "reference", "tags")
