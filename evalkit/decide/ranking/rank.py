@@ -144,6 +144,8 @@ class Ranking:
         bootstrap: resamples actually drawn (0 when none or fewer than 2 participants).
         human: per ``human`` dataset: ``{"votes", "weight", "rule"}`` (which default or
             configured weight applied to the reviewers' track).
+        margins: head-to-head margins between participants (index beats column by this
+            weighted share of the counted metrics, in [-1, 1]; antisymmetric).
     """
 
     config: RankingConfig
@@ -153,6 +155,14 @@ class Ranking:
     not_counted: pd.DataFrame
     bootstrap: int
     human: dict[str, dict] = field(default_factory=dict)
+    margins: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def margin(self, a: str, b: str) -> float | None:
+        """The weighted share of counted metrics by which ``a`` beats ``b`` head to head
+        (``sum_j w_j * s_j(a, b)``, in [-1, 1]; None when either is not ranked)."""
+        if a not in self.margins.index or b not in self.margins.columns:
+            return None
+        return float(self.margins.loc[a, b])
 
     @property
     def participants(self) -> pd.DataFrame:
@@ -352,7 +362,8 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
                    counted=counted[["dataset", "metric", "direction", "weight", "resampled"]],
                    not_counted=pd.DataFrame(not_counted, columns=["dataset", "metric",
                                                                   "reason"]),
-                   bootstrap=B, human=human)
+                   bootstrap=B, human=human,
+                   margins=pd.DataFrame(margin, index=names, columns=names))
 
 
 def _human_tracks(res: pd.DataFrame, kinds: dict, config: RankingConfig) -> dict[str, dict]:
