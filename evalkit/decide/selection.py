@@ -148,9 +148,11 @@ def explain(sel: dict) -> str:
         if ru and ru.get("p_first") is not None:
             s += f"; {ru['checkpoint']} ranks first in {ru['p_first']:.0%}"
         s += "."
-        if pf < 0.5:
-            s += (" The choice is NOT stable: the top checkpoints are within the noise of "
-                  "these evaluation sets; look at the report's grids before shipping.")
+        if pf < st.get("stable_at", 0.5):
+            s += (f" The choice is NOT stable (first in fewer than {st.get('stable_at', 0.5):.0%}"
+                  " of resamples, [ranking] stable_at): the top checkpoints are within the "
+                  "noise of these evaluation sets; look at the report's grids before "
+                  "shipping.")
         parts.append(s)
     shown = []
     for c in counted:
