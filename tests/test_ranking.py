@@ -315,3 +315,74 @@ def test_custom_metric_with_direction(tmp_path):
                          ranking_config(cfg))
     assert r.winner == "ckpt-1"
     assert str(cfg) in r.rule_text()
+
+
+# A cycle through a weak-looking checkpoint (three metrics weighted .25/.40/.35, one per
+# order): X beats Y by 0.2, Y beats Z by 0.3, Z beats X by 0.5. Schulze: Y first (its chain
+# Y->Z->X, 0.3, beats X's direct 0.2). Z never comes first, but without Z, X beats Y
+# directly and comes first: Z carries the full pick's chain.
+CYCLE_METRICS = {"l1": 0.25, "ssim": 0.40, "psnr": 0.35}
+#   rank on:      l1 ssim psnr  (1 = best)
+CYCLE_RANKS = {"ckpt-1": [1, 3, 2],   # X
+               "ckpt-2": [2, 1, 3],   # Y
+               "ckpt-3": [3, 2, 1]}   # Z
+
+
+def _cycle_results(names):
+    rows = []
+    for ck in names:
+        for m, rank in zip(CYCLE_METRICS, CYCLE_RANKS[ck], strict=True):
+            lower = m == "l1"
+            rows.append((ck, int(ck.split("-")[1]), "heldout", m,
+                         float(rank) if lower else float(10 - rank)))
+    return _results(rows)
+
+
+def _cycle_config():
+    from evalkit.decide.ranking.rule import MetricRule
+
+    return RankingConfig(bootstrap=200, set_level="fixed", metrics={
+        m: MetricRule(m, w, "lower" if m == "l1" else "higher")
+        for m, w in CYCLE_METRICS.items()})
+
+
+def test_smith_set_membership_and_its_bootstrap_share():
+    from evalkit.decide.ranking.scores import _smith_members
+
+    names = ["ckpt-1", "ckpt-2", "ckpt-3"]
+    r = rank_checkpoints(_cycle_results(names), _ckpts(names), None, _cycle_config())
+    m = r.margins
+    assert m.loc["ckpt-1", "ckpt-2"] == pytest.approx(0.2)
+    assert m.loc["ckpt-2", "ckpt-3"] == pytest.approx(0.3)
+    assert m.loc["ckpt-3", "ckpt-1"] == pytest.approx(0.5)
+    assert r.winner == "ckpt-2"
+    t = r.table.set_index("checkpoint")
+    assert t.loc["ckpt-3", "p_first"] == 0.0 and t.loc["ckpt-3", "p_smith"] == 1.0
+    # a Condorcet loser is outside; a tie keeps both in
+    loser = np.array([[0, .2, .2], [-.2, 0, .2], [-.2, -.2, 0]])
+    assert _smith_members(loser).tolist() == [True, False, False]
+    assert _smith_members(np.zeros((2, 2))).tolist() == [True, True]
+
+
+def test_racing_keeps_a_weak_checkpoint_that_carries_the_full_pick():
+    from evalkit.execute.racing.race import losers
+
+    names = ["ckpt-1", "ckpt-2", "ckpt-3"]
+    full = rank_checkpoints(_cycle_results(names), _ckpts(names), None, _cycle_config())
+    p = dict(zip(full.table.checkpoint, full.table.p_first, strict=True))
+    # the old rule (p_first alone) would drop ckpt-3, and the pick would change:
+    assert p["ckpt-3"] < 0.01
+    without = rank_checkpoints(_cycle_results(names[:2]), _ckpts(names[:2]), None,
+                               _cycle_config())
+    assert without.winner == "ckpt-1" != full.winner
+    # the race rule keeps it: it is in the Smith set in every resample
+    assert losers(full, p, 0.01, settled=[]) == {}
+    # a checkpoint every other beats is still raced out
+    rows = _cycle_results(names)
+    rows = pd.concat([rows, _results([("ckpt-4", 4, "heldout", m, 9.0 if m == "l1" else 0.0)
+                                      for m in CYCLE_METRICS])])
+    four = names + ["ckpt-4"]
+    r4 = rank_checkpoints(rows, _ckpts(four), None, _cycle_config())
+    p4 = dict(zip(r4.table.checkpoint, r4.table.p_first, strict=True))
+    assert set(losers(r4, p4, 0.01, settled=[])) == {"ckpt-4"}
+    assert losers(r4, p4, 0.01, settled=["ckpt-4"]) == {}

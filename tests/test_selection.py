@@ -183,3 +183,49 @@ def test_an_unchanged_selection_is_not_rewritten(evaluated, monkeypatch):
     (out / "selection.json").write_text(json.dumps(doc))
     assert select(out)["created_at"].startswith("2031-01-01")
     assert json.loads((out / "selection.json").read_text())["evalkit_version"] != "0.0.0"
+
+
+def test_runner_up_margin_is_the_weighted_head_to_head_share(evaluated):
+    d, _ = evaluated
+    sel = select(d / "out", write=False)["domains"][""]
+    with Store(d / "out", create=False) as store:
+        res = store.results().set_index(["checkpoint", "dataset", "metric"])["value"]
+    a, b = sel["checkpoint"], sel["runner_up"]["checkpoint"]
+    want = 0.0
+    for c in sel["rule"]["counted"]:
+        va, vb = res[(a, c["dataset"], c["metric"])], res[(b, c["dataset"], c["metric"])]
+        better = va < vb if c["direction"] == "lower" else va > vb
+        want += c["weight"] * (0 if va == vb else (1 if better else -1))
+    assert sel["runner_up"]["margin"] == pytest.approx(want)
+    assert sel["runner_up"]["margin"] >= 0  # the pick is never beaten by the runner-up here
+
+
+def test_stable_mark_follows_stable_at(evaluated, tmp_path):
+    d, _ = evaluated
+    st = select(d / "out", write=False)["domains"][""]["stability"]
+    assert st["stable_at"] == 0.5 and st["stable"] == (st["p_first"] >= 0.5)
+    cfg = tmp_path / "evalkit.toml"
+    cfg.write_text("[ranking]\nstable_at = 1.0\n")
+    st = select(d / "out", cfg, write=False)["domains"][""]["stability"]
+    assert st["stable_at"] == 1.0 and st["stable"] == (st["p_first"] >= 1.0)
+    for bad in ("0", "1.5", '"high"'):
+        cfg.write_text(f"[ranking]\nstable_at = {bad}\n")
+        with pytest.raises(Exception, match="stable_at"):
+            select(d / "out", cfg, write=False)
+
+
+def test_select_prints_the_decision_table_before_the_explanation(evaluated):
+    d, _ = evaluated
+    r = CliRunner().invoke(cli, ["select", str(d / "out")])
+    assert r.exit_code == 0, r.output
+    sel = json.loads((d / "out" / "selection.json").read_text())["domains"][""]
+    lines = r.output.splitlines()
+    header = lines[0].split()
+    assert header[:4] == ["domain", "pick", "step", "P(first)"], lines[0]
+    assert {"runner-up", "margin", "n"} <= set(header)
+    row = lines[1]
+    assert sel["checkpoint"] in row and sel["runner_up"]["checkpoint"] in row
+    assert f"{sel['stability']['p_first']:.2f}" in row
+    assert ("stable" if sel["stability"]["stable"] else "UNSTABLE") in row
+    assert f"{sel['runner_up']['margin']:+.2f}" in row and "heldout 6" in row
+    assert r.output.index(row) < r.output.index(sel["explanation"][:40])

@@ -34,7 +34,7 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     import os
 
     from evalkit.core.config import ConfigError
-    from evalkit.decide.selection import SelectionError, explain_all
+    from evalkit.decide.selection import SelectionError, explain_all, summary_table
     from evalkit.decide.selection import select as do_select
     from evalkit.present.deploy import export_selection
     from evalkit.store.results import ResultsError
@@ -46,7 +46,8 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
         raise click.UsageError(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(sel, indent=2))
-    else:
+    else:  # the decision at a glance first, then why
+        click.echo(summary_table(sel) + "\n")
         click.echo(explain_all(sel))
     if writable:
         click.echo(f"selection: {out / 'selection.json'}", err=True)

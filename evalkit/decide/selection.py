@@ -11,8 +11,10 @@ writes ``OUT/selection.json``, one entry per domain (``""`` for a run without do
         "wins": 9 (other checkpoints it beats head to head),
         "metrics": {"heldout/car": {"l1": {"value", "ci_low", "ci_high", "std", "n",
                                            "status", "reason", "flags"}}, ...},
-        "runner_up": {"checkpoint", "step", "content_hash", "score", "p_first"} | null,
+        "runner_up": {"checkpoint", "step", "content_hash", "score", "p_first",
+                      "margin" (head-to-head share the pick beats it by, [-1, 1])} | null,
         "stability": {"p_first", "mean_rank", "rank_lo", "rank_hi", "bootstrap", "seed",
+                      "stable_at", "stable" (p_first >= stable_at; null without bootstrap),
                       "set_level"},
         "rule": {"method", "text", "counted": [{"dataset", "metric", "direction", "weight",
                  "resampled"}], "not_counted": [...], "config": {...}},
@@ -146,9 +148,11 @@ def explain(sel: dict) -> str:
         if ru and ru.get("p_first") is not None:
             s += f"; {ru['checkpoint']} ranks first in {ru['p_first']:.0%}"
         s += "."
-        if pf < 0.5:
-            s += (" The choice is NOT stable: the top checkpoints are within the noise of "
-                  "these evaluation sets; look at the report's grids before shipping.")
+        if pf < st.get("stable_at", 0.5):
+            s += (f" The choice is NOT stable (first in fewer than {st.get('stable_at', 0.5):.0%}"
+                  " of resamples, [ranking] stable_at): the top checkpoints are within the "
+                  "noise of these evaluation sets; look at the report's grids before "
+                  "shipping.")
         parts.append(s)
     shown = []
     for c in counted:
@@ -165,6 +169,12 @@ def explain(sel: dict) -> str:
         parts.append("Excluded: " + "; ".join(f"{e['checkpoint']} ({e['error']})"
                                                for e in sel["excluded"]) + ".")
     return " ".join(parts)
+
+
+def _is_stable(p_first: float | None, stable_at: float) -> bool | None:
+    """Whether the pick comes first in at least ``stable_at`` of the resamples (None: no
+    bootstrap was drawn)."""
+    return None if p_first is None else bool(p_first >= stable_at)
 
 
 def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.DataFrame
@@ -199,9 +209,12 @@ def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.Dat
         "runner_up": None if ru is None else {
             "checkpoint": ru, "step": _clean(t.loc[ru]["step"]),
             "content_hash": _clean(t.loc[ru]["content_hash"]),
-            "score": _clean(t.loc[ru]["score"]), **stab(ru)},
+            "score": _clean(t.loc[ru]["score"]), **stab(ru),
+            "margin": _clean(ranking.margin(winner, ru))},
         "stability": {**stab(winner), "bootstrap": ranking.bootstrap,
-                      "seed": ranking.config.seed, "set_level": ranking.config.set_level},
+                      "seed": ranking.config.seed, "set_level": ranking.config.set_level,
+                      "stable_at": ranking.config.stable_at,
+                      "stable": _is_stable(_clean(row["p_first"]), ranking.config.stable_at)},
         "rule": {"method": METHODS[ranking.config.method], "text": ranking.rule_text(),
                  "counted": [{k: _clean(v) for k, v in r.items()}
                              for r in ranking.counted.to_dict("records")],
@@ -323,6 +336,38 @@ def read_selection(path: str | Path) -> dict[str, dict]:
         return {"": doc}
     raise SelectionError(f"{path} is not an evalkit selection (expected format {FORMAT!r}); "
                          f"run 'evalkit select {path.parent}' again")
+
+
+def summary_table(sel: dict) -> str:
+    """The selection in one table, one row per domain: the pick and its step, P(first) (how
+    often it comes first over bootstrap resamples) marked stable/UNSTABLE against
+    ``[ranking] stable_at``, the runner-up, the head-to-head margin between them (the
+    weighted share of counted metrics the pick wins, in [-1, 1]) and the samples per track.
+    A domain with nothing selected says why."""
+    rows = []
+    for d, e in sel["domains"].items():
+        st = e.get("stability", {})
+        p, stable = st.get("p_first"), st.get("stable")
+        ru = e.get("runner_up") or {}
+        n = {}
+        for ds, metrics in e.get("metrics", {}).items():
+            ns = [m.get("n") for m in metrics.values() if m.get("n") is not None]
+            if ns:
+                n[ds.split("/")[0] if d else ds] = int(max(ns))
+        rows.append({
+            "domain": d or "-", "pick": e["checkpoint"],
+            "step": "" if e.get("step") is None else str(e["step"]),
+            "P(first)": "-" if p is None else
+            f"{p:.2f} " + ("stable" if stable else "UNSTABLE"),
+            "runner-up": ru.get("checkpoint") or "-",
+            "margin": "-" if ru.get("margin") is None else f"{ru['margin']:+.2f}",
+            "n": ", ".join(f"{k} {v}" for k, v in n.items()) or "-"})
+    for d, err in sel.get("errors", {}).items():
+        rows.append({"domain": d or "-", "pick": "(none)", "step": "", "P(first)": "-",
+                     "runner-up": "-", "margin": "-", "n": err[:60]})
+    if not rows:
+        return "nothing selected"
+    return pd.DataFrame(rows).to_string(index=False, justify="left")
 
 
 def explain_all(sel: dict) -> str:

@@ -144,6 +144,8 @@ class Ranking:
         bootstrap: resamples actually drawn (0 when none or fewer than 2 participants).
         human: per ``human`` dataset: ``{"votes", "weight", "rule"}`` (which default or
             configured weight applied to the reviewers' track).
+        margins: head-to-head margins between participants (index beats column by this
+            weighted share of the counted metrics, in [-1, 1]; antisymmetric).
     """
 
     config: RankingConfig
@@ -153,6 +155,14 @@ class Ranking:
     not_counted: pd.DataFrame
     bootstrap: int
     human: dict[str, dict] = field(default_factory=dict)
+    margins: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def margin(self, a: str, b: str) -> float | None:
+        """The weighted share of counted metrics by which ``a`` beats ``b`` head to head
+        (``sum_j w_j * s_j(a, b)``, in [-1, 1]; None when either is not ranked)."""
+        if a not in self.margins.index or b not in self.margins.columns:
+            return None
+        return float(self.margins.loc[a, b])
 
     @property
     def participants(self) -> pd.DataFrame:
@@ -310,16 +320,18 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
     # bootstrap stability
     B = config.bootstrap if (K >= 2 and len(counted)) else 0
     p_first = np.full(K, np.nan)
+    p_smith = np.full(K, np.nan)
     mean_rank = np.full(K, np.nan)
     rank_lo = np.full(K, np.nan)
     rank_hi = np.full(K, np.nan)
     if K == 1 and len(counted):
-        p_first[:] = 1.0
+        p_first[:] = p_smith[:] = 1.0
         mean_rank[:] = rank_lo[:] = rank_hi[:] = 1.0
     if B:
-        boot_ranks = _bootstrap_ranks(counted, point, ci_sd, per_sample, sample_ids, weights,
-                                      steps, names, config, B)
+        boot_ranks, boot_smith = _bootstrap_ranks(counted, point, ci_sd, per_sample,
+                                                  sample_ids, weights, steps, names, config, B)
         p_first = (boot_ranks == 1).mean(axis=0)
+        p_smith = boot_smith.mean(axis=0)
         mean_rank = boot_ranks.mean(axis=0)
         rank_lo = np.percentile(boot_ranks, 5, axis=0, method="lower")
         rank_hi = np.percentile(boot_ranks, 95, axis=0, method="higher")
@@ -328,8 +340,8 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
         "checkpoint": names, "step": ok_ck["step"].to_numpy(), "status": "ok",
         "content_hash": ok_ck["content_hash"].to_numpy(), "rank": rank, "score": scores,
         "rank_score": rank_scores, "wins": wins,
-        "p_first": p_first, "mean_rank": mean_rank, "rank_lo": rank_lo, "rank_hi": rank_hi,
-        "error": None,
+        "p_first": p_first, "p_smith": p_smith, "mean_rank": mean_rank, "rank_lo": rank_lo,
+        "rank_hi": rank_hi, "error": None,
     }).sort_values("rank")
     excluded = ck[~ck["name"].isin(names)]
     if len(excluded):
@@ -338,7 +350,7 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
             "status": excluded["status"].to_numpy(),
             "content_hash": excluded["content_hash"].to_numpy(),
             "rank": np.nan, "score": np.nan, "rank_score": np.nan, "wins": np.nan,
-            "p_first": np.nan, "mean_rank": np.nan,
+            "p_first": np.nan, "p_smith": np.nan, "mean_rank": np.nan,
             "rank_lo": np.nan, "rank_hi": np.nan,
             "error": [e if isinstance(e, str) and e else "no results stored"
                       for e in excluded["error"]],
@@ -352,7 +364,8 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
                    counted=counted[["dataset", "metric", "direction", "weight", "resampled"]],
                    not_counted=pd.DataFrame(not_counted, columns=["dataset", "metric",
                                                                   "reason"]),
-                   bootstrap=B, human=human)
+                   bootstrap=B, human=human,
+                   margins=pd.DataFrame(margin, index=names, columns=names))
 
 
 def _human_tracks(res: pd.DataFrame, kinds: dict, config: RankingConfig) -> dict[str, dict]:

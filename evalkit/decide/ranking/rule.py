@@ -42,7 +42,10 @@ HUMAN_MIN_VOTES = 30
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
 SET_LEVEL_MODES = ("ci", "fixed")
-RANKING_KEYS = {"method", "bootstrap", "seed", "set_level", "tracks", "metrics"}
+RANKING_KEYS = {"method", "bootstrap", "seed", "set_level", "stable_at", "tracks", "metrics"}
+#: A pick is called stable when it comes first in at least this share of bootstrap
+#: resamples (``[ranking] stable_at``).
+DEFAULT_STABLE_AT = 0.5
 METRIC_KEYS = {"weight", "direction"}
 #: ``[ranking] method``: the names and what they are called in reports.
 METHODS: dict[str, str] = {
@@ -86,6 +89,7 @@ class RankingConfig:
         bootstrap: number of bootstrap resamples (0 = no stability estimate).
         seed: bootstrap seed.
         set_level: ``"ci"`` or ``"fixed"``, see the module docstring.
+        stable_at: P(first) in (0, 1] from which a pick is called stable (``select``).
         source: the config file the section came from, or None for the defaults.
     """
 
@@ -97,6 +101,7 @@ class RankingConfig:
     bootstrap: int = DEFAULT_BOOTSTRAP
     seed: int = DEFAULT_SEED
     set_level: str = "ci"
+    stable_at: float = DEFAULT_STABLE_AT
     source: Path | None = None
 
     def track_weight(self, dataset: str, kind: str | None) -> float:
@@ -130,7 +135,7 @@ class RankingConfig:
                 "metrics": {m: {"weight": r.weight, "direction": r.direction}
                             for m, r in self.metrics.items()},
                 "tracks": dict(self.tracks), "bootstrap": self.bootstrap, "seed": self.seed,
-                "set_level": self.set_level}
+                "set_level": self.set_level, "stable_at": self.stable_at}
 
 
 def _is_number(v: Any) -> bool:
@@ -182,6 +187,12 @@ def ranking_config(path: str | Path | None) -> RankingConfig:
         out.seed = s
     if "set_level" in raw:
         out.set_level = one_of("set_level", SET_LEVEL_MODES)
+    if "stable_at" in raw:
+        v = raw["stable_at"]
+        if not _is_number(v) or not 0 < v <= 1:
+            raise ConfigError(f"{where('stable_at')}: 'stable_at' must be a number in (0, 1] "
+                              f"(the P(first) from which a pick is stable), got {v!r}")
+        out.stable_at = float(v)
     if "tracks" in raw:
         tracks = raw["tracks"]
         if not isinstance(tracks, dict):

@@ -104,6 +104,26 @@ def _schulze_scores(margin: np.ndarray) -> np.ndarray:
     return (before + ties / 2.0) / max(1, k - 1)
 
 
+def _smith_members(margin: np.ndarray) -> np.ndarray:
+    """``(..., K)`` whether each participant is in the Smith set of ``margin`` ``(..., K, K)``.
+
+    The Smith set is the smallest non-empty group whose every member beats (``m > 0``) or
+    ties every outsider head to head; a participant is in it exactly when it reaches every
+    other through a chain of "beats or ties" (Smith, "Aggregation of preferences with
+    variable electorate", Econometrica 41, 1973). Schulze's order is independent of
+    Smith-dominated alternatives: removing a participant outside the Smith set cannot
+    change who comes first, which is what lets a race drop it.
+
+    Why by hand: a transitive closure (Warshall) over ``(..., K, K)`` booleans, which
+    numpy, scipy and pandas do not offer batched.
+    """
+    reach = margin >= -MARGIN_EPS
+    k = margin.shape[-1]
+    for c in range(k):
+        reach |= reach[..., :, c:c + 1] & reach[..., c:c + 1, :]
+    return reach.all(axis=-1)
+
+
 def _order(scores: np.ndarray, rank_scores: np.ndarray, steps: np.ndarray,
            names: list[str]) -> np.ndarray:
     """Participant order: lowest score, then lowest normalized-rank score (the same for
@@ -117,8 +137,9 @@ def _order(scores: np.ndarray, rank_scores: np.ndarray, steps: np.ndarray,
 def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray,
                      per_sample: dict, sample_ids: dict, weights: np.ndarray,
                      steps: np.ndarray, names: list[str], config: RankingConfig,
-                     B: int) -> np.ndarray:
-    """``(B, K)`` ranks (1 = first) of each participant in each bootstrap resample."""
+                     B: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, K)`` ranks (1 = first) of each participant in each bootstrap resample, and
+    ``(B, K)`` whether it is in that resample's Smith set (:func:`_smith_members`)."""
     K = point.shape[1]
     # one multinomial count matrix per dataset, seeded by (seed, dataset name), so that
     # adding a dataset does not change another dataset's draws
@@ -130,7 +151,7 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
     set_rng = np.random.default_rng([config.seed, 1])
     score_b = np.zeros((B, K))
     pairwise = config.method == "pairwise"
-    all_vals = np.empty((len(counted), B, K)) if pairwise else None
+    all_vals = np.empty((len(counted), B, K))
     for j, r in enumerate(counted.itertuples()):
         key = (r.dataset, r.metric)
         vals = np.repeat(point[j][None, :], B, axis=0)  # (B, K)
@@ -155,15 +176,16 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
             vals = vals + set_rng.standard_normal((B, K)) * sd[None, :]
         norm = _norm_ranks(vals.T, r.direction == "lower").T  # (B, K)
         score_b += weights[j] * norm
+        all_vals[j] = vals
+    primary = np.empty((B, K)) if pairwise else score_b
+    smith = np.empty((B, K), dtype=bool)
+    lower = np.array([r.direction == "lower" for r in counted.itertuples()], dtype=bool)
+    chunk = max(1, int(4e6 // max(1, K * K)))  # bounds the (chunk, K, K) margins
+    for a in range(0, B, chunk):
+        margin = _margins(all_vals[:, a:a + chunk], weights, lower)
+        smith[a:a + chunk] = _smith_members(margin)
         if pairwise:
-            all_vals[j] = vals
-    primary = score_b
-    if pairwise:
-        lower = np.array([r.direction == "lower" for r in counted.itertuples()], dtype=bool)
-        primary = np.empty((B, K))
-        chunk = max(1, int(4e6 // max(1, K * K)))  # bounds the (chunk, K, K) margins
-        for a in range(0, B, chunk):
-            primary[a:a + chunk] = _pairwise_scores(all_vals[:, a:a + chunk], weights, lower)
+            primary[a:a + chunk] = _schulze_scores(margin)
     # same order as _order, vectorized: score, normalized-rank score (rounded), then the
     # tie-break position
     tie = np.empty(K, dtype=np.int64)
@@ -172,4 +194,4 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
                         np.round(primary, 12)), axis=-1)
     ranks = np.empty((B, K), dtype=np.int64)
     np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1, K + 1), (B, K)), axis=-1)
-    return ranks
+    return ranks, smith

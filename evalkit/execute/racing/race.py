@@ -174,6 +174,31 @@ def _round_chances(scratch: Path, alive: list[CheckpointRef], datasets: list[Dat
     return ranking, p
 
 
+def losers(ranking, p: dict[str, float], threshold: float, settled: list[str]
+           ) -> dict[str, tuple[float, float]]:
+    """The checkpoints a round races out, each with ``(p_first, p_smith)``.
+
+    A checkpoint leaves only when both its chance of coming first and its chance of being
+    in the Smith set (the top group, whose every member beats each outsider head to head)
+    are below ``threshold``, over the round's bootstrap. Outside the Smith set, every
+    remaining leader beats it head to head, and Schulze's order is
+    independent of Smith-dominated alternatives, so its absence cannot change the winner
+    (a low ``p_first`` alone can: a weak checkpoint in a cycle carries the chain by which
+    the full run's pick wins). The round's most likely winner and settled checkpoints
+    never leave."""
+    best = max(p, key=lambda k: p[k]) if p else None
+    smith = {str(r.checkpoint): float(r.p_smith) if r.p_smith == r.p_smith else 1.0
+             for r in ranking.participants.itertuples()}
+    out = {}
+    for name, chance in p.items():
+        if name == best or name in settled:
+            continue
+        s = smith.get(name, 1.0)
+        if chance < threshold and s < threshold:
+            out[name] = (chance, s)
+    return out
+
+
 def race_domains(plans: list, out_dir: str | Path, options: RunOptions | None = None,
                  settings: RaceSettings | None = None, argv: list[str] | None = None,
                  families: list | None = None,
@@ -277,16 +302,17 @@ def _race_plan(plan, out_dir: Path, settings: RaceSettings, config, settled: lis
             log(f"race {plan.domain or 'run'}: no bootstrap evidence in round "
                 f"{round_no + 1} (no counted metric): every checkpoint is finished in full")
             break
-        best = max(p, key=lambda k: p[k]) if p else None
+        out_now = losers(ranking, p, settings.threshold, settled)
         for r in list(alive):
-            chance = p.get(r.name, 0.0)
-            if r.name == best or r.name in settled or chance >= settings.threshold:
+            if r.name not in out_now:
                 continue
+            chance, smith = out_now[r.name]
             sizes = ", ".join(f"{s.name} {len(s)}/{len(d)}"
                               for s, d in zip(subs, plan.datasets, strict=True))
             fpc = ", finite-population corrected" if settings.finite_population else ""
             evidence = (f"raced out in round {round_no + 1} on {sizes} samples: "
-                        f"chance of being the final choice {chance:.1%} < "
+                        f"chance of being the final choice {chance:.1%} and of being in "
+                        f"the top group (Smith set) {smith:.1%}, both < "
                         f"{settings.threshold:.0%} (paired bootstrap, "
                         f"{ranking.bootstrap} resamples{fpc}; raced values in "
                         f"{scratch.relative_to(out_dir)})")

@@ -48,6 +48,18 @@ def _finish(fig, ax, metric: str, directions: dict[str, str], dest: Path, prefix
     return name
 
 
+def _integer_steps(ax, steps: pd.Series) -> None:
+    """Ticks on whole training steps only (never 1.25 or 1.75); with few checkpoints,
+    exactly their steps."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    uniq = sorted({int(s) for s in steps.dropna()})
+    if 0 < len(uniq) <= 12:
+        ax.xaxis.set_major_locator(FixedLocator(uniq))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def metric_plots(results: pd.DataFrame, dest: Path, directions: dict[str, str],
                  selected_step: int | None = None) -> list[dict]:
     """Write ``dest/metric_<name>.png`` per metric with ok values; returns
@@ -77,6 +89,7 @@ def metric_plots(results: pd.DataFrame, dest: Path, directions: dict[str, str],
         if selected_step is not None:
             ax.axvline(selected_step, color="#444", ls="--", lw=1, label="selected")
         ax.set_xlabel("training step (checkpoint N)", fontsize=8)
+        _integer_steps(ax, sub["step"])
         name = _finish(fig, ax, metric, directions, dest, "metric")
         out.append({"metric": metric, "file": name,
                     "datasets": sorted(sub["dataset"].unique().tolist())})
