@@ -229,3 +229,25 @@ def test_select_prints_the_decision_table_before_the_explanation(evaluated):
     assert ("stable" if sel["stability"]["stable"] else "UNSTABLE") in row
     assert f"{sel['runner_up']['margin']:+.2f}" in row and "heldout 6" in row
     assert r.output.index(row) < r.output.index(sel["explanation"][:40])
+
+
+def test_select_refreshes_an_existing_report(evaluated, tmp_path):
+    from evalkit.present.report import render_report
+
+    d, _ = evaluated
+    out = tmp_path / "out"
+    shutil.copytree(d / "out", out)
+    (out / "selection.json").unlink(missing_ok=True)
+    render_report(out)
+    before = (out / "report" / "index.html").read_text()
+    assert "Not yet recorded" in before
+    r = CliRunner().invoke(cli, ["select", str(out)])
+    assert r.exit_code == 0, r.output
+    pick = json.loads((out / "selection.json").read_text())["domains"][""]["checkpoint"]
+    after = (out / "report" / "index.html").read_text()
+    assert "Not yet recorded" not in after and pick in after
+    # selecting again with nothing changed leaves the report as it is
+    mtime = (out / "report" / "index.html").stat().st_mtime_ns
+    r = CliRunner().invoke(cli, ["select", str(out)])
+    assert r.exit_code == 0 and "(up to date)" in r.output
+    assert (out / "report" / "index.html").stat().st_mtime_ns == mtime

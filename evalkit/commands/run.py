@@ -395,20 +395,14 @@ def render_report_safely(out: Path) -> None:
     """Render OUT/report unless it is up to date (:mod:`evalkit.present.report.stamp`); a report
     problem is printed, never fatal (results are stored), except a full disk (exit 3)."""
     try:
-        from evalkit.present.report import render_report
+        from evalkit.present.report.stamp import render_if_stale
     except ImportError:
         return
     from evalkit.core.faults import is_disk_full
-    from evalkit.present.report import stamp as reportstamp
 
     try:
-        digest = reportstamp.fingerprint(out)
-        if reportstamp.is_current(out, digest):
-            click.echo(f"report: {out / 'report' / 'index.html'} (up to date)", err=True)
-            return
-        path = render_report(out)
-        reportstamp.stamp(out, digest)
-        click.echo(f"report: {path}", err=True)
+        path, rendered = render_if_stale(out)
+        click.echo(f"report: {path}" + ("" if rendered else " (up to date)"), err=True)
     except Exception as exc:  # the results are stored; a report problem must not hide them
         if is_disk_full(exc):
             raise  # exit 3 (guarded_run), not a shrug

@@ -27,7 +27,7 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     docs/ranking.md), measures how often each comes first over bootstrap
     resamples of the samples, writes OUT/selection.json and prints why. --export DIR writes
     DIR/<domain>/ (checkpoint + ckpt-1.*) per domain, the seed's serving layout (flat for a
-    run without domains). Exit 0 on success, 1 when some domain has nothing to select, 2
+    run without domains). An existing OUT/report is refreshed so it shows this choice. Exit 0 on success, 1 when some domain has nothing to select, 2
     when nothing can be selected or the inputs are unusable.
     """
     import json
@@ -51,6 +51,10 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
         click.echo(explain_all(sel))
     if writable:
         click.echo(f"selection: {out / 'selection.json'}", err=True)
+        if (out / "report" / "index.html").is_file():  # the page must not contradict it
+            from evalkit.commands.run import render_report_safely
+
+            render_report_safely(out)
     else:
         click.echo(f"{out} is read-only: selection.json not written", err=True)
     if export_dir is not None:

@@ -68,3 +68,18 @@ def is_current(out: str | Path, digest: str) -> bool:
 def stamp(out: str | Path, digest: str) -> None:
     """Record that ``OUT/report`` was rendered from ``digest``."""
     (Path(out) / "report" / STAMP).write_text(json.dumps({"fingerprint": digest}))
+
+
+def render_if_stale(out: str | Path) -> tuple[Path, bool]:
+    """Render ``OUT/report`` unless its stamp matches what it is made from (results,
+    ``selection.json``, config, code); returns ``(index.html, rendered)``. Raises like
+    :func:`~evalkit.present.report.build.render_report`."""
+    from evalkit.present.report.build import render_report
+
+    out = Path(out)
+    digest = fingerprint(out)
+    if is_current(out, digest):
+        return out / "report" / "index.html", False
+    path = render_report(out)
+    stamp(out, digest)
+    return path, True
