@@ -367,7 +367,11 @@ def summary_table(sel: dict) -> str:
                      "runner-up": "-", "margin": "-", "n": err[:60]})
     if not rows:
         return "nothing selected"
-    return pd.DataFrame(rows).to_string(index=False, justify="left")
+    # left-aligned columns (pandas right-aligns string cells: hard to scan for names)
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    return "\n".join("  ".join(str(r[c]).ljust(width[c]) for c in cols).rstrip()
+                     for r in [dict(zip(cols, cols, strict=True)), *rows])
 
 
 def explain_all(sel: dict) -> str:
