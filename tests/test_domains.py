@@ -305,3 +305,28 @@ def test_the_seeds_real_checkpoint_layout_is_split_by_domain():
     # one domain's real folder is that domain
     (car,) = plan_domains(ckpts / "car", heldout=None, sketches=sketches)
     assert car.domain == "car" and [r.name for r in car.refs] == ["car/ckpt-1"]
+
+
+def test_overview_states_the_release_decision_per_domain(evaluated):
+    """The overview answers "what do we deploy, and how sure?": per domain the pick and its
+    step, P(first) with a stable/unstable mark, the runner-up with its head-to-head margin,
+    and the headline metric of each track for both."""
+    import re
+
+    from evalkit.decide.selection import select
+    from evalkit.present.report import render_report
+
+    sel = select(evaluated, write=False)
+    html = render_report(evaluated).read_text()
+    assert "What to deploy, per domain" in html
+    rows = re.findall(r"<tr class=\"[^\"]*\">(.*?)</tr>", html, flags=re.S)
+    assert len(rows) == len(DOMAINS)
+    for d, row in zip(sorted(DOMAINS), rows, strict=True):
+        e = sel["domains"][d]
+        assert f">{e['checkpoint']}</b>" in row and f"step {e['step']}" in row
+        pf = e["stability"]["p_first"]
+        assert f"<b>{100 * pf:.0f}%</b>" in row and f"width:{100 * pf:.0f}%" in row
+        assert ("stable</span>" if e["stability"]["stable"] else "unstable</a>") in row
+        ru = e["runner_up"]
+        assert ru["checkpoint"] in row and f"({ru['margin']:+.2f})" in row
+        assert "<b>heldout</b> l1:" in row and "<b>sketches</b>" in row

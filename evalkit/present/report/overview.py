@@ -1,6 +1,8 @@
-"""The domain overview page (``report/index.html`` of a multi-domain evaluation): one row
-per domain with its chosen checkpoint, score, P(first), headline metrics on both tracks and
-gate status, linking to the domain's own report."""
+"""The domain overview page (``report/index.html`` of a multi-domain evaluation): the release
+decision, one row per domain: the chosen checkpoint and its step, how sure (P(first) as a
+bar, stable or not against ``[ranking] stable_at``), the runner-up with the head-to-head
+margin and the headline metric of each track for both (95 % CIs, n), the gate status;
+linking to the domain's own report."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from evalkit.decide.ranking.rule import DIRECTIONS
 from evalkit.present.report.render import _env, _num
 
 #: Headline metrics of the domain overview, per dataset kind.
@@ -17,16 +20,60 @@ OVERVIEW_METRICS = {"heldout": ["l1", "ssim", "lpips", "kid"],
                     "human": ["bt_score"]}
 
 
+#: The one metric per track the overview compares the pick and the runner-up on.
+HEADLINE = {"heldout": ["l1", "ssim"], "sketches": ["adherence_f1", "l1"],
+            "human": ["bt_score"]}
+
+
+def _headline(results: pd.DataFrame, pick: str, runner_up: str | None) -> list[dict]:
+    """Per track: the headline metric's value and 95 % CI for the pick and the runner-up,
+    the samples it rests on, and whether the pick is better on it."""
+    out = []
+    for kind, candidates in HEADLINE.items():
+        track = results[(results["kind"] == kind) & (results["status"] == "ok")
+                        & results["value"].notna()]
+        for m in candidates:
+            mine = track[(track["checkpoint"] == pick) & (track["metric"] == m)]
+            if mine.empty:
+                continue
+            a = mine.iloc[0]
+            cell = {"track": kind, "metric": m, "value": _num(a["value"]),
+                    "ci": None if pd.isna(a.get("ci_low")) else
+                    f"{_num(a['ci_low'])}–{_num(a['ci_high'])}",
+                    "n": None if pd.isna(a.get("n")) else int(a["n"]),
+                    "other": None, "other_ci": None, "better": None}
+            theirs = track[(track["checkpoint"] == runner_up) & (track["metric"] == m)]
+            if runner_up and not theirs.empty:
+                b = theirs.iloc[0]
+                lower = DIRECTIONS.get(m) == "lower"
+                cell.update(other=_num(b["value"]),
+                            other_ci=None if pd.isna(b.get("ci_low")) else
+                            f"{_num(b['ci_low'])}–{_num(b['ci_high'])}",
+                            better=bool(a["value"] < b["value"]) if lower
+                            else bool(a["value"] > b["value"]))
+            out.append(cell)
+            break
+    return out
+
+
 def domain_summary(domain: str, selection: dict | None, error: str | None,
                     results: pd.DataFrame) -> dict:
-    """One row of the domain overview."""
+    """One row of the domain overview: the release decision for the domain."""
     row: dict[str, Any] = {"domain": domain, "page": f"{domain}/index.html", "error": error,
-                           "checkpoint": None, "score": None, "p_first": None,
+                           "checkpoint": None, "step": None, "score": None, "p_first": None,
+                           "stable": None, "stable_at": None, "runner_up": None,
+                           "margin": None, "runner_up_p": None, "headline": [],
                            "metrics": []}
     if selection is None:
         return row
-    row.update(checkpoint=selection["checkpoint"], score=selection["score"],
-               p_first=selection["stability"].get("p_first"))
+    st = selection.get("stability", {})
+    ru = selection.get("runner_up") or {}
+    row.update(checkpoint=selection["checkpoint"], step=selection.get("step"),
+               score=selection["score"], p_first=st.get("p_first"),
+               stable=st.get("stable"), stable_at=st.get("stable_at"),
+               runner_up=ru.get("checkpoint"), margin=ru.get("margin"),
+               runner_up_p=ru.get("p_first"))
+    row["headline"] = _headline(results, selection["checkpoint"], ru.get("checkpoint"))
     mine = results[results["checkpoint"] == selection["checkpoint"]]
     for kind, metrics in OVERVIEW_METRICS.items():
         for m in metrics:
