@@ -330,3 +330,51 @@ def test_overview_states_the_release_decision_per_domain(evaluated):
         ru = e["runner_up"]
         assert ru["checkpoint"] in row and f"({ru['margin']:+.2f})" in row
         assert "<b>heldout</b> l1:" in row and "<b>sketches</b>" in row
+
+
+def _domain_ranking(out, domain):
+    """One domain's ranking, ranked on that domain's results only (as select does)."""
+    from evalkit.decide.ranking.rank import rank_checkpoints
+    from evalkit.decide.ranking.rule import RankingConfig
+    from evalkit.decide.selection import domain_frames
+
+    with Store(out, create=False) as store:
+        frames = domain_frames(domain, store.results(), store.checkpoints(),
+                               store.sample_metrics())
+    return rank_checkpoints(*frames, RankingConfig())
+
+
+def test_domain_page_opens_with_the_verdict_then_head_to_head(evaluated):
+    import re
+
+    from evalkit.decide.selection import select, verdict
+    from evalkit.present.report import render_report
+
+    sel = select(evaluated, write=False)
+    render_report(evaluated)
+    for d in DOMAINS:
+        page = (evaluated / "report" / d / "index.html").read_text()
+        e = sel["domains"][d]
+        v = verdict(e)
+        assert v.startswith(f"{e['checkpoint']} is chosen: it beats ")
+        assert f"<b>{v}</b>" in page
+        # the decision comes before the provenance table and the full explanation is folded
+        assert page.index(v) < page.index('id="h2h-table"') < page.index('id="about"')
+        assert re.search(r"<details><summary[^>]*>Why, in full", page)
+        # head-to-head cells: row beats column by the ranking's own margins
+        table = page[page.index('id="h2h-table"'):page.index("</table>",
+                                                            page.index('id="h2h-table"'))]
+        cells = re.findall(r'<td class="num" style="[^"]*">([^<]*)</td>', table)
+        names = re.findall(r'<th class="mono" title="([^"]+)">', table)[:len(e["ranking"])]
+        assert names[0] == e["checkpoint"]
+        k = len(names)
+        assert len(cells) == k * k
+        margins = _domain_ranking(evaluated, d).margins
+        for i, a in enumerate(names):
+            for j, b in enumerate(names):
+                c = cells[i * k + j]
+                if i == j:
+                    assert c == ""
+                else:
+                    m = float(margins.loc[a, b])
+                    assert c == ("tie" if abs(m) < 1e-9 else f"{m:+.2f}")

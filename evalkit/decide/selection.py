@@ -338,6 +338,30 @@ def read_selection(path: str | Path) -> dict[str, dict]:
                          f"run 'evalkit select {path.parent}' again")
 
 
+def verdict(sel: dict) -> str:
+    """One domain's choice in one sentence: what is chosen, how it beats the others head to
+    head, and which others are close (first in at least 5 % of bootstrap resamples)."""
+    others = max(0, int(sel.get("n_candidates") or 1) - 1)
+    wins = sel.get("wins")
+    head = (f"it beats all {others} other(s) head to head" if wins == others and others
+            else f"it beats {wins} of the {others} other(s) head to head" if others
+            else "it is the only candidate")
+    close = [r for r in sel.get("ranking", [])
+             if r.get("checkpoint") != sel["checkpoint"] and (r.get("p_first") or 0) >= 0.05]
+    if close:
+        tail = "; close: " + ", ".join(f"{r['checkpoint']} (first in {r['p_first']:.0%} of "
+                                       "resamples)" for r in close)
+    elif others and sel.get("stability", {}).get("p_first") is not None:
+        tail = "; no other comes first in 5% or more of the resamples"
+    else:
+        tail = ""
+    pf = sel.get("stability", {}).get("p_first")
+    sure = "" if pf is None else (f" It is first in {pf:.0%} of resamples"
+                                  + ("." if sel["stability"].get("stable") else
+                                     ": NOT stable, look at the grids before shipping."))
+    return f"{sel['checkpoint']} is chosen: {head}{tail}.{sure}"
+
+
 def summary_table(sel: dict) -> str:
     """The selection in one table, one row per domain: the pick and its step, P(first) (how
     often it comes first over bootstrap resamples) marked stable/UNSTABLE against

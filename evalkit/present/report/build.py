@@ -250,7 +250,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     """Render one domain's report into ``report_dir``; returns its overview summary."""
     import evalkit
     from evalkit.decide.ranking.rank import rank_checkpoints
-    from evalkit.decide.selection import SelectionError, build_selection
+    from evalkit.decide.selection import SelectionError, build_selection, verdict
     from evalkit.present.review.page import (
         MAX_REVIEW_SAMPLES,
         human_section,
@@ -372,6 +372,8 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "datasets": _dataset_info(datasets),
         "provenance": _provenance(results), "detectors": detectors,
         "selection": selection, "selection_error": selection_error,
+        "verdict": verdict(selection) if selection else None,
+        "h2h": _head_to_head(ranking),
         "existing_selection": _existing_selection(out_dir, selection, domain),
         "ranking": ranking, "columns": col_info, "rows": rows, "notes": notes.items,
         "not_counted": ranking.not_counted.to_dict("records"),
@@ -414,6 +416,32 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
             metric=None)
         (report_dir / pages[c.name]).write_text(html, encoding="utf-8")
     return domain_summary(domain, selection, selection_error, results)
+
+
+def _head_to_head(ranking, limit: int = 12) -> dict:
+    """The head-to-head margins among the first ``limit`` checkpoints in rank order:
+    ``{"names", "short", "cells": [[{"m", "style"}]], "more"}``; a cell is how much the row
+    beats the column by (weighted share of counted metrics, -1..1), coloured green (wins)
+    to red (losses) by size."""
+    names = [str(n) for n in ranking.participants["checkpoint"]
+             if n in ranking.margins.index][:limit]
+    cells = []
+    for a in names:
+        row = []
+        for b in names:
+            m = None if a == b else float(ranking.margins.loc[a, b])
+            if m is not None and abs(m) < 1e-9:
+                m = 0.0  # a tie (never "-0.00")
+            if m is None:
+                style = "background:#eef0f3"
+            else:
+                alpha = 0.15 + 0.6 * min(1.0, abs(m))
+                rgb = "44,138,75" if m > 0 else "179,38,30" if m < 0 else "150,150,150"
+                style = f"background:rgba({rgb},{alpha:.2f})"
+            row.append({"m": m, "style": style})
+        cells.append(row)
+    return {"names": names, "short": [n.rsplit("/", 1)[-1] for n in names], "cells": cells,
+            "more": max(0, len(ranking.participants) - len(names))}
 
 
 def _swap_into_place(new: Path, final: Path) -> None:
