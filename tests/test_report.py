@@ -110,8 +110,11 @@ def test_report_folder_and_pages(report):
     assert "data shard &lt;ckpt-4.data&gt; is truncated" in table
     # head-to-head wins column: "k/2" for each of the 3 participants
     assert len(re.findall(r'data-v="\d+">\d/2</td>', table)) == 3
-    # skipped metric and its reason, flags as badges, provenance
-    assert "skipped" in table and "weights &lt;b&gt;missing&lt;/b&gt;" in html
+    # a metric skipped for every checkpoint is said once, with its (escaped) reason, not
+    # as a column of skipped cells; flags as badges, provenance
+    said = html[html.index('id="unmeasured"'):html.index("</div>", html.index('id="unmeasured"'))]
+    assert "<b>lpips</b>" in said and "weights &lt;b&gt;missing&lt;/b&gt;" in said
+    assert "lpips" not in table
     assert "biased: small n" in table
     assert "extractor: test-net" in html
     # the best value per column is highlighted: the lowest l1 belongs to ckpt-3 here

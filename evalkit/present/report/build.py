@@ -25,6 +25,7 @@ import pandas as pd
 from evalkit.decide.ranking.rule import SCORE_TEXT
 from evalkit.present.report import grids, plots
 from evalkit.present.report.overview import domain_summary, render_overview
+from evalkit.present.report.skipped import unmeasured, unmeasured_pairs
 from evalkit.present.report.render import (
     _badges,
     _env,
@@ -89,7 +90,7 @@ def _ranking_rows(results: pd.DataFrame, ranking, columns: list[tuple[str, str]]
                     cell["text"] = x.status
                     cell["cls"] = x.status
                     reason = x.reason if isinstance(x.reason, str) and x.reason else "no reason"
-                    cell["note"] = notes.ref(f"{ds} {m} {x.status}: {reason}")
+                    cell["note"] = notes.ref(f"{m} {x.status}: {reason}")
                     cell["title"] = reason
             row["cells"].append(cell)
         rows.append(row)
@@ -229,7 +230,8 @@ def render_report(out_dir: Path, config_path: Path | None = None,
                     evals[evals["checkpoint"].isin(set(c["name"]))], runs,
                     samples[samples["dataset"].isin(set(ds["name"]))], d, up="../index.html",
                     review=review))
-            render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method])
+            render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method],
+                            unmeasured(results))
         _swap_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -321,6 +323,9 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
                     key=_metric_sort_key)
         columns += [(ds, m) for m in ms if (ds, m) in counted]
         columns += [(ds, m) for m in ms if (ds, m) not in counted]
+    missing = unmeasured(results)  # said once below the table, not as a column
+    gone = unmeasured_pairs(missing)
+    columns = [c for c in columns if c not in gone]
     col_info = [{"dataset": ds, "metric": m, "direction": directions.get(m, ""),
                  "weight": counted.get((ds, m))} for ds, m in columns]
     pages = {c: f"c{j}.html" for j, c in enumerate(ckpts["name"])}
@@ -376,7 +381,9 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "h2h": _head_to_head(ranking),
         "existing_selection": _existing_selection(out_dir, selection, domain),
         "ranking": ranking, "columns": col_info, "rows": rows, "notes": notes.items,
-        "not_counted": ranking.not_counted.to_dict("records"),
+        "not_counted": [n for n in ranking.not_counted.to_dict("records")
+                        if (n["dataset"], n["metric"]) not in gone],
+        "unmeasured": missing,
         "grids": grid_data, "reduced": reduced, "top_k": grids.TOP_K,
         "metric_figs": metric_figs, "mismatch_figs": mismatch_figs,
         "config": config, "review_page": review_page, "human": human,

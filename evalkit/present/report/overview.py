@@ -116,7 +116,8 @@ def _gate_status(out_dir: Path, config_path: Path | None) -> tuple[dict[str, str
 
 
 def render_overview(out_dir: Path, report_dir: Path, summaries: list[dict],
-                     config_path: Path | None, score_text: str = "") -> None:
+                     config_path: Path | None, score_text: str = "",
+                     unmeasured: list[dict] | None = None) -> None:
     """``report/index.html``: one row per domain, linking to its report."""
     import evalkit
 
@@ -127,5 +128,5 @@ def render_overview(out_dir: Path, report_dir: Path, summaries: list[dict],
     html = env.get_template("overview.html").render(
         title="evalkit report: domains", evalkit_version=evalkit.__version__,
         out_dir=str(out_dir.resolve()), domains=summaries, gate_note=gate_note,
-        fmt=_num, score_text=score_text)
+        fmt=_num, score_text=score_text, unmeasured=unmeasured or [])
     (report_dir / "index.html").write_text(html, encoding="utf-8")
