@@ -25,7 +25,6 @@ import pandas as pd
 from evalkit.decide.ranking.rule import SCORE_TEXT
 from evalkit.present.report import grids, plots
 from evalkit.present.report.overview import domain_summary, render_overview
-from evalkit.present.report.skipped import unmeasured, unmeasured_pairs
 from evalkit.present.report.render import (
     _badges,
     _env,
@@ -34,6 +33,7 @@ from evalkit.present.report.render import (
     _nan,
     _num,
 )
+from evalkit.present.report.skipped import unmeasured, unmeasured_pairs
 
 __all__ = ["render_report"]
 
