@@ -251,3 +251,36 @@ def test_select_refreshes_an_existing_report(evaluated, tmp_path):
     r = CliRunner().invoke(cli, ["select", str(out)])
     assert r.exit_code == 0 and "(up to date)" in r.output
     assert (out / "report" / "index.html").stat().st_mtime_ns == mtime
+
+
+def test_thin_tracks_are_said_with_what_they_weigh():
+    from evalkit.decide.selection import thin_tracks
+
+    counted = [{"dataset": "heldout/car", "metric": "l1", "weight": 0.25},
+               {"dataset": "heldout/car", "metric": "ssim", "weight": 0.25},
+               {"dataset": "sketches/car", "metric": "adherence_f1", "weight": 0.5}]
+    rows = [  # pick A vs runner-up B: held-out CIs apart on l1; sketch CIs overlap
+        ("A", "heldout/car", "l1", 0.10, 0.09, 0.11), ("B", "heldout/car", "l1", 0.20, 0.18, 0.22),
+        ("A", "heldout/car", "ssim", 0.7, 0.6, 0.8), ("B", "heldout/car", "ssim", 0.65, 0.55, 0.75),
+        ("A", "sketches/car", "adherence_f1", 0.30, 0.25, 0.35),
+        ("B", "sketches/car", "adherence_f1", 0.31, 0.26, 0.36)]
+    res = pd.DataFrame(rows, columns=["checkpoint", "dataset", "metric", "value", "ci_low",
+                                      "ci_high"])
+    out = thin_tracks(counted, res, "A", "B")
+    assert [t["dataset"] for t in out] == ["sketches/car"]
+    assert out[0]["weight"] == 0.5 and out[0]["metrics"] == ["adherence_f1"]
+    assert "only adherence_f1 counts" in out[0]["why"] and "overlap" in out[0]["why"]
+    # held-out CIs overlapping on both metrics make that track thin too
+    res.loc[(res.checkpoint == "B") & (res.metric == "l1"), ["ci_low", "ci_high"]] = [0.1, 0.3]
+    out = thin_tracks(counted, res, "A", "B")
+    assert [t["dataset"] for t in out] == ["heldout/car", "sketches/car"]
+    assert "overlap on all 2 of its metrics" in out[0]["why"]
+    assert "only" not in out[0]["why"]
+
+
+def test_the_explanation_says_a_thin_track(evaluated):
+    d, _ = evaluated
+    sel = select(d / "out", write=False)["domains"][""]
+    assert ("is thinly measured" in sel["explanation"]) == bool(sel["thin_tracks"])
+    for th in sel["thin_tracks"]:
+        assert f"{th['dataset']} is thinly measured ({th['why']})" in sel["explanation"]

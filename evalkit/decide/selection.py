@@ -23,6 +23,8 @@ writes ``OUT/selection.json``, one entry per domain (``""`` for a run without do
         "human": {"dataset", "votes", "weight", "rule", "winner_without", "changed",
                   "text"} (only with reviewers' votes, see evalkit.decide.review.effect),
         "results_digest": "<sha256 of the domain's aggregate values ranked>",
+        "thin_tracks": [{"dataset", "metrics", "weight", "why"}] (one metric only, or the
+                        pick's and runner-up's CIs overlap on all of the track's metrics),
         "explanation": "<one paragraph>"}, ...},
       "errors": {"<domain>": "why nothing could be selected there"},
       "evalkit_version": "0.1.0", "created_at": "<ISO 8601 UTC>"
@@ -101,6 +103,40 @@ def checkpoint_metrics(results: pd.DataFrame, checkpoint: str) -> dict[str, dict
     return out
 
 
+def thin_tracks(counted: list[dict], results: pd.DataFrame, pick: str,
+                runner_up: str | None) -> list[dict]:
+    """The counted tracks (datasets) whose evidence is thin, each
+    ``{"dataset", "metrics", "weight", "why"}``: only one metric counts there (so it carries
+    the track's whole weight, e.g. offline, where FID/KID/LPIPS are skipped and drawn
+    sketches without targets leave adherence alone), and/or the pick's and the runner-up's
+    95 % CIs overlap on every counted metric of the track (the track cannot tell them
+    apart)."""
+    out = []
+    for ds in sorted({c["dataset"] for c in counted}):
+        cs = [c for c in counted if c["dataset"] == ds]
+        why = []
+        if len(cs) == 1:
+            why.append(f"only {cs[0]['metric']} counts there, so it carries the track's whole "
+                       f"weight {cs[0]['weight']:.2f}")
+        if runner_up is not None:
+            overlap = []
+            for c in cs:
+                rows = results[(results["dataset"] == ds) & (results["metric"] == c["metric"])
+                               & results["checkpoint"].isin([pick, runner_up])
+                               & results["ci_low"].notna() & results["ci_high"].notna()]
+                if len(rows) == 2:
+                    lo, hi = rows["ci_low"].astype(float), rows["ci_high"].astype(float)
+                    overlap.append(bool(lo.max() <= hi.min()))
+            if overlap and all(overlap):
+                why.append(f"the 95% CIs of {pick} and {runner_up} overlap on "
+                           + ("its metric" if len(cs) == 1 else f"all {len(cs)} of its metrics"))
+        if why:
+            out.append({"dataset": ds, "metrics": [c["metric"] for c in cs],
+                        "weight": float(sum(c["weight"] for c in cs)),
+                        "why": "; ".join(why)})
+    return out
+
+
 def _fmt(v: float | None) -> str:
     if v is None:
         return "n/a"
@@ -139,6 +175,9 @@ def explain(sel: dict) -> str:
         ms = [f"{c['metric']} {c['weight']:.2f}" for c in counted if c["dataset"] == t]
         per_track.append(f"{t}: " + ", ".join(ms))
     parts.append("Counted metrics and their effective weights: " + "; ".join(per_track) + ".")
+    for th in sel.get("thin_tracks", []):
+        parts.append(f"{th['dataset']} is thinly measured ({th['why']}): it still weighs "
+                     f"{th['weight']:.2f} of the choice.")
     if st.get("bootstrap"):
         pf = st["p_first"]
         lo, hi = st["rank_lo"], st["rank_hi"]
@@ -227,6 +266,7 @@ def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.Dat
                      for r in ranking.table[ranking.table["rank"].isna()].itertuples()],
         "results_digest": results_digest(results),
     }
+    sel["thin_tracks"] = thin_tracks(sel["rule"]["counted"], results, winner, ru)
     from evalkit.decide.review.effect import human_effect
 
     effect = human_effect(ranking, results, checkpoints)

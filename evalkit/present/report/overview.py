@@ -62,7 +62,7 @@ def domain_summary(domain: str, selection: dict | None, error: str | None,
     row: dict[str, Any] = {"domain": domain, "page": f"{domain}/index.html", "error": error,
                            "checkpoint": None, "step": None, "score": None, "p_first": None,
                            "stable": None, "stable_at": None, "runner_up": None,
-                           "margin": None, "runner_up_p": None, "headline": [],
+                           "margin": None, "runner_up_p": None, "headline": [], "thin": [],
                            "metrics": []}
     if selection is None:
         return row
@@ -72,7 +72,7 @@ def domain_summary(domain: str, selection: dict | None, error: str | None,
                score=selection["score"], p_first=st.get("p_first"),
                stable=st.get("stable"), stable_at=st.get("stable_at"),
                runner_up=ru.get("checkpoint"), margin=ru.get("margin"),
-               runner_up_p=ru.get("p_first"))
+               runner_up_p=ru.get("p_first"), thin=selection.get("thin_tracks") or [])
     row["headline"] = _headline(results, selection["checkpoint"], ru.get("checkpoint"))
     mine = results[results["checkpoint"] == selection["checkpoint"]]
     for kind, metrics in OVERVIEW_METRICS.items():
