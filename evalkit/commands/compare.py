@@ -1,0 +1,33 @@
+"""``evalkit compare OUT_A OUT_B``: two evaluations' picks side by side, per domain."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("out_a", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("out_b", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+def compare(out_a: Path, out_b: Path, fmt: str) -> None:
+    """Compare each domain's pick in OUT_B (e.g. this week's run) with OUT_A's (e.g. the
+    last release): per counted metric the paired difference B - A with its 95% bootstrap
+    interval on the samples both evaluated, and whether B's pick beats A's head to head
+    (B's ranking rule). Both folders need selection.json (evalkit select). Datasets whose
+    content differs between the folders are listed, not compared. Exit 0; 1 when some
+    domain's B pick loses to A's; 2 when a folder cannot be read."""
+    from evalkit.decide.compare import CompareError, to_json, to_text
+    from evalkit.decide.compare import compare as do_compare
+
+    try:
+        cmp = do_compare(out_a, out_b)
+    except CompareError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(to_json(cmp) if fmt == "json" else to_text(cmp))
+    if any(d["margin"] is not None and d["margin"] < 0 and not d["same_pick"]
+           for d in cmp["domains"]):
+        sys.exit(1)
