@@ -1,0 +1,233 @@
+"""Untrusted Keras, SavedModel and ONNX files cannot run code or touch files (issue 26).
+
+Every hostile model writes a marker file when its code runs; without --trust-model-code
+the marker must never appear, and with it the model does run (so the payload is real).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+import evalkit  # noqa: F401
+from evalkit.cli import cli
+from evalkit.inputs.checkpoints.load import CheckpointError
+from evalkit.inputs.sources import SourceOptions, discover, safety
+from tests.conftest import make_ab_folder
+
+SIZE = 32
+
+
+def run_cli(run, tmp_path, *extra):
+    heldout = tmp_path / "heldout"
+    if not heldout.exists():
+        make_ab_folder(heldout, n=2)
+    args = ["run", str(run), "--heldout", str(heldout), "--out", str(tmp_path / "out"),
+            "--image-size", str(SIZE), "--no-report", "--quiet", *extra]
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def _lambda_model(marker):
+    """A functional tf-keras model whose Lambda layer writes ``marker`` when it runs."""
+    from evalkit.core.tf import tf_keras
+
+    payload = eval(f"lambda t: (open({str(marker)!r}, 'a').write('ran'), t)[1]")  # noqa: S307
+    x = tf_keras.Input((None, None, 1))
+    y = tf_keras.layers.Conv2D(3, 3, padding="same", activation="tanh")(x)
+    y = tf_keras.layers.Lambda(payload, name="payload")(y)
+    return tf_keras.Model(x, y)
+
+
+def _hostile_keras(run, name, marker, fmt):
+    """``run/name`` holding a Lambda model saved as ``fmt`` (``h5`` or ``keras``, zip)."""
+    run.mkdir(parents=True, exist_ok=True)
+    model = _lambda_model(marker)  # building it calls the lambda once
+    src = run.parent / f"src.{fmt}"
+    model.save(src)
+    marker.unlink(missing_ok=True)
+    shutil.move(src, run / name)
+    return run / name
+
+
+KERAS_CASES = {  # name in the run folder, saved format, container evalkit must detect
+    "h5": ("evil-1.h5", "h5", "HDF5"),
+    "keras-named-hdf5": ("evil-1.keras", "h5", "HDF5"),
+    "zip-keras": ("evil-1.keras", "keras", "zip"),
+}
+
+
+@pytest.mark.parametrize("case", KERAS_CASES)
+def test_keras_lambda_is_refused_by_run_and_never_runs(tmp_path, case):
+    name, fmt, container = KERAS_CASES[case]
+    marker = tmp_path / "marker.txt"
+    path = _hostile_keras(tmp_path / "run", name, marker, fmt)
+    magic = path.read_bytes()[:8]
+    assert magic.startswith(safety.ZIP_MAGIC if container == "zip" else safety.HDF5_MAGIC)
+    r = run_cli(tmp_path / "run", tmp_path)
+    assert r.exit_code == 1, r.output
+    assert f"failed {name}: refused {name}: layer 'payload' is a Lambda layer" in r.output
+    assert "--trust-model-code" in r.output and "Re-save" in r.output
+    assert "0 of 1 checkpoints evaluated" in r.output
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("case", KERAS_CASES)
+def test_trust_model_code_loads_the_lambda_and_is_recorded(tmp_path, case):
+    name, fmt, _ = KERAS_CASES[case]
+    marker = tmp_path / "marker.txt"
+    _hostile_keras(tmp_path / "run", name, marker, fmt)
+    r = run_cli(tmp_path / "run", tmp_path, "--trust-model-code")
+    assert r.exit_code == 0, r.output
+    assert marker.exists()  # the payload is real: trusting it runs it
+    df = evalkit.load_results(tmp_path / "out")
+    assert set(df.checkpoint) == {name}
+    (trusted,) = discover(tmp_path / "run", options=SourceOptions(trust_model_code=True))
+    (checked,) = discover(tmp_path / "run")
+    assert trusted.settings == {"trust-model-code": "yes"} and checked.settings == {}
+    assert trusted.content_hash() != checked.content_hash()
+    assert set(df.checkpoint_hash) == {trusted.content_hash()}
+    with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
+        (arch,), = db.execute("SELECT architecture FROM checkpoints").fetchall()
+    assert "trusted model code (--trust-model-code, not checked)" in arch
+
+
+def test_container_is_told_by_bytes_not_name(tmp_path):
+    marker = tmp_path / "marker.txt"
+    zipped = _hostile_keras(tmp_path / "run", "evil.h5", marker, "keras")  # zip named .h5
+    assert safety.keras_container(zipped) == ["zip"]
+    with pytest.raises(CheckpointError, match="refused evil.h5: layer 'payload' is a Lambda"):
+        safety.check_keras_file(zipped)
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"\0" * 64)
+    with pytest.raises(CheckpointError, match="junk.keras: it is neither a zip"):
+        safety.check_keras_file(junk)
+    assert not marker.exists()
+
+
+def _config(*layers):
+    return {"class_name": "Functional", "config": {"name": "m", "layers": [
+        {"class_name": cls, "config": {"name": f"l{i}", **cfg}, **extra}
+        for i, (cls, cfg, extra) in enumerate(layers)]}}
+
+
+def test_keras_config_rules():
+    ok = _config(("InputLayer", {}, {}), ("Conv2D", {}, {"module": "keras.layers"}),
+                 ("InstanceNormalization", {}, {"module": "evalkit.inputs.models.resnet"}),
+                 ("TFOpLambda", {"function": "math.multiply"}, {}),
+                 ("TFOpLambda", {"function": "__operators__.add"}, {}))
+    safety.check_keras_config(ok, "ok.h5")  # what a functional seed-style export holds
+    bad = {
+        "custom layer class 'Evil'": ("Evil", {}, {}),
+        r"calls tf.io.write_file": ("TFOpLambda", {"function": "io.write_file"}, {}),
+        "comes from module 'os'": ("Conv2D", {}, {"module": "os"}),
+        "is a Lambda layer": ("Lambda", {"function": ["AAAA", None, None]}, {}),
+    }
+    for message, layer in bad.items():
+        with pytest.raises(CheckpointError, match=f"refused m.h5: layer 'l1' .*{message}"):
+            safety.check_keras_config(_config(("InputLayer", {}, {}), layer), "m.h5")
+    nested = _config(("Functional", {"layers": [{"class_name": "Lambda",
+                                                 "config": {"name": "inner"}}]}, {}))
+    with pytest.raises(CheckpointError, match="layer 'inner' is a Lambda"):
+        safety.check_keras_config(nested, "n.keras")
+
+
+# --- SavedModel ---------------------------------------------------------------------------
+
+def _saved_model(path, marker=None, raw_save=False):
+    """A SavedModel whose serving function is tanh(x * w); with ``marker`` it also writes
+    that file (tf.io.write_file); with ``raw_save`` it also calls SaveV2 into OUT's
+    parent."""
+    from evalkit.core.tf import tf
+
+    class Gen(tf.Module):
+        def __init__(self):
+            self.w = tf.Variable(tf.ones([1, 1, 1, 3]))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+        def serve(self, x):
+            if marker is not None:
+                tf.io.write_file(str(marker), "ran")
+            if raw_save:
+                tf.raw_ops.SaveV2(prefix=str(path.parent / "stolen"), tensor_names=["w"],
+                                  shape_and_slices=[""], tensors=[self.w.read_value()])
+            return {"out": tf.tanh(x * self.w)}
+
+    gen = Gen()
+    tf.saved_model.save(gen, str(path), signatures={"serving_default": gen.serve})
+    return path
+
+
+def test_savedmodel_writing_a_file_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "marker.txt"
+    run = tmp_path / "run"
+    _saved_model(run / "export-1", marker)
+    _saved_model(run / "export-2")
+    assert not marker.exists()
+    r = run_cli(run, tmp_path)
+    assert r.exit_code == 1, r.output
+    assert "failed export-1: refused export-1: its function __inference_serve" in r.output
+    assert "uses the op WriteFile" in r.output and "--trust-model-code" in r.output
+    assert "1 of 2 checkpoints evaluated" in r.output  # the normal SavedModel evaluates
+    assert not marker.exists()
+    # control: trusted, the same file does write the marker
+    r = run_cli(run, tmp_path, "--trust-model-code")
+    assert r.exit_code == 0, r.output
+    assert marker.read_text() == "ran"
+
+
+def test_savedmodel_saver_ops_are_allowed_only_in_its_own_saver(tmp_path):
+    ok = _saved_model(tmp_path / "ok")
+    ops = safety.saved_model_ops(ok)
+    saver = {op for op, _, saver_only in ops if saver_only and safety.is_file_op(op)}
+    # measured on tf 2.21: the variables' save/restore functions hold these (and only they)
+    assert {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename"} <= saver
+    assert not {op for op, _, saver_only in ops if not saver_only and safety.is_file_op(op)}
+    safety.check_saved_model(ok)
+    bad = _saved_model(tmp_path / "bad", raw_save=True)
+    with pytest.raises(CheckpointError, match="function __inference_serve.*op SaveV2"):
+        safety.check_saved_model(bad)
+
+
+# --- ONNX ---------------------------------------------------------------------------------
+
+def _onnx(path, domain):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Tanh", ["x"], ["y"], domain=domain, name="gen")
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, SIZE, SIZE])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1, SIZE, SIZE])])
+    opsets = [helper.make_opsetid("", 17)]
+    if domain:
+        opsets.append(helper.make_opsetid(domain, 1))
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    return path
+
+
+def test_onnx_custom_domain_is_refused(tmp_path):
+    pytest.importorskip("onnxruntime")
+    run = tmp_path / "run"
+    run.mkdir()
+    _onnx(run / "gen-1.onnx", "")
+    _onnx(run / "gen-2.onnx", "com.evil")
+    safety.check_onnx(run / "gen-1.onnx")
+    r = run_cli(run, tmp_path)
+    assert r.exit_code == 1, r.output
+    assert ("failed gen-2.onnx: refused gen-2.onnx: node 'gen' is the op Tanh of the custom "
+            "domain 'com.evil'") in r.output
+    assert "1 of 2 checkpoints evaluated" in r.output
+
+
+def test_keras_zip_config_is_read_without_loading(tmp_path):
+    """The zip view is read from config.json alone (no weights needed to refuse)."""
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", '{"class_name": "Functional", "config": {"layers": '
+                                  '[{"class_name": "Lambda", "config": {"name": "x"}}]}}')
+    with pytest.raises(CheckpointError, match="layer 'x' is a Lambda"):
+        safety.check_keras_file(path)
