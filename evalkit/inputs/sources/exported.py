@@ -223,12 +223,15 @@ class OnnxRunner(ModelRunner):
         return np.transpose(y, (0, 2, 3, 1)) if self.layout == "NCHW" else y
 
 
-def _onnx_session(path: Path):
+def _onnx_session(path: Path, trust: bool = False):
+    """An onnxruntime CPU session, after :func:`safety.check_onnx` unless ``trust``."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise CheckpointError("ONNX models need onnxruntime: pip install 'evalkit[onnx]'"
                               ) from exc
+    if not trust:
+        safety.check_onnx(path)
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -237,9 +240,7 @@ def _onnx_session(path: Path):
 
 def _prepare_onnx(ref: CheckpointRef, options: SourceOptions,
                   contract: InputContract | None) -> PreparedSource:
-    if not options.trust_model_code:
-        safety.check_onnx(ref.prefix)
-    session = _onnx_session(ref.prefix)
+    session = _onnx_session(ref.prefix, options.trust_model_code)
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise CheckpointError(f"ONNX model {ref.prefix.name} takes {len(inputs)} inputs; "
