@@ -179,17 +179,60 @@ def test_savedmodel_writing_a_file_is_refused_and_never_runs(tmp_path):
     assert marker.read_text() == "ran"
 
 
+def _file_ops(folder):
+    return {(op, role) for op, _, role in safety.saved_model_ops(folder)
+            if safety.is_file_op(op)}
+
+
 def test_savedmodel_saver_ops_are_allowed_only_in_its_own_saver(tmp_path):
     ok = _saved_model(tmp_path / "ok")
-    ops = safety.saved_model_ops(ok)
-    saver = {op for op, _, saver_only in ops if saver_only and safety.is_file_op(op)}
-    # measured on tf 2.21: the variables' save/restore functions hold these (and only they)
-    assert {"SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename"} <= saver
-    assert not {op for op, _, saver_only in ops if not saver_only and safety.is_file_op(op)}
+    # measured on tf 2.21: the variables' save and restore functions hold these, and only
+    # they hold file ops
+    assert _file_ops(ok) == {("SaveV2", "save"), ("MergeV2Checkpoints", "save"),
+                             ("ShardedFilename", "save"), ("RestoreV2", "restore")}
     safety.check_saved_model(ok)
     bad = _saved_model(tmp_path / "bad", raw_save=True)
     with pytest.raises(CheckpointError, match="function __inference_serve.*op SaveV2"):
         safety.check_saved_model(bad)
+
+
+def _tf1_saved_model(path, restore_writes=None):
+    """A TF1-style SavedModel (Builder): its saver is save/* graph nodes, no functions.
+    ``restore_writes``: the restore op also writes that file."""
+    from evalkit.core.tf import tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default(), v1.Session() as sess:
+        x = v1.placeholder(tf.float32, [None, None, None, 1], name="x")
+        w = v1.get_variable("w", [1, 1, 1, 3], initializer=v1.ones_initializer())
+        y = tf.tanh(x * w, name="y")
+        saver = None
+        if restore_writes is not None:
+            saver = v1.train.Saver()
+            restore = sess.graph.get_operation_by_name(saver.saver_def.restore_op_name)
+            with tf.control_dependencies([restore]):
+                evil = tf.group(tf.io.write_file(str(restore_writes), "ran"), name="evil")
+            saver.saver_def.restore_op_name = evil.name
+        sess.run(v1.global_variables_initializer())
+        b = v1.saved_model.Builder(str(path))
+        sig = v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        b.add_meta_graph_and_variables(sess, ["serve"], saver=saver,
+                                       signature_def_map={"serving_default": sig})
+        b.save()
+    return path
+
+
+def test_tf1_savedmodel_saver_nodes_are_allowed_and_a_writing_restore_is_not(tmp_path):
+    ok = _tf1_saved_model(tmp_path / "tf1")
+    assert _file_ops(ok) == {("SaveV2", "save"), ("MergeV2Checkpoints", "save"),
+                             ("ShardedFilename", "save"), ("RestoreV2", "restore")}
+    safety.check_saved_model(ok)
+    marker = tmp_path / "marker.txt"
+    bad = _tf1_saved_model(tmp_path / "tf1-bad", restore_writes=marker)
+    assert ("WriteFile", "restore") in _file_ops(bad)
+    with pytest.raises(CheckpointError, match="graph node .* uses the op WriteFile"):
+        safety.check_saved_model(bad)
+    assert not marker.exists()
 
 
 # --- ONNX ---------------------------------------------------------------------------------
@@ -231,3 +274,15 @@ def test_keras_zip_config_is_read_without_loading(tmp_path):
                                   '[{"class_name": "Lambda", "config": {"name": "x"}}]}}')
     with pytest.raises(CheckpointError, match="layer 'x' is a Lambda"):
         safety.check_keras_file(path)
+
+
+def test_keras_config_nested_too_deeply_is_refused_not_a_traceback(tmp_path):
+    path = tmp_path / "deep.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match="refused deep.keras: .*nested too deeply"):
+        safety.check_keras_file(path)
+    shallow = tmp_path / "shallow.keras"
+    with zipfile.ZipFile(shallow, "w") as z:  # json parses it; the walk must not overflow
+        z.writestr("config.json", '{"a": ' * 900 + "1" + "}" * 900)
+    safety.check_keras_file(shallow)

@@ -13,9 +13,11 @@ Checked statically (nothing is deserialized or executed), unless ``--trust-model
 * **SavedModel**: every node of ``saved_model.pb``'s graphs and every function of their
   function libraries is read (protobuf, no TensorFlow runtime); ops in :data:`FILE_OPS`,
   or matching :data:`FILE_OP_PREFIXES` (files, processes, Python, network) are refused. The
-  one exception is the checkpoint ops of :data:`SAVER_OPS` inside the functions that only
-  the graph's own saver (``saver_def``) reaches: SavedModel saves and restores its variables
-  with them. The same ops anywhere else (e.g. in the serving function) are refused.
+  one exception is the checkpoint ops of :data:`SAVER_OPS` in the graph nodes and functions
+  that only the graph's own saver (``saver_def``) reaches: save ops only in its save part,
+  restore ops only in its restore part (TF2 puts them in ``__inference__traced_save_*`` /
+  ``_restore_*`` functions, TF1 in ``save/*`` graph nodes). The same ops anywhere else
+  (e.g. in the serving function, or reached from a signature) are refused.
 * **ONNX**: every node (subgraphs and model-local functions included) must be in the
   standard domains (``''``, ``ai.onnx``, ``ai.onnx.ml``); custom-domain ops are refused.
 
@@ -81,11 +83,17 @@ FILE_OP_PREFIXES = ("Write", "Reader", "WholeFileReader", "TextLineReader", "TFR
                     "FixedLengthRecordReader", "IdentityReader", "LMDBReader", "Rpc",
                     "TryRpc", "DataService", "RegisterDataset", "Collective", "Send", "Recv",
                     "_Send", "_Recv", "_HostSend", "_HostRecv")
-#: what SavedModel's own saver functions (only) may use: they write/read its variables
-SAVER_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints", "ShardedFilename",
-                       "ShardedFilespec", "Save", "SaveSlices", "Restore", "RestoreSlice"})
+#: what SavedModel's own saver (only) may use, by part: the save part writes its variables
+#: (never run when evaluating), the restore part reads them
+SAVER_OPS: dict[str, frozenset[str]] = {
+    "save": frozenset({"SaveV2", "Save", "SaveSlices", "MergeV2Checkpoints", "ShardedFilename",
+                       "ShardedFilespec"}),
+    "restore": frozenset({"RestoreV2", "Restore", "RestoreSlice"}),
+}
 
 ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
+#: a Keras model config larger than this (bytes, uncompressed) is refused unread
+MAX_CONFIG_BYTES = 64 * 2**20
 
 
 def is_file_op(op: str) -> bool:
@@ -125,6 +133,9 @@ def keras_configs(path: Path) -> Iterator[tuple[str, dict]]:
         try:
             if kind == "zip":
                 with zipfile.ZipFile(path) as z:
+                    if z.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+                        raise CheckpointError(f"refused {path.name}: its config.json is over "
+                                              f"{MAX_CONFIG_BYTES >> 20} MiB")
                     raw = z.read("config.json")
                 yield "config.json", json.loads(raw)
             else:
@@ -132,6 +143,9 @@ def keras_configs(path: Path) -> Iterator[tuple[str, dict]]:
 
                 with h5py.File(path, "r") as f:
                     raw = f.attrs.get("model_config")
+                if raw is not None and len(raw) > MAX_CONFIG_BYTES:
+                    raise CheckpointError(f"refused {path.name}: its model_config is over "
+                                          f"{MAX_CONFIG_BYTES >> 20} MiB")
                 if raw is None:
                     raise CheckpointError(
                         f"{path.name} is an HDF5 file without a model config (weights only?); "
@@ -139,6 +153,9 @@ def keras_configs(path: Path) -> Iterator[tuple[str, dict]]:
                 yield "model_config", json.loads(raw)
         except CheckpointError:
             raise
+        except RecursionError as exc:
+            raise CheckpointError(f"refused {path.name}: its model config is nested too "
+                                  "deeply to check") from exc
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise CheckpointError(f"cannot read the model config of {path.name} ({kind}): "
                                   f"{exc}") from exc
@@ -204,7 +221,11 @@ def check_keras_config(config: dict, name: str) -> None:
 def check_keras_file(path: Path) -> None:
     """Refuse a Keras file whose config (in any container view) could run code."""
     for _where, config in keras_configs(path):
-        check_keras_config(config, path.name)
+        try:
+            check_keras_config(config, path.name)
+        except RecursionError as exc:
+            raise CheckpointError(f"refused {path.name}: its model config is nested too "
+                                  "deeply to check") from exc
 
 
 # --- SavedModel -------------------------------------------------------------------------
@@ -231,10 +252,65 @@ def _closure(roots: set[str], calls: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def saved_model_ops(folder: Path) -> list[tuple[str, str, bool]]:
-    """``(op, where, saver_only)`` for every node of every graph and function in
-    ``folder/saved_model.pb``; ``saver_only``: inside the graph's saver and the functions
-    only it reaches."""
+def _tensor_node(name: str) -> str:
+    """``"^a"``, ``"a:0"`` -> ``"a"``."""
+    return name.lstrip("^").split(":")[0]
+
+
+def _graph_back(roots: set[str], inputs: dict[str, list[str]]) -> set[str]:
+    """Graph nodes ``roots`` depend on (data and control inputs), roots included."""
+    seen: set[str] = set()
+    todo = [r for r in roots if r]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        todo.extend(_tensor_node(i) for i in inputs.get(n, ()))
+    return seen
+
+
+def _meta_graph_roles(mg) -> Iterator[tuple[str, str, str]]:
+    """``(op, where, role)`` for one MetaGraphDef; role ``save`` / ``restore``: only the
+    saver's save (or restore) part reaches it; ``""``: anything else."""
+    inputs = {n.name: list(n.input) for n in mg.graph_def.node}
+    save = _graph_back({_tensor_node(mg.saver_def.save_tensor_name)}, inputs)
+    restore = _graph_back({_tensor_node(mg.saver_def.restore_op_name)}, inputs)
+    signature = _graph_back({_tensor_node(t.name) for sig in mg.signature_def.values()
+                             for t in (*sig.inputs.values(), *sig.outputs.values())}, inputs)
+    node_role = {}
+    for n in mg.graph_def.node:
+        if n.name in save and n.name not in restore and n.name not in signature:
+            node_role[n.name] = "save"
+        elif n.name in restore and n.name not in save and n.name not in signature:
+            node_role[n.name] = "restore"
+        else:
+            node_role[n.name] = ""
+    library = {f.signature.name: f for f in mg.graph_def.library.function}
+    calls = {name: {ref for n in f.node_def for ref in _func_refs(n)}
+             for name, f in library.items()}
+    roots: dict[str, set[str]] = {"save": set(), "restore": set(), "": set()}
+    for n in mg.graph_def.node:
+        roots[node_role[n.name]].update(_func_refs(n))
+    reach = {role: _closure(r, calls) for role, r in roots.items()}
+    # a function neither part reaches is a root of "anything else" (object graph, signatures)
+    reach[""] = _closure(roots[""] | (set(library) - reach["save"] - reach["restore"]), calls)
+    fn_role = {}
+    for name in library:
+        hits = [role for role in ("save", "restore", "") if name in reach[role]]
+        fn_role[name] = hits[0] if len(hits) == 1 else ""
+    for n in mg.graph_def.node:
+        yield n.op, f"graph node {n.name}", node_role[n.name]
+    for name, f in library.items():
+        for n in f.node_def:
+            yield n.op, f"function {name}", fn_role[name]
+
+
+def saved_model_ops(folder: Path) -> list[tuple[str, str, str]]:
+    """``(op, where, role)`` for every node of every graph and function in
+    ``folder/saved_model.pb`` (parsed as a protobuf; nothing runs). ``role`` is ``save`` or
+    ``restore`` for nodes and functions that only the graph's saver (``saver_def``: its
+    save tensor, its restore op) reaches, else ``""``."""
     import importlib
 
     from evalkit.core.tf import tf  # noqa: F401  (TensorFlow imported the safe way first)
@@ -247,32 +323,14 @@ def saved_model_ops(folder: Path) -> list[tuple[str, str, bool]]:
         sm.ParseFromString((folder / "saved_model.pb").read_bytes())
     except Exception as exc:
         raise CheckpointError(f"cannot read {folder.name}/saved_model.pb: {exc}") from exc
-    found = []
-    for mg in sm.meta_graphs:
-        library = {f.signature.name: f for f in mg.graph_def.library.function}
-        calls = {name: {ref for n in f.node_def for ref in _func_refs(n)}
-                 for name, f in library.items()}
-        saver_nodes = {t.split(":")[0].lstrip("^") for t in
-                       (mg.saver_def.save_tensor_name, mg.saver_def.restore_op_name) if t}
-        saver_roots, other_roots = set(), set()
-        for n in mg.graph_def.node:
-            (saver_roots if n.name in saver_nodes else other_roots).update(_func_refs(n))
-        reach_saver = _closure(saver_roots, calls)
-        reach_other = _closure(other_roots | (set(library) - reach_saver), calls)
-        saver_only = reach_saver - reach_other
-        for n in mg.graph_def.node:
-            found.append((n.op, f"graph node {n.name}", n.name in saver_nodes))
-        for name, f in library.items():
-            for n in f.node_def:
-                found.append((n.op, f"function {name}", name in saver_only))
-    return found
+    return [found for mg in sm.meta_graphs for found in _meta_graph_roles(mg)]
 
 
 def check_saved_model(folder: Path) -> None:
     """Refuse a SavedModel whose graph or functions use a file/process/network op (module
     doc)."""
-    for op, where, saver_only in saved_model_ops(folder):
-        if is_file_op(op) and not (saver_only and op in SAVER_OPS):
+    for op, where, role in saved_model_ops(folder):
+        if is_file_op(op) and op not in SAVER_OPS.get(role, ()):
             raise _refuse(folder.name, f"its {where} uses the op {op}, which reads or writes "
                           "files, runs Python or reaches other processes",
                           "Export the generator alone (tf.saved_model.save of a tf.function "
