@@ -6,7 +6,6 @@ the marker must never appear, and with it the model does run (so the payload is 
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import zipfile
 
@@ -17,6 +16,7 @@ import evalkit  # noqa: F401
 from evalkit.cli import cli
 from evalkit.inputs.checkpoints.load import CheckpointError
 from evalkit.inputs.sources import SourceOptions, discover, safety
+from tests import hostile_models as hm
 from tests.conftest import make_ab_folder
 
 SIZE = 32
@@ -31,28 +31,6 @@ def run_cli(run, tmp_path, *extra):
     return CliRunner().invoke(cli, args, catch_exceptions=False)
 
 
-def _lambda_model(marker):
-    """A functional tf-keras model whose Lambda layer writes ``marker`` when it runs."""
-    from evalkit.core.tf import tf_keras
-
-    payload = eval(f"lambda t: (open({str(marker)!r}, 'a').write('ran'), t)[1]")  # noqa: S307
-    x = tf_keras.Input((None, None, 1))
-    y = tf_keras.layers.Conv2D(3, 3, padding="same", activation="tanh")(x)
-    y = tf_keras.layers.Lambda(payload, name="payload")(y)
-    return tf_keras.Model(x, y)
-
-
-def _hostile_keras(run, name, marker, fmt):
-    """``run/name`` holding a Lambda model saved as ``fmt`` (``h5`` or ``keras``, zip)."""
-    run.mkdir(parents=True, exist_ok=True)
-    model = _lambda_model(marker)  # building it calls the lambda once
-    src = run.parent / f"src.{fmt}"
-    model.save(src)
-    marker.unlink(missing_ok=True)
-    shutil.move(src, run / name)
-    return run / name
-
-
 KERAS_CASES = {  # name in the run folder, saved format, container evalkit must detect
     "h5": ("evil-1.h5", "h5", "HDF5"),
     "keras-named-hdf5": ("evil-1.keras", "h5", "HDF5"),
@@ -64,7 +42,7 @@ KERAS_CASES = {  # name in the run folder, saved format, container evalkit must 
 def test_keras_lambda_is_refused_by_run_and_never_runs(tmp_path, case):
     name, fmt, container = KERAS_CASES[case]
     marker = tmp_path / "marker.txt"
-    path = _hostile_keras(tmp_path / "run", name, marker, fmt)
+    path = hm.lambda_keras(tmp_path / "run", name, marker, fmt)
     magic = path.read_bytes()[:8]
     assert magic.startswith(safety.ZIP_MAGIC if container == "zip" else safety.HDF5_MAGIC)
     r = run_cli(tmp_path / "run", tmp_path)
@@ -79,7 +57,7 @@ def test_keras_lambda_is_refused_by_run_and_never_runs(tmp_path, case):
 def test_trust_model_code_loads_the_lambda_and_is_recorded(tmp_path, case):
     name, fmt, _ = KERAS_CASES[case]
     marker = tmp_path / "marker.txt"
-    _hostile_keras(tmp_path / "run", name, marker, fmt)
+    hm.lambda_keras(tmp_path / "run", name, marker, fmt)
     r = run_cli(tmp_path / "run", tmp_path, "--trust-model-code")
     assert r.exit_code == 0, r.output
     assert marker.exists()  # the payload is real: trusting it runs it
@@ -97,7 +75,7 @@ def test_trust_model_code_loads_the_lambda_and_is_recorded(tmp_path, case):
 
 def test_container_is_told_by_bytes_not_name(tmp_path):
     marker = tmp_path / "marker.txt"
-    zipped = _hostile_keras(tmp_path / "run", "evil.h5", marker, "keras")  # zip named .h5
+    zipped = hm.lambda_keras(tmp_path / "run", "evil.h5", marker, "keras")  # zip named .h5
     assert safety.keras_container(zipped) == ["zip"]
     with pytest.raises(CheckpointError, match="refused evil.h5: layer 'payload' is a Lambda"):
         safety.check_keras_file(zipped)
@@ -137,35 +115,11 @@ def test_keras_config_rules():
 
 # --- SavedModel ---------------------------------------------------------------------------
 
-def _saved_model(path, marker=None, raw_save=False):
-    """A SavedModel whose serving function is tanh(x * w); with ``marker`` it also writes
-    that file (tf.io.write_file); with ``raw_save`` it also calls SaveV2 into OUT's
-    parent."""
-    from evalkit.core.tf import tf
-
-    class Gen(tf.Module):
-        def __init__(self):
-            self.w = tf.Variable(tf.ones([1, 1, 1, 3]))
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
-        def serve(self, x):
-            if marker is not None:
-                tf.io.write_file(str(marker), "ran")
-            if raw_save:
-                tf.raw_ops.SaveV2(prefix=str(path.parent / "stolen"), tensor_names=["w"],
-                                  shape_and_slices=[""], tensors=[self.w.read_value()])
-            return {"out": tf.tanh(x * self.w)}
-
-    gen = Gen()
-    tf.saved_model.save(gen, str(path), signatures={"serving_default": gen.serve})
-    return path
-
-
 def test_savedmodel_writing_a_file_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "marker.txt"
     run = tmp_path / "run"
-    _saved_model(run / "export-1", marker)
-    _saved_model(run / "export-2")
+    hm.saved_model(run / "export-1", marker)
+    hm.saved_model(run / "export-2")
     assert not marker.exists()
     r = run_cli(run, tmp_path)
     assert r.exit_code == 1, r.output
@@ -185,50 +139,24 @@ def _file_ops(folder):
 
 
 def test_savedmodel_saver_ops_are_allowed_only_in_its_own_saver(tmp_path):
-    ok = _saved_model(tmp_path / "ok")
+    ok = hm.saved_model(tmp_path / "ok")
     # measured on tf 2.21: the variables' save and restore functions hold these, and only
     # they hold file ops
     assert _file_ops(ok) == {("SaveV2", "save"), ("MergeV2Checkpoints", "save"),
                              ("ShardedFilename", "save"), ("RestoreV2", "restore")}
     safety.check_saved_model(ok)
-    bad = _saved_model(tmp_path / "bad", raw_save=True)
+    bad = hm.saved_model(tmp_path / "bad", raw_save=True)
     with pytest.raises(CheckpointError, match="function __inference_serve.*op SaveV2"):
         safety.check_saved_model(bad)
 
 
-def _tf1_saved_model(path, restore_writes=None):
-    """A TF1-style SavedModel (Builder): its saver is save/* graph nodes, no functions.
-    ``restore_writes``: the restore op also writes that file."""
-    from evalkit.core.tf import tf
-
-    v1 = tf.compat.v1
-    with tf.Graph().as_default(), v1.Session() as sess:
-        x = v1.placeholder(tf.float32, [None, None, None, 1], name="x")
-        w = v1.get_variable("w", [1, 1, 1, 3], initializer=v1.ones_initializer())
-        y = tf.tanh(x * w, name="y")
-        saver = None
-        if restore_writes is not None:
-            saver = v1.train.Saver()
-            restore = sess.graph.get_operation_by_name(saver.saver_def.restore_op_name)
-            with tf.control_dependencies([restore]):
-                evil = tf.group(tf.io.write_file(str(restore_writes), "ran"), name="evil")
-            saver.saver_def.restore_op_name = evil.name
-        sess.run(v1.global_variables_initializer())
-        b = v1.saved_model.Builder(str(path))
-        sig = v1.saved_model.predict_signature_def({"x": x}, {"y": y})
-        b.add_meta_graph_and_variables(sess, ["serve"], saver=saver,
-                                       signature_def_map={"serving_default": sig})
-        b.save()
-    return path
-
-
 def test_tf1_savedmodel_saver_nodes_are_allowed_and_a_writing_restore_is_not(tmp_path):
-    ok = _tf1_saved_model(tmp_path / "tf1")
+    ok = hm.tf1_saved_model(tmp_path / "tf1")
     assert _file_ops(ok) == {("SaveV2", "save"), ("MergeV2Checkpoints", "save"),
                              ("ShardedFilename", "save"), ("RestoreV2", "restore")}
     safety.check_saved_model(ok)
     marker = tmp_path / "marker.txt"
-    bad = _tf1_saved_model(tmp_path / "tf1-bad", restore_writes=marker)
+    bad = hm.tf1_saved_model(tmp_path / "tf1-bad", restore_writes=marker)
     assert ("WriteFile", "restore") in _file_ops(bad)
     with pytest.raises(CheckpointError, match="graph node .* uses the op WriteFile"):
         safety.check_saved_model(bad)
@@ -237,27 +165,12 @@ def test_tf1_savedmodel_saver_nodes_are_allowed_and_a_writing_restore_is_not(tmp
 
 # --- ONNX ---------------------------------------------------------------------------------
 
-def _onnx(path, domain):
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    node = helper.make_node("Tanh", ["x"], ["y"], domain=domain, name="gen")
-    graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, SIZE, SIZE])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1, SIZE, SIZE])])
-    opsets = [helper.make_opsetid("", 17)]
-    if domain:
-        opsets.append(helper.make_opsetid(domain, 1))
-    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
-    return path
-
-
 def test_onnx_custom_domain_is_refused(tmp_path):
     pytest.importorskip("onnxruntime")
     run = tmp_path / "run"
     run.mkdir()
-    _onnx(run / "gen-1.onnx", "")
-    _onnx(run / "gen-2.onnx", "com.evil")
+    hm.onnx_model(run / "gen-1.onnx", "")
+    hm.onnx_model(run / "gen-2.onnx", "com.evil")
     safety.check_onnx(run / "gen-1.onnx")
     r = run_cli(run, tmp_path)
     assert r.exit_code == 1, r.output
