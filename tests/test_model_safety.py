@@ -68,6 +68,10 @@ def test_trust_model_code_loads_the_lambda_and_is_recorded(tmp_path, case):
     assert trusted.settings == {"trust-model-code": "yes"} and checked.settings == {}
     assert trusted.content_hash() != checked.content_hash()
     assert set(df.checkpoint_hash) == {trusted.content_hash()}
+    from evalkit.present.deploy import _matches  # select --export accepts the trusted hash
+
+    assert _matches(trusted.files_hash(), trusted.content_hash())
+    assert not _matches(trusted.files_hash(), "0" * 64)
     with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
         (arch,), = db.execute("SELECT architecture FROM checkpoints").fetchall()
     assert "trusted model code (--trust-model-code, not checked)" in arch
