@@ -102,11 +102,17 @@ def test_keras_config_rules():
                  ("TFOpLambda", {"function": "math.multiply"}, {}),
                  ("TFOpLambda", {"function": "__operators__.add"}, {}))
     safety.check_keras_config(ok, "ok.h5")  # what a functional seed-style export holds
+    safety.check_keras_config(_config(("StringLookup", {"vocabulary": ["a", "b"]}, {})),
+                              "listed.keras")  # a vocabulary given inline reads no file
     bad = {
         "custom layer class 'Evil'": ("Evil", {}, {}),
         r"calls tf.io.write_file": ("TFOpLambda", {"function": "io.write_file"}, {}),
         "comes from module 'os'": ("Conv2D", {}, {"module": "os"}),
         "is a Lambda layer": ("Lambda", {"function": ["AAAA", None, None]}, {}),
+        "is a TFSMLayer layer": ("TFSMLayer", {"filepath": "/elsewhere"}, {}),
+        "is a TorchModuleWrapper": ("TorchModuleWrapper", {}, {"module": "keras.layers"}),
+        r"reads the file '/etc/passwd' \(vocabulary\)": ("StringLookup",
+                                                          {"vocabulary": "/etc/passwd"}, {}),
     }
     for message, layer in bad.items():
         with pytest.raises(CheckpointError, match=f"refused m.h5: layer 'l1' .*{message}"):

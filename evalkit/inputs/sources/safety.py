@@ -9,7 +9,10 @@ Checked statically (nothing is deserialized or executed), unless ``--trust-model
   when it holds a ``Lambda`` layer (tf-keras unpacks its Python bytecode from HDF5 files
   whatever ``safe_mode`` says), a layer class that is not a built-in Keras layer (nor
   evalkit's own ``InstanceNormalization``), an object from a module outside Keras, or a
-  ``TFOpLambda`` calling a TensorFlow function outside :data:`SAFE_TF_FUNCTIONS`.
+  ``TFOpLambda`` calling a TensorFlow function outside :data:`SAFE_TF_FUNCTIONS`, a
+  built-in layer that runs code or loads another model (:data:`CODE_LAYERS`: ``TFSMLayer``,
+  ``TorchModuleWrapper``, ``JaxLayer``, ``FlaxLayer``), or a layer that names a file to
+  read (a vocabulary path, :data:`FILE_KEYS`).
 * **SavedModel**: every node of ``saved_model.pb``'s graphs and every function of their
   function libraries is read (protobuf, no TensorFlow runtime); ops in :data:`FILE_OPS`,
   or matching :data:`FILE_OP_PREFIXES` (files, processes, Python, network) are refused. The
@@ -45,6 +48,12 @@ _OWN_LAYERS = {"InstanceNormalization": "evalkit.inputs.models.resnet"}
 _MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 _OP_LAMBDAS = {"TFOpLambda", "SlicingOpLambda"}
 _KERAS_MODULES = ("keras", "tf_keras")
+#: built-in layers that run code or load other files: a Python lambda, a SavedModel
+#: (``TFSMLayer``), a pickled torch module, JAX/Flax functions
+CODE_LAYERS = frozenset({"Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer",
+                         "FlaxLayer"})
+#: layer config keys whose string value is a path the layer reads (a vocabulary file...)
+FILE_KEYS = ("vocabulary", "filepath", "file_path", "idf_weights")
 
 #: TensorFlow functions a ``TFOpLambda`` (what ``x * 2`` or ``tf.nn.relu(x)`` in a
 #: functional tf-keras model becomes) may call: pure tensor maths; anything else refused
@@ -171,7 +180,7 @@ def _builtin_layers() -> frozenset[str]:
         names |= {n for n in dir(keras.layers) if n[:1].isupper()}
     except ImportError:  # pragma: no cover - Keras 3 is optional
         pass
-    return frozenset(names - {"Lambda"})
+    return frozenset(names - CODE_LAYERS)
 
 
 def _walk(obj, parent_key: str = "") -> Iterator[tuple[str, dict]]:
@@ -202,12 +211,20 @@ def check_keras_config(config: dict, name: str) -> None:
         label = f"layer {label!r} " if label else ""
         if cls in ("Lambda", "__lambda__"):
             raise _refuse(name, f"{label}is a Lambda layer (Python code)", fix)
+        if cls in CODE_LAYERS:
+            raise _refuse(name, f"{label}is a {cls} layer (it runs code or loads another "
+                          "model)", fix)
         module = d.get("module")
         if isinstance(module, str) and not module.startswith(_KERAS_MODULES) \
                 and _OWN_LAYERS.get(cls) != module:
             raise _refuse(name, f"{label}({cls}) comes from module {module!r}, not Keras", fix)
         if key != "layers":
             continue
+        config = d.get("config") if isinstance(d.get("config"), dict) else {}
+        paths = [k for k in FILE_KEYS if isinstance(config.get(k), str)]
+        if paths:
+            raise _refuse(name, f"{label}({cls}) reads the file {config[paths[0]]!r} "
+                          f"({paths[0]})", fix)
         if cls in _OP_LAMBDAS:
             fn = (d.get("config") or {}).get("function")
             if not _tf_function_ok(fn):
