@@ -189,6 +189,27 @@ def test_onnx_custom_domain_is_refused(tmp_path):
     assert "1 of 2 checkpoints evaluated" in r.output
 
 
+def test_onnx_custom_domain_inside_a_subgraph_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def branch(domain):
+        return helper.make_graph(
+            [helper.make_node("Tanh", ["x"], ["b"], domain=domain, name=f"in-{domain or 'std'}")],
+            "branch", [], [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
+
+    cond = helper.make_node("If", ["c"], ["y"], then_branch=branch("com.evil"),
+                            else_branch=branch(""))
+    graph = helper.make_graph(
+        [cond], "g", [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+                      helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "if.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(CheckpointError, match="node 'in-com.evil' .*custom domain 'com.evil'"):
+        safety.check_onnx(path)
+
+
 def test_keras_zip_config_is_read_without_loading(tmp_path):
     """The zip view is read from config.json alone (no weights needed to refuse)."""
     path = tmp_path / "m.keras"

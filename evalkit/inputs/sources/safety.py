@@ -357,6 +357,8 @@ def check_saved_model(folder: Path) -> None:
 # --- ONNX -------------------------------------------------------------------------------
 
 def _onnx_nodes(graph) -> Iterator:
+    """Every node of a GraphProto (or FunctionProto), and of the subgraphs in its nodes'
+    attributes (``If`` branches, ``Loop``/``Scan`` bodies)."""
     for node in graph.node:
         yield node
         for attr in node.attribute:
@@ -379,7 +381,7 @@ def check_onnx(path: Path) -> None:
     except Exception as exc:
         raise CheckpointError(f"cannot load ONNX model {path.name}: "
                               f"{str(exc).splitlines()[0] if str(exc) else exc}") from exc
-    nodes = [*_onnx_nodes(model.graph), *(n for f in model.functions for n in f.node)]
+    nodes = [*_onnx_nodes(model.graph), *(n for f in model.functions for n in _onnx_nodes(f))]
     for node in nodes:
         if node.domain not in ONNX_DOMAINS:
             raise _refuse(path.name, f"node {node.name or node.op_type!r} is the op "
