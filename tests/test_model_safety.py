@@ -210,6 +210,28 @@ def test_onnx_custom_domain_inside_a_subgraph_is_refused(tmp_path):
         safety.check_onnx(path)
 
 
+def test_a_file_both_hdf5_and_zip_is_checked_both_ways(tmp_path):
+    """A polyglot: a harmless HDF5 model config, with a zip whose config.json holds a Lambda
+    appended (a loader that trusts the zip view would read that one)."""
+    import io
+    import json
+
+    import h5py
+
+    path = tmp_path / "both.keras"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(_config(("InputLayer", {}, {})))
+    safety.check_keras_file(path)  # harmless alone
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("config.json", json.dumps(_config(("Lambda", {}, {}))))
+    with open(path, "ab") as f:
+        f.write(buf.getvalue())
+    assert safety.keras_container(path) == ["zip", "hdf5"]
+    with pytest.raises(CheckpointError, match="refused both.keras: layer 'l0' is a Lambda"):
+        safety.check_keras_file(path)
+
+
 def test_keras_zip_config_is_read_without_loading(tmp_path):
     """The zip view is read from config.json alone (no weights needed to refuse)."""
     path = tmp_path / "m.keras"

@@ -30,6 +30,7 @@ the fixes.
 
 from __future__ import annotations
 
+import functools
 import json
 import zipfile
 from collections.abc import Iterator
@@ -170,6 +171,7 @@ def keras_configs(path: Path) -> Iterator[tuple[str, dict]]:
                                   f"{exc}") from exc
 
 
+@functools.cache
 def _builtin_layers() -> frozenset[str]:
     from evalkit.core.tf import tf_keras
 
