@@ -17,7 +17,9 @@ Faults: kill -9 at random moments then resume; SIGINT (exit 130) and SIGTERM (ex
 then resume; two concurrent runs on one OUT; truncated and garbage stores (exit 2, then
 ``--rebuild-store``); a read-only store (a read-only bind mount); a full disk on a small
 tmpfs (exit 3, then resume with space; skipped with the reason where no tmpfs can be
-mounted); a cached PNG replaced by another valid image; ``--limit`` and changed data.
+mounted); a cached PNG replaced by another valid image; ``--limit`` and changed data;
+hostile model files (Lambda layers, a SavedModel writing a file, a custom ONNX domain:
+refused, their code never runs).
 
 Usage: ``.venv/bin/python benchmarks/faults.py [--kills 22] [--seed 0] [--only NAME ...]``
 (the full suite took about an hour on a loaded 2-core machine, half of it the 22 kills;
@@ -306,11 +308,45 @@ def fault_limit_and_data(sc: Scenario, trials: int, rng: random.Random) -> Outco
     return o
 
 
+def fault_hostile_models(sc: Scenario, trials: int, rng: random.Random) -> Outcome:
+    """A hostile model file (tests/hostile_models.py: a Lambda .h5, the same HDF5 named
+    .keras, a zip .keras with a Lambda, a SavedModel calling tf.io.write_file, an ONNX node
+    in a custom domain) added to the run folder: that checkpoint alone fails (exit 1,
+    "refused NAME"), its code never runs (the marker file never appears) and the seed
+    checkpoints' results are the clean run's. ``trials`` rounds over the 5 kinds."""
+    o = Outcome("hostile model file (Lambda, SavedModel write, ONNX)")
+    from tests.hostile_models import KINDS
+
+    for i in range(trials):
+        for kind, (name, _) in KINDS.items():
+            run_dir = sc.base / f"hostile-run{i}-{kind}"
+            shutil.copytree(sc.run_dir, run_dir)
+            marker = sc.base / f"hostile-marker{i}-{kind}.txt"
+            made = subprocess.run([sys.executable, "-m", "tests.hostile_models", kind,
+                                   str(run_dir / name), str(marker)], env=sc.env, cwd=ROOT,
+                                  capture_output=True, text=True, timeout=600)
+            if made.returncode != 0:
+                o.add(0, 0, [f"{kind}: could not build it: {made.stderr.strip()[-300:]}"])
+                continue
+            marker.unlink(missing_ok=True)  # building a Lambda model calls it once
+            out = sc.copy_reference(sc.base / f"hostile{i}-{kind}")
+            r = sc.evalkit("run", str(run_dir), "--heldout", str(sc.heldout), "--out",
+                           str(out), "--image-size", str(sc.size), "--quiet")
+            problems = problems_of(r, {1}, [f"failed {name}: refused {name}",
+                                            "--trust-model-code"], f"run with {kind}")
+            if marker.exists():
+                problems.append(f"{kind}: its code ran (the marker file was written)")
+            check_finished(sc, out, o, problems)
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return o
+
+
 FAULTS: dict[str, Callable[[Scenario, int, random.Random], Outcome]] = {
     "kill9": fault_kill9, "sigint": fault_sigint, "sigterm": fault_sigterm,
     "concurrent": fault_concurrent, "truncated": fault_truncated, "garbage": fault_garbage,
     "readonly": fault_readonly, "diskfull": fault_disk_full, "tamper": fault_tampered_png,
-    "limit": fault_limit_and_data,
+    "limit": fault_limit_and_data, "hostile": fault_hostile_models,
 }
 
 

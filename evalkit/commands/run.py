@@ -110,6 +110,11 @@ def run_options(f):
                      help="Input contract [default: seed for TF/Keras/SavedModel, "
                           "pix2pix-torch for .pth; ONNX by its layout]. See README "
                           "'Model formats'."),
+        click.option("--trust-model-code", is_flag=True,
+                     help="Load Keras, SavedModel and ONNX files even when they could run "
+                          "code or touch files (Lambda/custom layers, file ops, custom ONNX "
+                          "domains); only for files from people you trust. Recorded in "
+                          "each such checkpoint's content hash (docs/formats.md)."),
         click.option("--tensorboard", "tensorboard_dir",
                      type=click.Path(path_type=Path, file_okay=False),
                      help="Also write the results as TensorBoard scalars and grid images "
@@ -146,7 +151,7 @@ class PreparedRun:
 
 def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, image_size,
                 batch_size, limit, feature_extractor, quiet, net_g=None, norm=None,
-                contract=None, **_ignored) -> PreparedRun:
+                contract=None, trust_model_code=False, **_ignored) -> PreparedRun:
     """Resolve ``run``'s options (command line over evalkit.toml over defaults);
     click.UsageError on bad ones."""
     from evalkit.execute.engine import RunOptions
@@ -161,7 +166,7 @@ def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, imag
         limit=limit if limit is not None else cfg.limit,
         feature_extractor=feature_extractor or cfg.feature_extractor,
         domain=domain or cfg.domain,
-        net_g=net_g, norm=norm, contract=contract,
+        net_g=net_g, norm=norm, contract=contract, trust_model_code=trust_model_code,
         progress=not quiet,
     )
     heldout = heldout or cfg.heldout

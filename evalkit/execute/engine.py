@@ -53,6 +53,8 @@ class RunOptions:
     net_g: str | None = None  # pix2pix --netG (None: inferred from the weights)
     norm: str | None = None  # pix2pix --norm (None: inferred from the weights)
     contract: str | None = None  # input contract (None: each model kind's default)
+    #: load Keras/SavedModel/ONNX files that could run code (evalkit.inputs.sources.safety)
+    trust_model_code: bool = False
     device: str = "auto"  # auto|cpu|gpu (evalkit.execute.device)
     #: where units run: None = in this process; an evalkit.execute.executors.Executor otherwise
     #: (e.g. evalkit.execute.ray_executor.RayExecutor)

@@ -6,7 +6,7 @@
   folder copied as it is, under its own name, beside ``selection.json`` (provenance).
 
 The source is hashed before copying (it must still be what was evaluated: its files hash,
-possibly combined with a named contract, must equal the selection's content hash) and the
+possibly combined with a named contract and --trust-model-code, must equal the selection's content hash) and the
 copy after (it must hash the same).
 """
 
@@ -40,11 +40,14 @@ def ref_for_path(path: Path) -> CheckpointRef | None:
 
 
 def _matches(files_hash: str, want: str | None) -> bool:
+    from evalkit.inputs.sources import TRUSTED
     from evalkit.inputs.sources.contracts import CONTRACTS
 
     if not want:
         return True
-    return want in {files_hash, *(settings_hash(files_hash, {"contract": c}) for c in CONTRACTS)}
+    options = [{}, *({"contract": c} for c in CONTRACTS)]
+    options += [{**o, **TRUSTED} for o in options]
+    return want in {settings_hash(files_hash, o) for o in options}
 
 
 def export(selection: dict, dest: str | Path, force: bool = False) -> Path:

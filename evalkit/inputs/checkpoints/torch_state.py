@@ -24,7 +24,9 @@ Checkpoints written before PyTorch 0.4 carry ``running_mean``/``running_var`` (a
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
+import zipfile
 from pathlib import Path
 
 from evalkit.inputs.checkpoints.load import CheckpointError, _one_line
@@ -46,14 +48,13 @@ def load_state_dict(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        if m is None:  # not a pickle torch can read at all (garbage, exotic protocol)
+        blocked = _blocked_global(str(exc), path)
+        if blocked is None:  # not a pickle torch can read at all (garbage, exotic protocol)
             raise CheckpointError(f"cannot read {path.name}: not a PyTorch state dict file "
                                   "(torch.load(weights_only=True) could not parse it)") from exc
         raise CheckpointError(
             f"refused {path.name}: it is not a plain state dict, its pickle calls "
-            f"{m.group(1)}; evalkit loads .pth files with torch.load(weights_only=True) and "
+            f"{blocked}; evalkit loads .pth files with torch.load(weights_only=True) and "
             "never runs pickled code. Re-save it in a trusted environment with "
             "torch.save(net.state_dict(), PATH)") from exc
     except Exception as exc:
@@ -66,6 +67,76 @@ def load_state_dict(path: str | Path) -> dict:
                               "tensors; save the generator with "
                               "torch.save(net.state_dict(), PATH)")
     return dict(obj)
+
+
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
+                         "SHORT_BINSTRING", "BINSTRING", "STRING"})
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+
+
+def pickle_globals(data: bytes) -> list[str]:
+    """``module.name`` of every global a pickle imports, read by disassembling it
+    (:mod:`pickletools`; nothing is unpickled). ``STACK_GLOBAL`` takes the last two strings
+    pushed (directly or from the memo)."""
+    found: list[str] = []
+    strings: list[str] = []
+    memo: dict[int, object] = {}
+    top: object = None  # the value the previous op pushed, for the memo
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            name = op.name
+            if name in ("GLOBAL", "INST"):
+                found.append(str(arg).replace(" ", "."))
+            elif name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            if name in _STRING_OPS:
+                top = str(arg)
+                strings.append(top)
+            elif name in _GET_OPS:
+                top = memo.get(int(arg))
+                if isinstance(top, str):
+                    strings.append(top)
+            elif name == "MEMOIZE":
+                memo[len(memo)] = top
+            elif name in _PUT_OPS:
+                memo[int(arg)] = top
+            else:
+                top = None
+    except Exception:  # a damaged or exotic pickle: what was read so far
+        pass
+    return found
+
+
+def _pickle_bytes(path: Path) -> bytes:
+    """The pickle of a ``.pth``: ``*/data.pkl`` in torch's zip format, else the file."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith("data.pkl")]
+            return z.read(names[0]) if names else b""
+    return path.read_bytes()
+
+
+def _blocked_global(message: str, path: Path) -> str | None:
+    """The global torch's weights-only unpickler refused: from its message when it names
+    one (``Unsupported global: GLOBAL x``), else the first global of the pickle outside
+    torch's allowlist, found by disassembly (torch 2.14 stops at an unsupported opcode of
+    pickle protocol 4 before reaching the global, and its message names none)."""
+    m = re.search(r"Unsupported global: GLOBAL (\S+)", message)
+    if m:
+        return m.group(1)
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = set(_get_allowed_globals())
+    except Exception:  # a torch without it: every global is suspect
+        allowed = set()
+    try:
+        names = pickle_globals(_pickle_bytes(path))
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return next((g for g in names if g not in allowed
+                 and (allowed or not g.startswith("torch."))), None)
 
 
 def normalize_state(state: dict) -> dict:

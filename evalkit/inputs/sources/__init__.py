@@ -20,7 +20,9 @@ kind                      files                                 default contract
 
 A ``--contract`` other than the kind's default is recorded in the checkpoint's content
 hash (``ref.settings``), so outputs cached under one contract are never reused under
-another. ``select --export`` copies the chosen checkpoint (:mod:`evalkit.present.deploy`).
+another; so is ``--trust-model-code`` for Keras, SavedModel and ONNX files
+(``trust-model-code=yes``), so values computed from a model loaded without the safety
+checks of :mod:`evalkit.inputs.sources.safety` never mix with checked ones. ``select --export`` copies the chosen checkpoint (:mod:`evalkit.present.deploy`).
 """
 
 from __future__ import annotations
@@ -67,10 +69,18 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 )}
 
 
-def _settings(kind: Kind, contract: str | None) -> dict[str, str]:
-    if contract is None or contract == kind.default_contract:
-        return {}
-    return {"contract": contract}
+#: kinds whose loading ``--trust-model-code`` changes (the others never run model code)
+TRUST_KINDS = (exported.KERAS, exported.SAVED_MODEL, exported.ONNX)
+TRUSTED = {"trust-model-code": "yes"}
+
+
+def _settings(kind: Kind, contract: str | None, trust: bool = False) -> dict[str, str]:
+    settings = {}
+    if contract is not None and contract != kind.default_contract:
+        settings["contract"] = contract
+    if trust and kind.name in TRUST_KINDS:
+        settings.update(TRUSTED)
+    return settings
 
 
 def discover(run_dir: str | Path, exclude: list[str | Path] | None = None,
@@ -87,7 +97,7 @@ def discover(run_dir: str | Path, exclude: list[str | Path] | None = None,
     refs: list[CheckpointRef] = []
     for kind in KINDS.values():
         for ref in kind.discover(run_dir, list(exclude or [])):
-            ref.settings = _settings(kind, opts.contract)
+            ref.settings = _settings(kind, opts.contract, opts.trust_model_code)
             refs.append(ref)
     refs.sort(key=lambda r: (r.step, r.latest, r.name))
     return refs

@@ -27,6 +27,9 @@ class SourceOptions:
     contract: input contract name (default: the kind's own, see :mod:`evalkit.inputs.sources`).
     image_size: the served size S.
     precision: ``fp32`` or ``bf16`` (:mod:`evalkit.execute.precision`; the seed generator only).
+    trust_model_code: skip :mod:`evalkit.inputs.sources.safety`'s checks of Keras, SavedModel
+    and ONNX files (Keras Lambda layers load, ``safe_mode=False``); recorded in those
+    checkpoints' content hashes.
     """
 
     net_g: str | None = None
@@ -34,6 +37,7 @@ class SourceOptions:
     contract: str | None = None
     image_size: int = 256
     precision: str = "fp32"
+    trust_model_code: bool = False
 
     @classmethod
     def of(cls, options: Any) -> SourceOptions:
@@ -45,7 +49,8 @@ class SourceOptions:
         return cls(net_g=getattr(options, "net_g", None), norm=getattr(options, "norm", None),
                    contract=getattr(options, "contract", None),
                    image_size=getattr(options, "image_size", 256),
-                   precision=getattr(options, "precision", "fp32"))
+                   precision=getattr(options, "precision", "fp32"),
+                   trust_model_code=bool(getattr(options, "trust_model_code", False)))
 
 
 @dataclass

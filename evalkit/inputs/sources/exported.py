@@ -4,12 +4,20 @@ Each file (or folder) is one checkpoint; ``<name>-<step>.<ext>`` (``gen-12.keras
 ``export-3/``) gives a series ordered by step, anything else has step 0.
 
 * Keras: ``*.keras`` and ``*.h5`` whole models (``*.weights.h5`` holds weights only and is
-  reported as unusable). Loaded with tf-keras (the seed's Keras 2, which also maps the
-  seed's ``InstanceNormalization``) or else Keras 3, both with ``safe_mode=True`` (no
-  Python lambdas deserialized) and ``compile=False``.
-* SavedModel: a folder with ``saved_model.pb``; its ``serving_default`` signature is called.
+  reported as unusable). The container is told by the file's bytes (zip or HDF5), not its
+  name; its model config is checked first (:func:`safety.check_keras_file`: no Lambda, no
+  custom layer). Loaded with tf-keras (the seed's Keras 2, which also maps the seed's
+  ``InstanceNormalization``) first for HDF5, Keras 3 first for zip, both with
+  ``safe_mode=True`` and ``compile=False``.
+* SavedModel: a folder with ``saved_model.pb``; its graph and functions are checked first
+  (:func:`safety.check_saved_model`: no file, process or network ops outside its own
+  variable saver); its ``serving_default`` signature is called.
 * ONNX: ``*.onnx`` through onnxruntime's CPU provider (optional extra:
-  ``pip install 'evalkit[onnx]'``).
+  ``pip install 'evalkit[onnx]'``), after :func:`safety.check_onnx` (standard domains only).
+
+``--trust-model-code`` (``SourceOptions.trust_model_code``) skips those checks and loads
+Keras files with ``safe_mode=False``; the description says so and the content hash
+records it (:mod:`evalkit.inputs.sources`).
 
 The input layout (NHWC or NCHW) and channels are read from the model's input shape.
 Default input contract: ``seed`` for Keras and SavedModel (exports of the seed's
@@ -26,6 +34,7 @@ import numpy as np
 
 from evalkit.inputs.checkpoints.discover import CheckpointRef, walk_files
 from evalkit.inputs.checkpoints.load import CheckpointError, _one_line
+from evalkit.inputs.sources import safety
 from evalkit.inputs.sources.base import (
     ModelRunner,
     PreparedSource,
@@ -103,24 +112,26 @@ class _TFRunner(ModelRunner):
         return self.fn(x)
 
 
-def _load_keras(path: Path):
-    """A whole Keras model: tf-keras first for .h5 (Keras 2's own format), Keras 3 first
-    for .keras; both refuse lambdas (``safe_mode``)."""
+def _load_keras(path: Path, trust: bool = False):
+    """A whole Keras model: tf-keras first for HDF5 (Keras 2's own format), Keras 3 first
+    for zip, told by the bytes; ``safe_mode`` unless ``trust`` (the caller has checked the
+    config with :func:`safety.check_keras_file` unless ``trust``)."""
     from evalkit.core.tf import tf_keras
     from evalkit.inputs.models.resnet import InstanceNormalization
 
     def legacy():
         return tf_keras.models.load_model(
-            path, compile=False, safe_mode=True,
+            path, compile=False, safe_mode=not trust,
             custom_objects={"InstanceNormalization": InstanceNormalization})
 
     def keras3():
         import keras
 
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        return keras.saving.load_model(path, compile=False, safe_mode=not trust)
 
     errors = []
-    for load in ((legacy, keras3) if path.suffix == ".h5" else (keras3, legacy)):
+    hdf5 = safety.keras_container(path) == ["hdf5"]
+    for load in ((legacy, keras3) if hdf5 else (keras3, legacy)):
         try:
             return load()
         except Exception as exc:
@@ -132,9 +143,12 @@ def _prepare_keras(ref: CheckpointRef, options: SourceOptions,
                    contract: InputContract | None) -> PreparedSource:
     contract = contract or SEED
     suffix = ref.prefix.suffix
+    trust = options.trust_model_code
+    if not trust:
+        safety.check_keras_file(ref.prefix)
 
     def open_runner():
-        model = _load_keras(ref.prefix)
+        model = _load_keras(ref.prefix, trust)
         shape = _static(model.inputs[0].shape) if getattr(model, "inputs", None) else None
         if shape is None:
             raise CheckpointError(f"Keras model {ref.prefix.name} has no input shape; save "
@@ -147,12 +161,19 @@ def _prepare_keras(ref: CheckpointRef, options: SourceOptions,
 
         return _TFRunner(fn, layout, channels, options.image_size, contract)
 
-    return PreparedSource(f"Keras model ({suffix}); contract {contract.name}", open_runner)
+    return PreparedSource(f"Keras model ({suffix}); contract {contract.name}{_trusted(trust)}",
+                          open_runner)
+
+
+def _trusted(trust: bool) -> str:
+    return "; trusted model code (--trust-model-code, not checked)" if trust else ""
 
 
 def _prepare_saved_model(ref: CheckpointRef, options: SourceOptions,
                          contract: InputContract | None) -> PreparedSource:
     contract = contract or SEED
+    if not options.trust_model_code:
+        safety.check_saved_model(ref.prefix)
 
     def open_runner():
         from evalkit.core.tf import tf
@@ -182,8 +203,8 @@ def _prepare_saved_model(ref: CheckpointRef, options: SourceOptions,
 
         return _TFRunner(fn, layout, channels, options.image_size, contract)
 
-    return PreparedSource(f"SavedModel (serving_default); contract {contract.name}",
-                          open_runner)
+    return PreparedSource(f"SavedModel (serving_default); contract {contract.name}"
+                          f"{_trusted(options.trust_model_code)}", open_runner)
 
 
 class OnnxRunner(ModelRunner):
@@ -202,12 +223,15 @@ class OnnxRunner(ModelRunner):
         return np.transpose(y, (0, 2, 3, 1)) if self.layout == "NCHW" else y
 
 
-def _onnx_session(path: Path):
+def _onnx_session(path: Path, trust: bool = False):
+    """An onnxruntime CPU session, after :func:`safety.check_onnx` unless ``trust``."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise CheckpointError("ONNX models need onnxruntime: pip install 'evalkit[onnx]'"
                               ) from exc
+    if not trust:
+        safety.check_onnx(path)
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -216,7 +240,7 @@ def _onnx_session(path: Path):
 
 def _prepare_onnx(ref: CheckpointRef, options: SourceOptions,
                   contract: InputContract | None) -> PreparedSource:
-    session = _onnx_session(ref.prefix)
+    session = _onnx_session(ref.prefix, options.trust_model_code)
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise CheckpointError(f"ONNX model {ref.prefix.name} takes {len(inputs)} inputs; "
@@ -231,7 +255,8 @@ def _prepare_onnx(ref: CheckpointRef, options: SourceOptions,
     if contract is None:
         contract = PIX2PIX_TORCH if layout == "NCHW" else SEED
         how = f" (from the {layout} input)"
-    desc = f"ONNX model {layout} in={channels}; contract {contract.name}{how}"
+    desc = (f"ONNX model {layout} in={channels}; contract {contract.name}{how}"
+            f"{_trusted(options.trust_model_code)}")
     return PreparedSource(desc, lambda: OnnxRunner(session, layout, channels,
                                                    options.image_size, contract))
 
