@@ -1,0 +1,87 @@
+"""Identity and labels (issue 23.4): the feature extractor is its content, supersessions are
+said one line per cause, `--domain all` labels only what it pools, blank edge maps are
+skipped."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from evalkit.cli import cli
+from evalkit.store.results import Store
+from tests.conftest import make_ab_folder
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+
+
+def _extractor(path: Path, bump: float = 0.0) -> Path:
+    import torch
+
+    from tests.test_distribution import _TinyExtractor
+
+    module = _TinyExtractor()
+    with torch.no_grad():
+        module.conv.bias.add_(bump)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(module).save(str(path))
+    return path
+
+
+def _run(cwd: Path, monkeypatch, run: Path, heldout: Path, out: Path, ext: str, *extra: str):
+    monkeypatch.chdir(cwd)
+    r = CliRunner().invoke(cli, ["run", str(run), "--heldout", str(heldout), "--out", str(out),
+                                 "--image-size", "32", "--feature-extractor", ext,
+                                 "--no-report", "--quiet", *extra])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+def _history(out: Path):
+    with Store(out, create=False) as st:
+        df = st.results(history=True)
+    return df[df.current == 0]
+
+
+@pytest.mark.slow
+def test_extractor_is_its_sha256_and_supersessions_say_why(tmp_path: Path, monkeypatch):
+    from tests.seed_reference import save_seed_checkpoint
+
+    heldout = make_ab_folder(tmp_path / "heldout", n=4, half=32)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_seed_checkpoint(run, n=2, hidden=4)
+    out = tmp_path / "out"
+    x = tmp_path / "x"
+    fx = _extractor(x / "fx.pt")
+    first = _run(x, monkeypatch, run, heldout, out, "fx.pt")
+    assert "changed" not in first
+    with Store(out, create=False) as st:
+        before = st.evaluations()[["checkpoint", "dataset", "run_id", "completed_at"]]
+    # the same file spelled three more ways, and a byte-identical copy elsewhere
+    shutil.copy(fx, tmp_path / "copy_of_fx.pt")
+    for cwd, spelling in ((tmp_path, str(fx.resolve())), (x, "../x/fx.pt"),
+                          (tmp_path, "x/fx.pt"), (tmp_path, "copy_of_fx.pt")):
+        again = _run(cwd, monkeypatch, run, heldout, out, spelling)
+        assert "changed" not in again, (spelling, again)
+        assert _history(out).empty, spelling  # nothing re-evaluated, nothing superseded
+        with Store(out, create=False) as st:
+            now = st.evaluations()[["checkpoint", "dataset", "run_id", "completed_at"]]
+        assert now.equals(before), spelling
+    # another extractor (other weights): one line for that cause, old values kept
+    _extractor(tmp_path / "fx2.pt", bump=0.5)
+    changed = _run(tmp_path, monkeypatch, run, heldout, out, "fx2.pt")
+    lines = [ln for ln in changed.splitlines() if ln.startswith("metric settings changed:")]
+    assert len(lines) == 1, changed
+    assert "distribution" in lines[0] and "torchscript_sha256" in lines[0]
+    assert "2 evaluation(s)" in lines[0] and "history" in lines[0]
+    assert "data changed" not in changed
+    hist = _history(out)
+    assert set(hist.metric) >= {"fid", "kid"} and set(hist.why) == {"metric settings changed"}
+    # fewer pairs: the data's own line
+    limited = _run(tmp_path, monkeypatch, run, heldout, out, "fx2.pt", "--limit", "3")
+    data_lines = [ln for ln in limited.splitlines() if ln.startswith("data changed:")]
+    assert len(data_lines) == 1 and "4 -> 3 samples" in data_lines[0], limited
+    assert "metric settings changed" not in limited
