@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from evalkit.cli import cli
 from evalkit.store.results import Store
 from tests.conftest import make_ab_folder
+from tests.test_domains import run_cli, service  # noqa: F401  (service: a fixture)
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
@@ -85,3 +86,27 @@ def test_extractor_is_its_sha256_and_supersessions_say_why(tmp_path: Path, monke
     data_lines = [ln for ln in limited.splitlines() if ln.startswith("data changed:")]
     assert len(data_lines) == 1 and "4 -> 3 samples" in data_lines[0], limited
     assert "metric settings changed" not in limited
+
+
+def test_domain_all_labels_only_what_it_pools(service, tmp_path: Path):  # noqa: F811
+    """`--domain all` with car's held-out pairs: `sketches/all` (pooled), `heldout/car`
+    (not pooled: keeps its name); a held-out folder of no known domain is plain `heldout`."""
+    r = run_cli(service / "checkpoints" / "car", "--domain", "all", "--sketches",
+                service / "sketches", "--heldout", service / "heldout" / "car",
+                "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert "named heldout/car" in r.output
+    with Store(tmp_path / "o", create=False) as store:
+        ds = store.datasets()
+    assert dict(zip(ds.name, ds.n, strict=True)) == {"heldout/car": 4, "sketches/all": 6}
+    # the pooled evaluation is still ranked as one (both datasets in the plan's domain)
+    assert set(ds.domain) == {"all"}
+    run = tmp_path / "run"
+    shutil.copytree(service / "checkpoints" / "car", run)
+    pairs = tmp_path / "pairs"
+    shutil.copytree(service / "heldout" / "car", pairs)
+    r = run_cli(run, "--domain", "all", "--sketches", service / "sketches", "--heldout",
+                pairs, "--out", tmp_path / "o2")
+    assert r.exit_code == 0, r.output
+    with Store(tmp_path / "o2", create=False) as store:
+        assert set(store.datasets().name) == {"heldout", "sketches/all"}
