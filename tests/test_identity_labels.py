@@ -4,6 +4,7 @@ skipped."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -110,3 +111,36 @@ def test_domain_all_labels_only_what_it_pools(service, tmp_path: Path):  # noqa:
     assert r.exit_code == 0, r.output
     with Store(tmp_path / "o2", create=False) as store:
         assert set(store.datasets().name) == {"heldout", "sketches/all"}
+
+
+def test_edges_warns_and_skips_a_photo_with_an_empty_edge_map(tmp_path: Path):
+    from PIL import Image
+
+    from evalkit.inputs.data.pairs import load_pairs
+    from tests.test_edges import disk_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(disk_image(48, 12)).save(photos / "disk.png")
+    Image.new("RGBA", (48, 48), (0, 0, 0, 0)).save(photos / "transparent.png")
+    Image.new("RGB", (48, 48), (200, 180, 90)).save(photos / "flat.png")
+    out = tmp_path / "ab"
+    res = CliRunner().invoke(cli, ["edges", str(photos), "--out", str(out), "--format", "png"])
+    assert res.exit_code == 1, res.output  # two photos were not converted
+    assert sorted(p.name for p in out.glob("*.png")) == ["disk.png"]
+    for name in ("transparent.png", "flat.png"):
+        line = next(ln for ln in res.output.splitlines() if name in ln)
+        assert line.startswith("warning: skipped") and "edge map is empty" in line
+        assert "--keep-blank" in line
+    assert "(2 with an empty edge map)" in res.output
+    assert load_pairs(out, size=32).ids == ["disk.png"]
+
+    kept = tmp_path / "kept"
+    res = CliRunner().invoke(cli, ["edges", str(photos), "--out", str(kept), "--format", "png",
+                                   "--keep-blank"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in kept.glob("*.png")) == ["disk.png", "flat.png",
+                                                          "transparent.png"]
+    assert res.output.count("edge map is empty; written as a blank pair") == 2
+    assert json.loads((kept / "detector.json").read_text())["blank_kept"] == [
+        "flat.png", "transparent.png"]
