@@ -217,7 +217,7 @@ def check(directory: Path, image_size: int, strict: bool, as_json: bool) -> None
             "stroke_width_px": {s.file: round(s.stroke_width, 3) for s in report.stats},
         }, indent=2))
     else:
-        domains = sorted({s.domain for s in report.stats})
+        domains = report.domains
         widths = [s.stroke_width for s in report.stats]
         summary = (f"{report.n_files} sketches, domains: {', '.join(d or '(none)' for d in domains)}"
                    + (f", stroke width median {np.median(widths):.2f} px "

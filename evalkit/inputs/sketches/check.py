@@ -111,6 +111,7 @@ class CheckReport:
     n_files: int
     problems: list[Problem] = field(default_factory=list)
     stats: list[SketchStats] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)  # of the set's entries, sorted
 
     @property
     def errors(self) -> list[Problem]:
@@ -159,6 +160,7 @@ def check_set(root: str | Path, serve_size: int = SERVE_SIZE) -> CheckReport:
                 problems.append(Problem(f, "unlisted", "image not listed in manifest.json: "
                                         "add an entry (or import it) or remove the file"))
     report.n_files = len(entries)
+    report.domains = sorted({d for _, d in entries})
 
     seen_bytes: dict[str, str] = {}
     seen_pixels: dict[str, str] = {}
