@@ -44,15 +44,18 @@ FALLBACK_WARNING = (
               help="Edge-probability threshold after NMS (PostprocessHED: 25/255).")
 @click.option("--min-component", type=int, default=5, show_default=True,
               help="Remove edge components with fewer pixels (PostprocessHED: 5).")
+@click.option("--keep-blank", is_flag=True,
+              help="Write pairs whose edge map is empty too (default: warn and skip them).")
 def edges(photos: Path | None, out_dir: Path, hed_model, hed_proto, convert_hed, detector,
-          size, fmt, threshold, min_component) -> None:
+          size, fmt, threshold, min_component, keep_blank) -> None:
     """Turn the photos in PHOTOS into pix2pix AB pairs with the HED edge recipe.
 
     Edge detector (HED through OpenCV DNN, or the Sobel fallback, with a warning) -> the
     pix2pix PostprocessHED recipe (NMS, threshold, thinning, small-component removal, black
     strokes on white) -> AB images; detector.json records which detector made the edges.
-    A photo that cannot be read or processed is listed and skipped; the others go on.
-    Exit 0 when every photo was converted, 1 when some were skipped, 2 on usage errors.
+    A photo that cannot be read or processed is listed and skipped; the others go on. A
+    photo whose edge map is empty (flat, blank, fully transparent) is warned about and
+    skipped, unless --keep-blank (then written, still warned about). Exit 0 when every photo was converted, 1 when some were skipped, 2 on usage errors.
     """
     from evalkit.inputs.edges import FALLBACK_ID, HedUnavailable, photos_to_ab
 
@@ -70,17 +73,25 @@ def edges(photos: Path | None, out_dir: Path, hed_model, hed_proto, convert_hed,
     try:
         result = photos_to_ab(photos, out_dir, detector, hed_model=hed_model,
                               hed_proto=hed_proto, size=size, fmt=fmt, threshold=threshold,
-                              min_component=min_component)
+                              min_component=min_component, keep_blank=keep_blank)
     except (ValueError, HedUnavailable) as exc:
         raise click.UsageError(str(exc)) from exc
     if result.detector_id.startswith(FALLBACK_ID):
         click.echo(FALLBACK_WARNING.format(det=result.detector_id), err=True)
+    blank = set(result.blank)
     for path, reason in result.skipped:
-        click.echo(f"skipped {path}: {reason}", err=True)
+        click.echo(f"{'warning: ' if path in blank else ''}skipped {path}: {reason}", err=True)
+    if keep_blank:
+        for path in result.blank:
+            click.echo(f"warning: {path}: edge map is empty; written as a blank pair "
+                       "(--keep-blank)", err=True)
     if not result.written and not result.skipped:
         raise click.UsageError(f"no images in {photos}")
     click.echo(f"{len(result.written)} AB pairs written to {out_dir} "
-               f"(detector {result.detector_id}); {len(result.skipped)} skipped", err=True)
+               f"(detector {result.detector_id}); {len(result.skipped)} skipped"
+               + (f" ({len(blank)} with an empty edge map)" if blank and not keep_blank else "")
+               + (f"; {len(blank)} blank pair(s) kept" if blank and keep_blank else ""),
+               err=True)
     sys.exit(1 if result.skipped else 0)
 
 

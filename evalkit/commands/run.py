@@ -14,15 +14,19 @@ from evalkit.core.config import ConfigError, find_config, load_config
 
 
 def load_datasets(heldout: Path | None, sketches: Path | None, size: int,
-                  limit: int | None, domain: str | None) -> list:
-    """Read one domain's held-out and sketch datasets (named ``heldout/<domain>``...)."""
+                  limit: int | None, domain: str | None,
+                  heldout_domain: str | None = None) -> list:
+    """Read one domain's held-out and sketch datasets (named ``heldout/<domain>``...).
+    ``heldout_domain``: the domain the held-out set is named by when it is not ``domain``
+    (a pooled run's one-domain held-out folder: ``heldout/car``, not ``heldout/all``)."""
     from evalkit.inputs.data.dataset import dataset_name
     from evalkit.inputs.data.pairs import load_pairs
 
     d = domain or ""
     datasets = []
     if heldout is not None:
-        ds = load_pairs(heldout, size=size, name=dataset_name("heldout", d), limit=limit)
+        label = d if heldout_domain is None else heldout_domain
+        ds = load_pairs(heldout, size=size, name=dataset_name("heldout", label), limit=limit)
         ds.domain = d
         datasets.append(ds)
     if sketches is not None:
@@ -59,7 +63,8 @@ def load_plan_datasets(plans: list, size: int, limit: int | None) -> None:
                                   "to mix domains")
                 sketches = None
         try:
-            plan.datasets = load_datasets(plan.heldout, sketches, size, limit, plan.domain)
+            plan.datasets = load_datasets(plan.heldout, sketches, size, limit, plan.domain,
+                                          plan.heldout_domain)
         except DatasetError as exc:
             if not multi:
                 raise

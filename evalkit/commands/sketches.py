@@ -191,37 +191,43 @@ def import_(sources: tuple[Path, ...], domain: str, into: Path, mode: str, fit: 
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--image-size", default=256, show_default=True, type=click.IntRange(16, 4096),
               help="Size the sketches are served at (the run's --image-size).")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings (style notes) too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
-def check(directory: Path, image_size: int, as_json: bool) -> None:
-    """Validate the sketch set in DIRECTORY; exit 1 and list the problems if any.
+def check(directory: Path, image_size: int, strict: bool, as_json: bool) -> None:
+    """Validate the sketch set in DIRECTORY; exit 1 and list the errors if any.
 
-    Checks: manifest schema and provenance, paths outside the set, missing/unlisted/
-    unreadable files, duplicates by content, non-square images, drawings blank or inverted
-    as served (16-bit, grey+alpha, palette transparency: the cause is named), stroke-width
-    outliers, all measured on each sketch as served at --image-size.
+    Errors (what `evalkit run` skips or refuses too, judged by the same function): manifest
+    schema and provenance, paths outside the set, missing/unlisted/unreadable files,
+    drawings blank, nearly blank or inverted as served at --image-size (16-bit, grey+alpha,
+    palette transparency: the cause is named). Warnings (the drawing is scored; exit 0
+    unless --strict): faint strokes at this size, duplicates, non-square images,
+    stroke-width outliers.
     """
     import numpy as np
 
     from evalkit.inputs.sketches.check import check_set
 
     report = check_set(directory, serve_size=image_size)
+    failed = not report.ok or (strict and report.warnings)
     if as_json:
         click.echo(json.dumps({
             "ok": report.ok, "n_files": report.n_files,
-            "problems": [p.__dict__ for p in report.problems],
+            "n_errors": len(report.errors), "n_warnings": len(report.warnings),
+            "problems": [{**p.__dict__, "severity": p.severity} for p in report.problems],
             "stroke_width_px": {s.file: round(s.stroke_width, 3) for s in report.stats},
         }, indent=2))
     else:
-        domains = sorted({s.domain for s in report.stats})
+        domains = report.domains
         widths = [s.stroke_width for s in report.stats]
         summary = (f"{report.n_files} sketches, domains: {', '.join(d or '(none)' for d in domains)}"
                    + (f", stroke width median {np.median(widths):.2f} px "
                       f"(range {min(widths):.2f}-{max(widths):.2f})" if widths else ""))
-        if report.ok:
-            click.echo(f"OK: {directory}: {summary}")
-        else:
-            click.echo(f"FAILED: {directory}: {len(report.problems)} problem(s); {summary}")
-            for p in report.problems:
-                click.echo(f"  {p}")
-    if not report.ok:
+        head = "FAILED" if failed else "OK"
+        click.echo(f"{head}: {directory}: {len(report.errors)} error(s), "
+                   f"{len(report.warnings)} warning(s) at {image_size} px; {summary}")
+        for p in report.errors:
+            click.echo(f"  error {p}")
+        for p in report.warnings:
+            click.echo(f"  warning {p}")
+    if failed:
         raise SystemExit(1)

@@ -14,8 +14,12 @@ plus the data options into one :class:`DomainPlan` per domain:
   domain``, else the folder's own name when it is a known domain, else the only domain of
   the data. A multi-domain sketch set with no way to choose is a :class:`DomainError`
   (exit 2) that lists the domains: sketches are never pooled silently.
-* ``--domain all`` pools every domain's sketches into one evaluation, on request only; its
-  datasets are named ``sketches/all`` (:data:`evalkit.inputs.data.dataset.POOLED`).
+* ``--domain all`` pools every domain's sketches into one evaluation, on request only; the
+  pooled sketches are named ``sketches/all`` (:data:`evalkit.inputs.data.dataset.POOLED`).
+  Only what is pooled is labelled ``all``: a held-out folder of one domain keeps that
+  domain's name (``heldout/car``; :func:`pooled_heldout_domain`), and one whose domain is
+  unknown is named ``heldout``. All of the run's datasets are still ranked together (the
+  plan's domain, ``all``).
 
 Each domain gets its held-out pairs from ``<held-out>/<d>/`` (or a held-out folder of its
 own: ``[domains.<d>] heldout``, or a flat held-out folder in a one-domain run) and the
@@ -53,6 +57,8 @@ class DomainPlan:
         sketches: the sketch set to take its sketches from, or None.
         datasets: filled by the caller after loading (held-out first).
         notes: what the planner decided that the user should read.
+        heldout_domain: the domain the held-out set is named by when it differs from
+            ``domain`` (a pooled run's held-out folder of one domain); None = ``domain``.
     """
 
     domain: str
@@ -62,6 +68,7 @@ class DomainPlan:
     sketches: Path | None = None
     datasets: list[Dataset] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    heldout_domain: str | None = None
 
 
 def sketch_domains(sketches: Path | None) -> list[str]:
@@ -128,6 +135,13 @@ def plan_domains(run_dir: str | Path, *, heldout: Path | None, sketches: Path | 
         plan = DomainPlan(POOLED, run_dir, refs, heldout, sketches)
         plan.notes.append("--domain all: every domain's sketches are pooled into ONE "
                           "evaluation (sketches/all); its numbers mix domains")
+        if heldout is not None:
+            plan.heldout_domain = pooled_heldout_domain(run_dir, heldout, known, h_domains,
+                                                        domain_configs)
+            if plan.heldout_domain != POOLED:
+                label = f"heldout/{plan.heldout_domain}" if plan.heldout_domain else "heldout"
+                plan.notes.append(f"held-out pairs {heldout} are one folder, not pooled: "
+                                  f"named {label}")
         return [plan]
 
     groups = _group_by_domain_folder(run_dir, refs, domain_configs, known)
@@ -169,6 +183,24 @@ def plan_domains(run_dir: str | Path, *, heldout: Path | None, sketches: Path | 
                 "into one evaluation (numbers that mix domains)")
     return [_plan_for(d or "", run_dir, refs, heldout, sketches, h_domains, domain_configs,
                       qualify=True, single=True)]
+
+
+def pooled_heldout_domain(run_dir: Path, heldout: Path, known: set[str],
+                          h_domains: list[str], domain_configs: dict) -> str:
+    """The domain a pooled run's held-out folder is named by: ``all`` only when it is a
+    root split by domain; else the domain whose ``[domains.<d>] heldout`` it is, else its
+    folder's name or the run folder's name when that is a known domain, else ``""``
+    (unknown: named plain ``heldout``, never ``heldout/all``)."""
+    if h_domains:
+        return POOLED
+    h = Path(heldout).resolve()
+    for name, dc in domain_configs.items():
+        if dc.heldout is not None and Path(dc.heldout).resolve() == h:
+            return name
+    for candidate in (h.name, Path(run_dir).resolve().name):
+        if candidate in known:
+            return candidate
+    return ""
 
 
 def _group_by_domain_folder(run_dir: Path, refs: list[CheckpointRef],

@@ -167,6 +167,64 @@ def _now_available(family) -> bool:
         return False
 
 
+def _short(value: Any, width: int = 70) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _settings_diff(old: Any, new: Any) -> str:
+    """What changed between two settings of one metric family, in words (keys and values)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return ", ".join(f"{k} {_short(old.get(k))} -> {_short(new.get(k))}" for k in keys)
+    return f"{_short(old)} -> {_short(new)}"
+
+
+@dataclass
+class Superseded:
+    """Why stored results are being replaced in this run, gathered while planning, said as
+    one line per cause (:meth:`lines`); the data's own line comes from ``Store.put_dataset``."""
+
+    settings: dict[str, tuple[str, int]] = field(default_factory=dict)  # family -> diff, n
+    checkpoints: list[str] = field(default_factory=list)
+
+    def note(self, ev: dict | None, ckpt_hash: str, ds: Dataset, name: str,
+             fams: list, signature: str) -> None:
+        """Record why ``fams`` are recomputed for a stored evaluation ``ev`` (if they replace
+        values: a first evaluation or a retried skip replaces nothing)."""
+        if ev is None or ev["dataset_hash"] != ds.content_hash:
+            return
+        if ev["checkpoint_hash"] != ckpt_hash:
+            if name not in self.checkpoints:
+                self.checkpoints.append(name)
+            return
+        try:
+            stored = json.loads(ev["signature"] or "{}")
+        except ValueError:
+            stored = {}
+        current = json.loads(signature)
+        for fam in fams:
+            if fam.name in stored and stored[fam.name] != current.get(fam.name):
+                diff, n = self.settings.get(fam.name, ("", 0))
+                self.settings[fam.name] = (
+                    diff or _settings_diff(stored[fam.name], current.get(fam.name)), n + 1)
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.settings:
+            what = "; ".join(f"{fam} ({diff})" for fam, (diff, _) in sorted(self.settings.items()))
+            n = sum(k for _, k in self.settings.values())
+            out.append(f"metric settings changed: {what} for {n} evaluation(s): recomputed; "
+                       "the earlier values are kept as history (evalkit results OUT --all)")
+        if self.checkpoints:
+            names = ", ".join(self.checkpoints[:5]) + (
+                f" and {len(self.checkpoints) - 5} more" if len(self.checkpoints) > 5 else "")
+            out.append(f"checkpoint changed: {names} {'has' if len(self.checkpoints) == 1 else 'have'}"
+                       " new content: re-evaluated; the earlier results are kept as history "
+                       "(evalkit results OUT --all)")
+        return out
+
+
 def _compute_metrics(families: list, ctx: MetricContext, clock=None) -> list[MetricValue]:
     return compute_metrics(families, ctx, clock)
 
@@ -265,6 +323,7 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
                    file=sys.stderr, dynamic_ncols=True)
         order: dict[str, int] = {}
         units: list[WorkUnit] = []
+        superseded = Superseded()
         for p in plans:  # the driver decides what to compute (it alone reads the store)
             if not p.datasets:
                 continue
@@ -273,11 +332,13 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
             for ref in p.refs:
                 order[ref.name] = len(order)
                 planned = _plan_checkpoint(ref, p.domain, p.datasets, reference, families,
-                                           signature, store, options, out_dir, bar)
+                                           signature, store, options, out_dir, bar, superseded)
                 if isinstance(planned, WorkUnit):
                     units.append(planned)
                 else:
                     _record(planned, summary, log, options, interactive, n_refs)
+        for line in superseded.lines():
+            log(line)
         if units:
             _ship_cached_outputs(executor, units, cache, all_datasets, out_dir)
         by_name = {d.name: d for d in all_datasets}
@@ -327,7 +388,8 @@ def _record(outcome: CheckpointOutcome, summary: RunSummary, log, options: RunOp
 
 def _plan_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], reference,
                      families: list, signature: str, store: Store, options: RunOptions,
-                     out_dir: Path, bar) -> CheckpointOutcome | WorkUnit:
+                     out_dir: Path, bar, superseded: Superseded | None = None
+                     ) -> CheckpointOutcome | WorkUnit:
     """Driver side, before any work: a failed or fully cached checkpoint is settled here
     (and stored); otherwise the :class:`WorkUnit` of what is left to compute."""
     import evalkit
@@ -344,6 +406,8 @@ def _plan_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], r
     for ds in datasets:
         ev = store.evaluation(ref.name, ds.name)
         fams = _families_to_compute(ev, ckpt_hash, ds, families, signature)
+        if fams and superseded is not None:
+            superseded.note(ev, ckpt_hash, ds, ref.name, fams, signature)
         if fams:
             todo.append((ds.name, [f.name for f in fams]))
         else:

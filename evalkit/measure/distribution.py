@@ -192,9 +192,13 @@ class DistributionMetrics:
     def signature(self) -> dict[str, Any]:
         """Settings that change the values (the engine recomputes when they change)."""
         if self.feature_extractor is not None:
-            ext: dict[str, Any] = {"torchscript": str(self.feature_extractor)}
+            # the file's content, not the path as typed: fx.pt, /abs/fx.pt and ../x/fx.pt
+            # are one extractor (a missing file is known by its resolved path until it exists)
+            ext: dict[str, Any]
             if self.feature_extractor.is_file():
-                ext["sha256"] = W.cached_sha256(self.feature_extractor)
+                ext = {"torchscript_sha256": W.cached_sha256(self.feature_extractor)}
+            else:
+                ext = {"torchscript_missing": str(self.feature_extractor.resolve())}
         else:
             ext = {"name": INCEPTION_NAME, "weights": W.INCEPTION.expected_hash(),
                    "resize": RESIZE_ANTIALIAS if self.antialias else RESIZE_TF1}

@@ -246,7 +246,7 @@ class Store:
                 moved = self._archive(f"dataset changed ({row[1]} -> {len(ds)} samples)",
                                       dataset=ds.name)
                 if moved:
-                    note = (f"dataset {ds.name} changed since the last run ({row[1]} -> "
+                    note = (f"data changed: dataset {ds.name} changed since the last run ({row[1]} -> "
                             f"{len(ds)} samples, content {str(row[0])[:12]} -> "
                             f"{ds.content_hash[:12]}): the new results become the current "
                             f"ones; the {moved} earlier evaluation(s) are kept as history "

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 
 from evalkit.inputs.data.dataset import Skipped
-from evalkit.inputs.data.serving import served_defect, sketch_to_input
+from evalkit.inputs.data.serving import mode_cause, served_defect, sketch_to_input
 
 #: Extensions read as images (case-insensitive). GIF and TIFF are read like the others:
 #: Pillow opens them and the serving contract applies.
@@ -180,16 +181,120 @@ def read_image(path: str | Path) -> tuple[Image.Image, str | None]:
     return out, note
 
 
+#: Least ink a usable served sketch holds, in fully dark pixels at 256 px, scaled by
+#: ``(size / 256)^2``; ink = ``sum(clip(page - x, 0, 1))``, page = the median served value.
+#: The 22 real drawings in ``shared/sketches/real`` hold 739-2148 at 256 and 48-140 at 64.
+MIN_INK_PX = 50.0
+#: Fewer pixels darker than half (served value < 0.5) than this, at 256 px and scaled like
+#: :data:`MIN_INK_PX`, makes the strokes *faint* as served: a warning, the service still
+#: sees them.
+FAINT_MIN_PX = 50
+
+
+@dataclass
+class ServedVerdict:
+    """What the service would see of one sketch file at one size (:func:`judge_served_sketch`).
+
+    Attributes:
+        served: the served input, ``(size, size)`` float32 in [0, 1] (None when unreadable).
+        size: the served side, px.
+        error_code: None when usable; else ``unreadable``, ``empty`` (blank or nearly blank
+            as served) or ``polarity`` (inverted as served). Such a file is never scored.
+        error: the cause and what to do, for ``error_code``.
+        warnings: ``(code, message)`` pairs for a usable sketch: ``faint`` (strokes fade
+            below half-dark at this size), ``mode`` (a file mode the service mis-renders).
+        note: as in :func:`read_image` (animated files).
+        source_size: ``(width, height)`` of the file, px.
+        stroke_px: served pixels darker than half.
+        ink_px: ink as served, in fully dark pixels (see :data:`MIN_INK_PX`).
+    """
+
+    served: np.ndarray | None
+    size: int
+    error_code: str | None = None
+    error: str | None = None
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    note: str | None = None
+    source_size: tuple[int, int] = (0, 0)
+    stroke_px: int = 0
+    ink_px: float = 0.0
+
+    @property
+    def usable(self) -> bool:
+        return self.error_code is None
+
+
+def _scaled(size: int, at_256: float) -> float:
+    """A pixel count stated at 256 px, scaled to ``size`` by area (at least 1)."""
+    return max(1.0, at_256 * (size / 256) ** 2)
+
+
+def judge_served_sketch(src: str | Path | Image.Image, size: int) -> ServedVerdict:
+    """The one judgement of a sketch as the service serves it at ``size`` px.
+
+    ``evalkit run`` (:func:`served_sketch`, every sketch and held-out input) and ``evalkit
+    sketches check`` both call it, so they cannot disagree. Errors are only what the
+    service would see unreadable, blank (values spanning < ``BLANK_CONTRAST``, or less ink
+    than :data:`MIN_INK_PX`) or inverted (:func:`evalkit.inputs.data.serving.served_defect`;
+    the file mode's part is named). Warnings (the sketch is still scored): faint strokes
+    (< :data:`FAINT_MIN_PX` px darker than half, with the canvas-to-served scale that
+    thins them), a mode the service mis-renders in part (16-bit...).
+    """
+    try:
+        im, note = (src, None) if isinstance(src, Image.Image) else read_image(src)
+        x = sketch_to_input(im, size)
+    except ValueError as exc:  # read_image's refusals say the fix themselves
+        return ServedVerdict(None, size, "unreadable", first_line(exc))
+    except Exception as exc:  # any decoder error
+        return ServedVerdict(None, size, "unreadable",
+                             f"cannot be decoded ({first_line(exc)}): re-export it as PNG")
+    v = ServedVerdict(x, size, note=note, source_size=im.size,
+                      stroke_px=int((x < 0.5).sum()))
+    defect = served_defect(im, x)
+    if defect:
+        v.error_code = "empty" if defect.startswith("blank") else "polarity"
+        v.error = defect
+        return v
+    v.ink_px = float(np.clip(np.median(x) - x, 0.0, 1.0).sum())
+    cause = mode_cause(im)
+    floor = _scaled(size, MIN_INK_PX)
+    if v.ink_px < floor:
+        v.error_code = "empty"
+        v.error = (f"nearly blank as served: {v.ink_px:.1f} px of ink at {size} px (at least "
+                   f"{floor:g} needed); " + (cause or "the drawing is too small or too light "
+                                                     "to survive serving"))
+        return v
+    if cause:
+        v.warnings.append(("mode", f"{cause} (the service sees {v.stroke_px} px darker than "
+                                   f"half at {size} px)"))
+    min_px = _scaled(size, FAINT_MIN_PX)
+    if v.stroke_px < min_px:
+        side = max(im.size)
+        factor = side / size
+        w, h = im.size
+        head = (f"faint as served: {v.stroke_px} px darker than half at {size} px "
+                f"(darkest {float(x.min()):.2f})")
+        if factor <= 1:
+            advice = "light strokes: export them darker (the service scores them as they are)"
+        elif size < 256:
+            advice = (f"thin strokes vanish below {factor / 2:.1f} px on this {w}x{h} canvas "
+                      f"at {size} px; evaluate at 256, the served size")
+        else:
+            advice = (f"strokes thinner than {factor / 2:.1f} px on this {w}x{h} canvas fade "
+                      f"below half-dark at {size} px; export with a wider pen or a canvas of "
+                      f"at most {2 * size} px")
+        v.warnings.append(("faint", f"{head}: {advice}"))
+    return v
+
+
 def served_sketch(src: str | Path | Image.Image, size: int) -> tuple[np.ndarray, str | None]:
     """A sketch file as the service serves it: ``((size, size) float32 in [0, 1], note)``.
 
-    Raises ``ValueError`` naming the cause when the served page is blank or inverted
-    (:func:`evalkit.inputs.data.serving.served_defect`), so such a file is listed like an
-    unreadable one and never scored. ``note`` as in :func:`read_image`.
+    Raises ``ValueError`` naming the cause when :func:`judge_served_sketch` finds it
+    unusable (unreadable, blank or inverted as served), so such a file is listed as skipped
+    and never scored. ``note`` as in :func:`read_image`.
     """
-    im, note = (src, None) if isinstance(src, Image.Image) else read_image(src)
-    x = sketch_to_input(im, size)
-    defect = served_defect(im, x)
-    if defect:
-        raise ValueError(defect)
-    return x, note
+    v = judge_served_sketch(src, size)
+    if not v.usable:
+        raise ValueError(v.error)
+    return v.served, v.note

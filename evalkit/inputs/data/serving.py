@@ -62,7 +62,7 @@ def uint8_to_signed(x: np.ndarray) -> np.ndarray:
 BLANK_CONTRAST = 0.1
 
 
-def _mode_cause(im: Image.Image) -> str | None:
+def mode_cause(im: Image.Image) -> str | None:
     """Why the serving contract mis-renders this kind of image (None when it does not)."""
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -94,7 +94,7 @@ def served_defect(im: Image.Image, served: np.ndarray) -> str | None:
     This is a check beside the serving contract; the contract itself is unchanged.
     """
     x = np.asarray(served, dtype=np.float32)
-    cause = _mode_cause(im)
+    cause = mode_cause(im)
     if x.size == 0 or float(x.max() - x.min()) < BLANK_CONTRAST:
         value = float(x.mean()) if x.size else 1.0
         what = "white" if value >= 0.5 else "black"

@@ -25,6 +25,10 @@ DETECTOR_FILE = "detector.json"
 #: which need 2 samples along each axis).
 MIN_SIDE = 2
 #: What detector.json says when the pairs were made by the fallback detector.
+#: Why a photo with an empty edge map is skipped.
+BLANK_REASON = ("edge map is empty: the detector found no edge (a flat, blank or fully "
+                "transparent image); as a pair it would be a blank drawing, so it is not "
+                "written (--keep-blank writes it)")
 FALLBACK_NOTE = ("not HED edges: made by the Sobel fallback detector; models trained on HED "
                  "pairs score differently on them")
 
@@ -81,6 +85,9 @@ class EdgesResult:
     written: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     detector_id: str = ""
+    #: photos whose edge map is empty (no stroke pixel): also in ``skipped``, or, with
+    #: ``keep_blank``, written as blank pairs
+    blank: list[Path] = field(default_factory=list)
 
 
 def detector_record(det: EdgeDetector, threshold: float, min_component: int,
@@ -107,7 +114,8 @@ def photos_to_ab(photos: Iterable[Path] | Path, out_dir: str | Path,
                  hed_model: str | Path | None = None, hed_proto: str | Path | None = None,
                  size: int | None = None, fmt: str = "jpg",
                  threshold: float = DEFAULT_THRESHOLD,
-                 min_component: int = DEFAULT_MIN_COMPONENT) -> EdgesResult:
+                 min_component: int = DEFAULT_MIN_COMPONENT,
+                 keep_blank: bool = False) -> EdgesResult:
     """Turn photos (a folder or a list of files) into AB pairs under ``out_dir``.
 
     ``size``: resize each photo to ``size x size`` (Pillow bicubic) before edge detection;
@@ -116,6 +124,9 @@ def photos_to_ab(photos: Iterable[Path] | Path, out_dir: str | Path,
     photos share a stem) and ``detector.json``; every photo that cannot be read or processed
     (unreadable, truncated, smaller than :data:`MIN_SIDE` px, a detector error) and every
     non-image entry of the folder is listed in ``skipped`` with its reason; the rest go on.
+    A photo whose edge map is empty (no edge pixel: a flat or fully transparent image) is
+    listed in ``blank`` and skipped with :data:`BLANK_REASON` (a blank pair would be served
+    as a blank page and scored as if someone drew it), or written when ``keep_blank``.
     """
     if fmt not in ("jpg", "png"):
         raise ValueError("fmt must be 'jpg' or 'png'")
@@ -152,6 +163,10 @@ def photos_to_ab(photos: Iterable[Path] | Path, out_dir: str | Path,
                 raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]} px: edge detection "
                                  f"needs at least {MIN_SIDE} px on each side")
             edges, _ = detect_edges(rgb, det, threshold=threshold, min_component=min_component)
+            if not (edges < 128).any():
+                result.blank.append(path)
+                if not keep_blank:
+                    raise ValueError(BLANK_REASON)
             ab = make_ab(rgb, edges)
             if fmt == "jpg":
                 ab.save(target, quality=95)
@@ -162,8 +177,9 @@ def photos_to_ab(photos: Iterable[Path] | Path, out_dir: str | Path,
             continue
         names[target.name] = path
         result.written.append(target)
+    kept_blank = [p.name for p in result.blank] if keep_blank else []
     write_detector_json(out_dir, det, threshold, min_component, count=len(result.written),
-                        image_size=size)
+                        image_size=size, **({"blank_kept": kept_blank} if kept_blank else {}))
     return result
 
 

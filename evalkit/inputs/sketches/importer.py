@@ -4,9 +4,10 @@
   transparent background, and clean drawings saved as JPEG such as the seed's
   ``bmw_edge_drawn.jpg``): the file is stored **byte for byte**, nothing is cropped,
   rescaled, binarized or cleaned. The serving contract applies at evaluation time, exactly
-  as in production. A file that the service would see blank or inverted (16-bit,
-  grey+alpha, palette transparency, light strokes on transparency) is refused with the
-  cause: importing it would score a page nobody drew.
+  as in production. A file that the service would see blank or inverted (grey+alpha,
+  palette transparency, light strokes on transparency) is refused with the cause, and so
+  is every 16/32-bit file (:func:`deep_image_refusal`: the service clips its values, so it
+  sees a few of the strokes at best): importing it would score a page nobody drew.
 * **scan** - photos and scans of paper (:func:`evalkit.inputs.sketches.normalize.normalize_sketch`):
   lighting flattened, polarity fixed, binarized, specks that vanish at the served size
   removed (never marks as dark and wide as the strokes), the page padded to a square and
@@ -27,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from evalkit.inputs.data.files import read_image
-from evalkit.inputs.data.serving import served_defect, sketch_to_input
+from evalkit.inputs.data.serving import mode_cause, served_defect, sketch_to_input
 from evalkit.inputs.sketches.normalize import (
     DEFAULT_MARGIN,
     ink_map,
@@ -83,6 +84,31 @@ def served_stats(im: Image.Image, size: int) -> dict[str, Any]:
             "stroke_width_px": round(stroke_width(mask), 3), "defect": served_defect(im, x)}
 
 
+#: Modes with more than 8 bits per pixel, which the service's ``convert('L')`` clips.
+DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def deep_image_refusal(im: Image.Image, size: int) -> str | None:
+    """Why a 16/32-bit file cannot be stored byte for byte (None for other modes).
+
+    ``convert('L')`` clips such values at 255 instead of scaling them, so the service sees
+    only the few strokes darker than 255/65535; the message counts them against the
+    strokes of the file scaled to 8 bits, and names the fixes.
+    """
+    if im.mode not in DEEP_MODES:
+        return None
+    arr = np.asarray(im, dtype=np.float64)
+    top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+    proper = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+    drawn = int((sketch_to_input(proper, size) < 0.5).sum())
+    seen = int((sketch_to_input(im, size) < 0.5).sum())
+    cause = (mode_cause(im) or im.mode).split("; re-export")[0]
+    return (f"{cause}: as served at {size} px the service would see {seen} of the "
+            f"drawing's {drawn} stroke px; export it as an 8-bit PNG (or convert it: "
+            "`magick in.png -depth 8 out.png`), or import it with --mode scan (which scales "
+            "16-bit values and stores an 8-bit copy)")
+
+
 def import_drawing(src: str | Path, mode: str = "auto", size: int = 256, fit: bool = False,
                    margin: float = DEFAULT_MARGIN) -> Imported:
     """Import one drawing file (see the module docstring). ``size``: the served size (and,
@@ -98,6 +124,9 @@ def import_drawing(src: str | Path, mode: str = "auto", size: int = 256, fit: bo
     if mode == "digital":
         if fit:
             raise ImportRefused("--fit crops the drawing: it applies to --mode scan only")
+        deep = deep_image_refusal(im, size)
+        if deep:
+            raise ImportRefused(deep)
         stats = served_stats(im, size)
         if stats["defect"]:
             raise ImportRefused(f"{stats['defect']}; or import it with --mode scan (which "
