@@ -23,7 +23,8 @@ def _die(command: str, message: str) -> None:
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--checkpoint", "checkpoint", metavar="NAME", multiple=True,
               help="A checkpoint to gate, one per domain, repeatable (default: each domain's "
-                   "newest discovered checkpoint; the gate fails if it failed).")
+                   "checkpoint in OUT/selection.json when OUT has one, else its newest "
+                   "discovered checkpoint; the gate fails if that one failed).")
 @click.option("--selected", is_flag=True,
               help="Gate each domain's checkpoint named by OUT/selection.json (evalkit select).")
 @click.option("--baseline", "baseline", type=click.Path(path_type=Path, dir_okay=False),
@@ -43,8 +44,10 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
          json_path: Path | None) -> None:
     """Check each domain's checkpoint in OUT against the release rules in evalkit.toml.
 
-    Every domain is judged on its own candidate; the release passes only if every domain
-    passes (rules may name a domain; output is grouped by domain).
+    Every domain is judged on its own candidate (by default what is released: its
+    checkpoint in OUT/selection.json, else its newest discovered checkpoint; the output says
+    which and why); the release passes only if every domain passes (rules may name a domain;
+    output is grouped by domain).
 
     Rules ([[gate.rules]]): absolute bounds (min/max), regression against a baseline
     (max_regression, max_regression_pct, ci_must_not_overlap) and required metrics

@@ -1,7 +1,8 @@
 """Judging gate rules, one domain at a time.
 
 The candidate of each domain is ``--checkpoint NAME`` (one per domain), ``--selected``
-(``OUT/selection.json``), or by default the newest *discovered* checkpoint of the domain
+(``OUT/selection.json``), or by default what is released: the domain's choice in
+``OUT/selection.json`` when OUT has one, else the newest *discovered* checkpoint of the domain
 (highest step among every checkpoint the run found, failed or not yet evaluated included):
 when that one failed or has no results, the domain fails and says which and why; the gate
 never falls back to an older checkpoint silently. A rule applies to the domain it names
@@ -338,7 +339,8 @@ def run_gate(out: str | Path, config: str | Path, checkpoint: str | list[str] | 
     except ResultsError as exc:
         raise GateInputError(str(exc)) from exc
     names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint or [])
-    candidates = choose_candidates(out, results, ckpts, names, selected)
+    candidates = choose_candidates(out, results, ckpts, names, selected,
+                                   prefer_selection=True)
     base_path = Path(baseline) if baseline is not None else cfg.baseline
     base = read_baseline(base_path) if base_path is not None else None
     datasets: dict[str, set[str]] = {}
