@@ -601,3 +601,30 @@ def test_default_with_unusable_selection_exits_2(out_copy, tmp_path):
     r = gate_cli(out_copy, "--config", cfg)
     assert r.exit_code == 2 and "content hash 000000000000" in r.output
     assert f"run 'evalkit select {out_copy}' again" in r.output
+
+
+# -- evalkit.toml found as `evalkit run` finds it -------------------------------------------
+def test_config_is_found_from_the_run_folder_then_out_like_run(out_copy, tmp_path,
+                                                                 monkeypatch):
+    import sqlite3
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no ./evalkit.toml
+    project = tmp_path / "project"
+    (project / "checkpoints").mkdir(parents=True)
+    write_config(project, PASSING)
+    with sqlite3.connect(out_copy / "results.sqlite") as db:
+        db.execute("UPDATE runs SET run_dir = ?", (str(project / "checkpoints"),))
+    r = gate_cli(out_copy)  # found above the run folder, not in the current folder
+    assert r.exit_code == 0, r.output
+    assert f"config:     {project / 'evalkit.toml'}" in r.output
+    # the run folder is gone: searched up from OUT (here: OUT's parent)
+    shutil.rmtree(project)
+    r = gate_cli(out_copy)
+    assert r.exit_code == 2 and "no evalkit.toml found" in r.output
+    assert "pass --config FILE" in r.output
+    write_config(tmp_path, PASSING)
+    r = gate_cli(out_copy)
+    assert r.exit_code == 0, r.output
+    assert f"config:     {tmp_path / 'evalkit.toml'}" in r.output

@@ -31,8 +31,9 @@ def _die(command: str, message: str) -> None:
               help="Baseline JSON (evalkit baseline) for regression rules; default: "
                    "[gate] baseline in the config.")
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("evalkit.toml"), show_default=True,
-              help="The evalkit.toml holding [[gate.rules]].")
+              help="The evalkit.toml holding [[gate.rules]] (default: found as `run` finds "
+                   "it: up from the run folder of OUT's latest run, else up from OUT, then "
+                   "./evalkit.toml).")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False),
               help="Write JUnit XML (one testcase per rule).")
 @click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False),
@@ -40,7 +41,7 @@ def _die(command: str, message: str) -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the full outcome as JSON.")
 def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path | None,
-         config: Path, junit: Path | None, markdown: Path | None,
+         config: Path | None, junit: Path | None, markdown: Path | None,
          json_path: Path | None) -> None:
     """Check each domain's checkpoint in OUT against the release rules in evalkit.toml.
 

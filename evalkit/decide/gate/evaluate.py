@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from evalkit.core.config import ConfigError
 from evalkit.decide.baseline import Baseline, CheckpointChoice, GateInputError
 from evalkit.decide.gate.rules import Rule, load_gate_config, metric_direction
 from evalkit.inputs.data.dataset import dataset_name
@@ -319,9 +320,32 @@ class GateReport:
         return self.domains[0].checkpoint if len(self.domains) == 1 else None
 
 
-def run_gate(out: str | Path, config: str | Path, checkpoint: str | list[str] | None = None,
+def find_gate_config(out: Path) -> Path:
+    """The evalkit.toml that applies to ``out`` when no ``--config`` is given, found as
+    ``evalkit run``/``select``/``report`` find it: up from the run folder of the latest run
+    recorded in OUT that still exists (:func:`evalkit.decide.ranking.rule.config_for`), else
+    up from OUT itself; then ``./evalkit.toml``. ConfigError (exit 2) when there is none;
+    GateInputError when OUT has no results."""
+    from evalkit.core.config import find_config
+    from evalkit.decide.ranking.rule import config_for
+    from evalkit.store.results import ResultsError
+
+    try:
+        found = config_for(out)
+    except ResultsError as exc:
+        raise GateInputError(str(exc)) from exc
+    found = found or find_config(out)
+    if found is None:
+        raise ConfigError(f"no evalkit.toml found for {out}: searched up from its run folder, "
+                          f"from {out} and in {Path.cwd()}; pass --config FILE")
+    return found
+
+
+def run_gate(out: str | Path, config: str | Path | None = None,
+             checkpoint: str | list[str] | None = None,
              selected: bool = False, baseline: str | Path | None = None) -> GateReport:
-    """Load config, results and baseline; judge every rule in every domain.
+    """Load config, results and baseline; judge every rule in every domain. ``config``:
+    the evalkit.toml with ``[[gate.rules]]`` (None: :func:`find_gate_config`).
 
     Raises :class:`~evalkit.core.config.ConfigError` or :class:`GateInputError` (both exit code
     2) for what cannot be judged.
@@ -331,7 +355,7 @@ def run_gate(out: str | Path, config: str | Path, checkpoint: str | list[str] | 
     from evalkit.store.results import ResultsError, Store
 
     out = Path(out)
-    cfg = load_gate_config(config)
+    cfg = load_gate_config(find_gate_config(out) if config is None else config)
     try:
         with Store(out, create=False) as store:
             results = store.results()
