@@ -191,7 +191,7 @@ def choose_candidates(out: Path, results: pd.DataFrame, checkpoints: pd.DataFram
         chosen = _selected_choices(
             out, results, checkpoints, f"default candidate ({sel_path} exists)",
             "default: the checkpoint OUT/selection.json selects (evalkit select: what is "
-            "released); pass --checkpoint NAME to gate another")
+            "released)")
     for d, rows in checkpoints.groupby("domain", sort=True):
         newest = rows.sort_values(["step", "name"]).iloc[-1]
         d = str(d)
@@ -200,6 +200,7 @@ def choose_candidates(out: Path, results: pd.DataFrame, checkpoints: pd.DataFram
             if str(newest["name"]) != c.name:
                 c.how += (f"; the domain's newest checkpoint {newest['name']} (step "
                           f"{int(newest['step'])}) is not the selected one")
+            c.how += "; pass --checkpoint NAME to gate another"
             out_[d] = (c, None)
             continue
         how = ("default: the newest discovered checkpoint of the domain (highest step); "
@@ -207,7 +208,9 @@ def choose_candidates(out: Path, results: pd.DataFrame, checkpoints: pd.DataFram
                   "OUT has no selection.json; " if prefer_selection else "")
                + "pass --checkpoint NAME or --selected to choose")
         out_[d] = _newest(out, results, checkpoints, newest, how)
-    out_.update({d: (c, None) for d, c in chosen.items()})  # selected, not discovered
+    for d, c in chosen.items():  # selected, but not among the discovered checkpoints
+        c.how += "; pass --checkpoint NAME to gate another"
+        out_[d] = (c, None)
     return out_
 
 
