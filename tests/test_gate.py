@@ -628,3 +628,32 @@ def test_config_is_found_from_the_run_folder_then_out_like_run(out_copy, tmp_pat
     r = gate_cli(out_copy)
     assert r.exit_code == 0, r.output
     assert f"config:     {tmp_path / 'evalkit.toml'}" in r.output
+
+
+# -- '-' means stdout ----------------------------------------------------------------------
+@pytest.mark.parametrize("option", ["--json", "--junit", "--markdown"])
+def test_dash_writes_that_output_alone_to_stdout(out, tmp_path, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path, PASSING)
+    r = CliRunner().invoke(cli, ["gate", str(out), "--config", str(cfg), option, "-",
+                                 "--json" if option != "--json" else "--junit",
+                                 str(tmp_path / "other")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "-").exists()
+    assert "gate PASSED" in r.stderr and "gate PASSED" not in r.stdout  # summary: stderr
+    if option == "--json":
+        assert json.loads(r.stdout)["domains"][""]["checkpoint"]["name"] == "ckpt-3"
+        ET.parse(tmp_path / "other")  # the other output still goes to its file
+    elif option == "--junit":
+        root = ET.fromstring(r.stdout.encode())
+        assert root.tag == "testsuites" and root.get("tests") == "4"
+        assert json.loads((tmp_path / "other").read_text())["passed"] is True
+    else:
+        assert r.stdout.startswith("## ✅ evalkit gate passed: ckpt-3")
+
+
+def test_two_outputs_on_stdout_exit_2(out, tmp_path):
+    cfg = write_config(tmp_path, PASSING)
+    r = gate_cli(out, "--config", cfg, "--json", "-", "--markdown", "-")
+    assert r.exit_code == 2
+    assert "--markdown and --json both write to stdout" in r.output

@@ -6,6 +6,7 @@ Exit codes: 0 every rule passed, 1 a rule failed, 2 bad config or unusable input
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -34,12 +35,13 @@ def _die(command: str, message: str) -> None:
               help="The evalkit.toml holding [[gate.rules]] (default: found as `run` finds "
                    "it: up from the run folder of OUT's latest run, else up from OUT, then "
                    "./evalkit.toml).")
-@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write JUnit XML (one testcase per rule).")
-@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write Markdown (CI step summary / PR comment).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the full outcome as JSON.")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write JUnit XML (one testcase per rule); '-' for stdout.")
+@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write Markdown (CI step summary / PR comment); '-' for stdout.")
+@click.option("--json", "json_path",
+              type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write the full outcome as JSON; '-' for stdout.")
 def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path | None,
          config: Path | None, junit: Path | None, markdown: Path | None,
          json_path: Path | None) -> None:
@@ -53,6 +55,7 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
     Rules ([[gate.rules]]): absolute bounds (min/max), regression against a baseline
     (max_regression, max_regression_pct, ci_must_not_overlap) and required metrics
     (allow_skipped). See docs/gate.md. Exit 0 pass, 1 a rule failed, 2 bad config/inputs.
+    With one output as '-' it alone goes to stdout and the summary to stderr.
     """
     from evalkit.decide.gate import (
         ConfigError,
@@ -64,6 +67,11 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
         to_markdown,
     )
 
+    outputs = {"--junit": junit, "--markdown": markdown, "--json": json_path}
+    dashes = [k for k, v in outputs.items() if v is not None and str(v) == "-"]
+    if len(dashes) > 1:
+        _die("gate", f"{' and '.join(dashes)} both write to stdout ('-'); give all but one "
+                     "of them a file name")
     try:
         report = run_gate(out, config, checkpoint=list(checkpoint), selected=selected,
                           baseline=baseline)
@@ -71,20 +79,24 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
         _die("gate", str(exc))
         return
     for line in summary_lines(report):
-        click.echo(line)
-    written = []
+        click.echo(line, err=bool(dashes))  # stdout stays machine-readable with a '-'
+    texts = {}
     if junit:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        to_junit(report).write(junit, encoding="utf-8", xml_declaration=True)
-        written.append(f"JUnit {junit}")
+        buf = io.BytesIO()  # the bytes ElementTree writes to a file, declaration included
+        to_junit(report).write(buf, encoding="utf-8", xml_declaration=True)
+        texts["--junit"] = ("JUnit", junit, buf.getvalue().decode("utf-8"))
     if markdown:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(to_markdown(report), encoding="utf-8")
-        written.append(f"Markdown {markdown}")
+        texts["--markdown"] = ("Markdown", markdown, to_markdown(report))
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
-        written.append(f"JSON {json_path}")
+        texts["--json"] = ("JSON", json_path, json.dumps(to_json(report), indent=2) + "\n")
+    written = []
+    for kind, path, text in texts.values():
+        if str(path) == "-":
+            click.echo(text, nl=False)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(f"{kind} {path}")
     if written:
         click.echo("wrote " + ", ".join(written), err=True)
     sys.exit(report.exit_code)
