@@ -134,3 +134,64 @@ def test_demo_help_names_the_example_it_runs():
     found = find_example()
     if found is not None:  # run from the clone: the default is that folder
         assert found.name == str(EXAMPLE) and (found / "checkpoints").is_dir()
+
+
+# -- results: filters, and a skip reason printed once --------------------------------------
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    from tests.test_gate import finished_run
+
+    return finished_run(str(tmp_path_factory.getbasetemp()))
+
+
+def _results(*args: str):
+    return CliRunner().invoke(cli, ["results", *map(str, args)], catch_exceptions=False)
+
+
+def test_results_filters_by_domain_checkpoint_and_metric(finished):
+    import json
+
+    every = json.loads(_results(finished, "--format", "json").output)
+    r = _results(finished, "--checkpoint", "ckpt-2", "--metric", "ssim", "--metric", "l1",
+                 "--domain", "", "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert sorted((x["checkpoint"], x["metric"]) for x in rows) == [("ckpt-2", "l1"),
+                                                                   ("ckpt-2", "ssim")]
+    assert len(every) > len(rows)
+    csv = _results(finished, "--checkpoint", "ckpt-1", "--checkpoint", "ckpt-3",
+                   "--format", "csv").output.splitlines()
+    assert {line.split(",")[0] for line in csv[1:]} == {"ckpt-1", "ckpt-3"}
+    samples = json.loads(_results(finished, "--per-sample", "--checkpoint", "ckpt-1",
+                                  "--metric", "l1", "--domain", "", "--format",
+                                  "json").output)
+    assert len(samples) == 8 and {(s["checkpoint"], s["metric"]) for s in samples} == \
+        {("ckpt-1", "l1")}
+
+
+@pytest.mark.parametrize("option, value, known", [
+    ("--checkpoint", "ckpt-9", "known: ckpt-1, ckpt-2, ckpt-3"),
+    ("--metric", "sharpness", "known: kid, l1, psnr, ssim"),
+    ("--domain", "car", "known: ''"),
+])
+def test_results_unknown_filter_value_exits_2_listing_the_known(finished, option, value,
+                                                                  known):
+    r = _results(finished, option, value)
+    assert r.exit_code == 2
+    assert f"{option} {value}: not in these results; {known}" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_results_table_prints_each_skip_reason_once(finished):
+    from tests.test_gate import KID_REASON
+
+    r = _results(finished)
+    assert r.exit_code == 0, r.output
+    assert r.output.count(KID_REASON) == 1  # below the table, once
+    table, notes = r.output.split("\nreasons:\n")
+    kid_rows = [line for line in table.splitlines() if " kid " in line]
+    assert len(kid_rows) == 3 and all(line.rstrip().endswith("[1]") for line in kid_rows)
+    assert notes.strip() == f"[1] {KID_REASON}"
+    assert max(map(len, table.splitlines())) < 130
+    # csv/json keep the full reason on every row
+    assert _results(finished, "--format", "csv").output.count(KID_REASON) == 3
