@@ -195,3 +195,30 @@ def test_results_table_prints_each_skip_reason_once(finished):
     assert max(map(len, table.splitlines())) < 130
     # csv/json keep the full reason on every row
     assert _results(finished, "--format", "csv").output.count(KID_REASON) == 3
+
+
+# -- one error prefix: `evalkit CMD: error: ...` -------------------------------------------
+@pytest.mark.parametrize("argv, prefix, words", [
+    (["results", "{tmp}/none"], "evalkit results", "no results in"),
+    (["results", "{tmp}/none", "--format", "yaml"], "evalkit results", "'yaml' is not one of"),
+    (["gate", "{tmp}", "--config", "{tmp}/absent.toml"], "evalkit gate",
+     "gate config not found"),
+    (["export", "{tmp}"], "evalkit export", "nothing to export to"),
+    (["run", "{tmp}/missing"], "evalkit run", "does not exist"),
+    (["weights", "fetch", "nope"], "evalkit weights fetch", "unknown weight file(s) nope"),
+    (["weights", "import", "{tmp}/junk.bin", "--dest", "{tmp}/w"], "evalkit weights import",
+     "is none of the weight files"),
+    (["review", "import", "{tmp}/none", "{tmp}/junk.bin"], "evalkit review import",
+     "no results in"),
+    (["--bogus"], "evalkit", "No such option '--bogus'"),
+    (["bogus"], "evalkit", "No such command 'bogus'"),
+])
+def test_every_error_has_the_one_prefix(tmp_path, argv, prefix, words):
+    (tmp_path / "junk.bin").write_bytes(b"not a weight file")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    r = CliRunner().invoke(cli, argv)
+    assert r.exit_code == 2, r.output
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{prefix}: error: ") and words in last, r.stderr
+    assert not re.search(r"^(Error|error):", r.stderr, re.M)  # no other prefix anywhere
+    assert "Traceback" not in r.output

@@ -16,7 +16,9 @@ import click
 
 def _die(command: str, message: str) -> None:
     """Print ``evalkit COMMAND: error: ...`` on stderr and exit 2."""
-    click.echo(f"evalkit {command}: error: {message}", err=True)
+    from evalkit.commands import error_line
+
+    click.echo(error_line(message, command), err=True)
     sys.exit(2)
 
 
