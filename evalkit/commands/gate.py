@@ -35,8 +35,8 @@ def _die(command: str, message: str) -> None:
                    "[gate] baseline in the config.")
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
               help="The evalkit.toml holding [[gate.rules]] (default: found as `run` finds "
-                   "it: up from the run folder of OUT's latest run, else up from OUT, then "
-                   "./evalkit.toml).")
+                   "it: up from the run folder of OUT's latest run, else ./evalkit.toml, "
+                   "else up from OUT).")
 @click.option("--junit", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
               help="Write JUnit XML (one testcase per rule); '-' for stdout.")
 @click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),

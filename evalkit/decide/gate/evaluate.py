@@ -323,8 +323,9 @@ class GateReport:
 def find_gate_config(out: Path) -> Path:
     """The evalkit.toml that applies to ``out`` when no ``--config`` is given, found as
     ``evalkit run``/``select``/``report`` find it: up from the run folder of the latest run
-    recorded in OUT that still exists (:func:`evalkit.decide.ranking.rule.config_for`), else
-    up from OUT itself; then ``./evalkit.toml``. ConfigError (exit 2) when there is none;
+    recorded in OUT that still exists, else ``./evalkit.toml``
+    (:func:`evalkit.decide.ranking.rule.config_for`); else up from OUT itself. ConfigError
+    (exit 2) when there is none;
     GateInputError when OUT has no results."""
     from evalkit.core.config import find_config
     from evalkit.decide.ranking.rule import config_for
