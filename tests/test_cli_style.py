@@ -222,3 +222,24 @@ def test_every_error_has_the_one_prefix(tmp_path, argv, prefix, words):
     assert last.startswith(f"{prefix}: error: ") and words in last, r.stderr
     assert not re.search(r"^(Error|error):", r.stderr, re.M)  # no other prefix anywhere
     assert "Traceback" not in r.output
+
+
+def test_results_wide_is_one_row_per_checkpoint_like_run(finished):
+    import json
+
+    long = {(x["checkpoint"], x["metric"]): x["value"] for x in json.loads(
+        _results(finished, "--format", "json").output) if x["status"] == "ok"}
+    r = _results(finished, "--wide", "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert [x["checkpoint"] for x in rows] == ["ckpt-1", "ckpt-2", "ckpt-3"]
+    for x in rows:
+        for m in ("l1", "ssim", "psnr"):
+            assert x[f"heldout:{m}"] == pytest.approx(long[(x["checkpoint"], m)], abs=5e-5)
+    r = _results(finished, "--wide", "--metric", "ssim", "--checkpoint", "ckpt-2")
+    assert r.exit_code == 0, r.output
+    head, row = r.output.strip().splitlines()
+    assert head.split() == ["checkpoint", "step", "status", "heldout:ssim"]
+    assert row.split()[0] == "ckpt-2"
+    r = _results(finished, "--wide", "--per-sample")
+    assert r.exit_code == 2 and "does not combine" in r.output

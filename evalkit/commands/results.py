@@ -91,9 +91,12 @@ def footnote_reasons(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 @click.option("--all", "show_all", is_flag=True,
               help="History too: evaluations superseded when the data, --limit, the "
                    "checkpoint or the metric settings changed (column current = 0).")
+@click.option("--wide", is_flag=True,
+              help="One row per checkpoint with the headline metrics as track:metric "
+                   "columns (the table `run` prints).")
 def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[str, ...],
             metrics: tuple[str, ...], mismatch: bool, per_sample: bool,
-            show_all: bool) -> None:
+            show_all: bool, wide: bool) -> None:
     """Print the results of an evaluation folder (read-only: works on a read-only folder).
 
     Columns (csv/json): checkpoint, step, domain, dataset, kind, metric, value, n, std, ci_low,
@@ -107,6 +110,12 @@ def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[st
     if show_all and (per_sample or mismatch):
         raise click.UsageError("--all shows aggregate results; it does not combine with "
                                "--per-sample or --mismatch")
+    if wide and (per_sample or mismatch or show_all):
+        raise click.UsageError("--wide is one row per checkpoint; it does not combine with "
+                               "--per-sample, --mismatch or --all")
+    if wide:
+        _print_wide(out, fmt, domains, checkpoints, metrics)
+        return
     try:
         with Store(out, create=False) as store:
             df = store.sample_metrics() if per_sample else store.results(history=show_all)
@@ -141,3 +150,32 @@ def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[st
             click.echo(df.to_string(index=False, na_rep="-"))
         if notes:
             click.echo("\nreasons:\n" + "\n".join(notes))
+
+
+def _print_wide(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[str, ...],
+                metrics: tuple[str, ...]) -> None:
+    """``results --wide``: :func:`checkpoint_table`, filtered; ``--metric`` keeps the
+    ``track:metric`` columns of those metrics."""
+    from evalkit.store.results import ResultsError
+
+    try:
+        table = checkpoint_table(out)
+    except ResultsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    long = table.assign(domain=table["domain"] if "domain" in table.columns else "",
+                        metric="")
+    table = table.loc[filter_rows(long, {}, domains, checkpoints, ()).index]
+    if metrics:
+        cols = [c for c in table.columns if ":" in c]
+        have = sorted({c.split(":", 1)[1] for c in cols})
+        unknown = [m for m in metrics if m not in have]
+        if unknown:
+            raise click.UsageError(f"--metric {', '.join(unknown)}: not in the --wide "
+                                   f"table; known: {', '.join(have) or 'none'}")
+        table = table.drop(columns=[c for c in cols if c.split(":", 1)[1] not in metrics])
+    if fmt == "csv":
+        table.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        click.echo(table.to_json(orient="records", indent=1))
+    else:
+        click.echo(table.to_string(index=False, na_rep="-"))
