@@ -111,8 +111,10 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
                    "repeatable.")
 @click.option("--selected", is_flag=True,
               help="Record each domain's checkpoint named by OUT/selection.json.")
-@click.option("--write", "write", type=click.Path(path_type=Path, dir_okay=False),
-              required=True, help="The baseline JSON file to write (commit it).")
+@click.option("--write", "write",
+              type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              required=True, help="The baseline JSON file to write (commit it); '-' for "
+                                  "stdout (the summary then goes to stderr).")
 def baseline(out: Path, checkpoint: tuple[str, ...], selected: bool, write: Path) -> None:
     """Record a checkpoint's results in OUT (values, CIs, n, dataset and checkpoint hashes,
     provenance) as a small baseline JSON file for `evalkit gate --baseline`."""
@@ -123,8 +125,13 @@ def baseline(out: Path, checkpoint: tuple[str, ...], selected: bool, write: Path
     except GateInputError as exc:
         _die("baseline", str(exc))
         return
-    write_baseline(record, write)
+    to_stdout = str(write) == "-"
+    if to_stdout:
+        click.echo(json.dumps(record, indent=2) + "\n", nl=False)
+    else:
+        write_baseline(record, write)
     n = sum(len(m) for m in record["metrics"].values())
     who = "; ".join(f"{c['checkpoint']} (step {c['step']}, {(c['content_hash'] or '?')[:12]})"
                     for c in record["checkpoints"].values())
-    click.echo(f"baseline: {who}, {n} metrics on {', '.join(record['datasets'])} -> {write}")
+    click.echo(f"baseline: {who}, {n} metrics on {', '.join(record['datasets'])} -> "
+               f"{'stdout' if to_stdout else write}", err=to_stdout)
