@@ -100,10 +100,11 @@ def report(out: str | Path, config: str | Path | None = None) -> Path:
     return render_report(Path(out), Path(config) if config else None)
 
 
-def gate(out: str | Path, config: str | Path = "evalkit.toml",
+def gate(out: str | Path, config: str | Path | None = None,
          checkpoint: str | list[str] | None = None, selected: bool = False,
          baseline: str | Path | None = None):
-    """Judge the release rules of ``config`` (``evalkit gate``); returns the
+    """Judge the release rules of ``config`` (``evalkit gate``; None: the evalkit.toml
+    found for ``out`` as the command finds it); returns the
     :class:`~evalkit.decide.gate.GateReport` (``.passed``, per-domain results)."""
     from evalkit.decide.gate import run_gate
 

@@ -51,6 +51,41 @@ HELP = {
 }
 
 
+class CommandError(click.ClickException):
+    """A click error (bad usage, or one a command raised) shown as ``evalkit CMD: error:
+    MESSAGE``, the prefix every command's own errors use (a usage error keeps click's usage
+    and ``Try ... --help`` lines above it); same exit code."""
+
+    def __init__(self, original: click.ClickException, command: str):
+        super().__init__(original.format_message())
+        self.original, self.command = original, command
+        self.exit_code = original.exit_code
+
+    def show(self, file=None) -> None:
+        from evalkit.commands import error_line
+
+        o = self.original
+        if isinstance(o, click.UsageError) and o.ctx is not None:
+            hint = ""
+            if o.ctx.command.get_help_option(o.ctx) is not None:
+                hint = f"Try '{o.ctx.command_path} {o.ctx.help_option_names[0]}' for help.\n"
+            click.echo(f"{o.ctx.get_usage()}\n{hint}", file=file or sys.stderr,
+                       color=o.ctx.color)
+        click.echo(error_line(self.message, self.command), file=file or sys.stderr)
+
+
+def _prefixed(exc: click.ClickException, ctx: click.Context) -> CommandError:
+    """``exc`` as a :class:`CommandError` naming the command (the deepest one known)."""
+    from evalkit.commands import command_path
+
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        path = command_path(exc.ctx)
+    else:
+        path = command_path(ctx) + (f" {ctx.invoked_subcommand}"
+                                    if ctx.invoked_subcommand else "")
+    return CommandError(exc, path.removeprefix("evalkit").strip())
+
+
 class LazyGroup(click.Group):
     """A click group whose sub-commands are imported on first use."""
 
@@ -76,12 +111,22 @@ class LazyGroup(click.Group):
 
         try:
             return super().invoke(ctx)
+        except CommandError:
+            raise
+        except click.ClickException as exc:  # one error prefix: evalkit CMD: error: ...
+            raise _prefixed(exc, ctx) from exc
         except KeyboardInterrupt:
             click.echo("interrupted (SIGINT)", err=True)
             sys.exit(EXIT_SIGINT)
         except Terminated:
             click.echo("terminated (SIGTERM)", err=True)
             sys.exit(EXIT_SIGTERM)
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:  # errors in evalkit's own options (e.g. `evalkit --bogus`)
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise CommandError(exc, "") from exc
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Listing help must not import every command module.

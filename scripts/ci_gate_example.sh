@@ -15,8 +15,8 @@ EVALKIT=${EVALKIT:-.venv/bin/evalkit}
 PYTHON=${PYTHON:-.venv/bin/python}
 CONFIG=examples/ci/evalkit.toml
 
-# 1. The release gate: each domain's newest checkpoint against the bar and against the
-#    "deployed" one.
+# 1. The release gate: each domain's selected checkpoint (`evalkit demo` writes
+#    selection.json) against the bar and against the "deployed" one.
 "$EVALKIT" baseline "$OUT" --checkpoint person/ckpt-4 --checkpoint gemstone/ckpt-3 \
   --write "$OUT/baseline.json"
 rc=0

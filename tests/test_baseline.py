@@ -95,3 +95,17 @@ def test_read_baseline_rejects_what_is_not_a_baseline(tmp_path):
         read_baseline(bad)
     with pytest.raises(GateInputError, match="evalkit baseline OUT --checkpoint"):
         read_baseline(tmp_path / "absent.json")
+
+
+def test_baseline_write_dash_is_stdout(out, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = baseline_cli(out, "--checkpoint", "ckpt-2", "--write", "-")
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "-").exists()
+    data = json.loads(r.stdout)  # stdout is the baseline alone; the summary is on stderr
+    assert data["format"] == FORMAT and data["checkpoints"][""]["checkpoint"] == "ckpt-2"
+    assert "ckpt-2 (step 2" in r.stderr and "-> stdout" in r.stderr
+    baseline_cli(out, "--checkpoint", "ckpt-2", "--write", tmp_path / "b.json")
+    on_disk = json.loads((tmp_path / "b.json").read_text())
+    assert {k: v for k, v in on_disk.items() if k != "created_at"} == \
+        {k: v for k, v in data.items() if k != "created_at"}

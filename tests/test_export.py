@@ -150,6 +150,26 @@ def test_mlflow_run_per_domain_read_back_with_mlflows_client(evaluated, tmp_path
         assert "selection.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
+def test_mlflow_without_uri_says_where_it_writes(evaluated, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="MLflow export is the optional extra evalkit[mlflow]")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    r = invoke("export", evaluated[0], "--mlflow", "--experiment", "ek")
+    assert r.exit_code == 0, r.output
+    # it names the place (absolute), says it is MLflow's default, and how to choose another
+    assert (f"mlflow: writing to sqlite:///{tmp_path / 'mlflow.db'} (MLflow's default, in "
+            "the current folder; pass --mlflow-uri URI to write elsewhere)") in r.output
+    assert (tmp_path / "mlflow.db").is_file()  # ... and that is where it wrote
+    art = tmp_path / "mlartifacts" / "ek"  # beside the database, as for any sqlite URI
+    assert f"artifacts in {art.as_uri()}" in r.output and any(art.rglob("index.html"))
+    assert not (tmp_path / "mlruns").exists()
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    r = invoke("export", evaluated[0], "--mlflow", "--experiment", "ek")
+    assert r.exit_code == 0, r.output
+    assert f"mlflow: writing to {uri} ($MLFLOW_TRACKING_URI; pass --mlflow-uri" in r.output
+
+
 def test_export_needs_a_target_and_results(tmp_path, evaluated):
     r = CliRunner().invoke(cli, ["export", str(evaluated[0])])
     assert r.exit_code == 2 and "--tensorboard" in r.output

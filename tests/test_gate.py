@@ -509,3 +509,151 @@ def test_regression_without_baseline_or_with_foreign_baseline_exits_2(out, tmp_p
     assert r.exit_code == 2
     assert "different 'heldout' dataset" in r.output
     assert "f" * 64 in r.output and real in r.output
+
+
+# -- the default candidate: what is released (selection.json), else the newest -------------
+def write_selection(out: Path, entries: dict[str, str | None]) -> None:
+    """OUT/selection.json choosing ``{domain: checkpoint}`` (None: nothing selected)."""
+    res = results(out)
+    domains = {d: {"checkpoint": c, "content_hash":
+                   res[res.checkpoint == c].checkpoint_hash.iloc[0]}
+               for d, c in entries.items() if c is not None}
+    errors = {d: "no checkpoint can be selected" for d, c in entries.items() if c is None}
+    (out / "selection.json").write_text(json.dumps(
+        {"format": "evalkit-selection/2", "domains": domains, "errors": errors}))
+
+
+def separating_rule(out: Path, good: str, bad: str) -> str:
+    """A heldout l1 bound that ``good`` passes and ``bad`` fails."""
+    l1 = results(out).query("metric == 'l1'").set_index("checkpoint").value
+    mid = float(l1[good] + l1[bad]) / 2
+    bound = f"max = {mid!r}" if l1[good] < l1[bad] else f"min = {mid!r}"
+    return f'[[gate.rules]]\ndataset = "heldout"\nmetric = "l1"\n{bound}\n'
+
+
+def test_default_gates_the_selected_checkpoint_and_says_why(out_copy, tmp_path):
+    cfg = write_config(tmp_path, separating_rule(out_copy, "ckpt-1", "ckpt-3"))
+    r = gate_cli(out_copy, "--config", cfg)  # no selection: the newest, which fails here
+    assert r.exit_code == 1, r.output
+    assert "checkpoint: ckpt-3 (step 3" in r.output and "OUT has no selection.json" in r.output
+    write_selection(out_copy, {"": "ckpt-1"})  # as `evalkit select` would
+    r = gate_cli(out_copy, "--config", cfg, "--json", tmp_path / "g.json")
+    assert r.exit_code == 0, r.output
+    assert "checkpoint: ckpt-1 (step 1" in r.output
+    assert "OUT/selection.json selects" in r.output
+    assert "newest checkpoint ckpt-3 (step 3) is not the selected one" in r.output
+    chosen = json.loads((tmp_path / "g.json").read_text())["domains"][""]["checkpoint"]
+    assert chosen["name"] == "ckpt-1" and chosen["chosen_by"].startswith("default: the "
+                                                                         "checkpoint OUT/sel")
+    # --checkpoint still overrides the selection
+    r = gate_cli(out_copy, "--config", cfg, "--checkpoint", "ckpt-3")
+    assert r.exit_code == 1 and "checkpoint: ckpt-3 (step 3" in r.output
+
+
+def test_default_after_evalkit_select_gates_its_choice(out_copy, tmp_path):
+    r = CliRunner().invoke(cli, ["select", str(out_copy)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    chosen = json.loads((out_copy / "selection.json").read_text())["domains"][""]
+    r = gate_cli(out_copy, "--config", write_config(tmp_path, PASSING), "--json",
+                 tmp_path / "g.json")
+    assert r.exit_code == 0, r.output
+    g = json.loads((tmp_path / "g.json").read_text())["domains"][""]["checkpoint"]
+    assert (g["name"], g["content_hash"]) == (chosen["checkpoint"], chosen["content_hash"])
+    assert "selection.json" in g["chosen_by"]
+
+
+def test_failed_newest_fails_without_selection_and_selection_wins_with_one(out_copy,
+                                                                           tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(out_copy / "results.sqlite") as db:
+        db.execute("UPDATE checkpoints SET status = 'failed', error = 'shard truncated' "
+                   "WHERE name = 'ckpt-3'")
+    cfg = write_config(tmp_path, PASSING)
+    r = gate_cli(out_copy, "--config", cfg)
+    assert r.exit_code == 1, r.output
+    assert "newest checkpoint ckpt-3 (step 3) failed to evaluate: shard truncated" in r.output
+    # a selection without a choice for the domain still gates (and fails on) the newest
+    write_selection(out_copy, {"": None})
+    r = gate_cli(out_copy, "--config", cfg)
+    assert r.exit_code == 1, r.output
+    assert "failed to evaluate" in r.output
+    assert "selection.json has no choice for this domain" in r.output
+    # with a choice, the selected (released) checkpoint is gated, and the newest is named
+    write_selection(out_copy, {"": "ckpt-2"})
+    r = gate_cli(out_copy, "--config", cfg)
+    assert r.exit_code == 0, r.output
+    assert "checkpoint: ckpt-2 (step 2" in r.output and "ckpt-3 (step 3) is not the" in r.output
+
+
+def test_default_with_unusable_selection_exits_2(out_copy, tmp_path):
+    cfg = write_config(tmp_path, PASSING)
+    sel = out_copy / "selection.json"
+    sel.write_text("{not json")
+    r = gate_cli(out_copy, "--config", cfg, "--junit", tmp_path / "g.xml")
+    assert r.exit_code == 2, r.output
+    assert f"{sel}" in r.output and "not a readable selection file" in r.output
+    assert not (tmp_path / "g.xml").exists()
+    write_selection(out_copy, {"": "ckpt-2"})
+    doc = json.loads(sel.read_text())
+    doc["domains"][""]["content_hash"] = "0" * 64
+    sel.write_text(json.dumps(doc))
+    r = gate_cli(out_copy, "--config", cfg)
+    assert r.exit_code == 2 and "content hash 000000000000" in r.output
+    assert f"run 'evalkit select {out_copy}' again" in r.output
+
+
+# -- evalkit.toml found as `evalkit run` finds it -------------------------------------------
+def test_config_is_found_from_the_run_folder_then_out_like_run(out_copy, tmp_path,
+                                                                 monkeypatch):
+    import sqlite3
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no ./evalkit.toml
+    project = tmp_path / "project"
+    (project / "checkpoints").mkdir(parents=True)
+    write_config(project, PASSING)
+    with sqlite3.connect(out_copy / "results.sqlite") as db:
+        db.execute("UPDATE runs SET run_dir = ?", (str(project / "checkpoints"),))
+    r = gate_cli(out_copy)  # found above the run folder, not in the current folder
+    assert r.exit_code == 0, r.output
+    assert f"config:     {project / 'evalkit.toml'}" in r.output
+    # the run folder is gone: searched up from OUT (here: OUT's parent)
+    shutil.rmtree(project)
+    r = gate_cli(out_copy)
+    assert r.exit_code == 2 and "no evalkit.toml found" in r.output
+    assert "pass --config FILE" in r.output
+    write_config(tmp_path, PASSING)
+    r = gate_cli(out_copy)
+    assert r.exit_code == 0, r.output
+    assert f"config:     {tmp_path / 'evalkit.toml'}" in r.output
+
+
+# -- '-' means stdout ----------------------------------------------------------------------
+@pytest.mark.parametrize("option", ["--json", "--junit", "--markdown"])
+def test_dash_writes_that_output_alone_to_stdout(out, tmp_path, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path, PASSING)
+    r = CliRunner().invoke(cli, ["gate", str(out), "--config", str(cfg), option, "-",
+                                 "--json" if option != "--json" else "--junit",
+                                 str(tmp_path / "other")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "-").exists()
+    assert "gate PASSED" in r.stderr and "gate PASSED" not in r.stdout  # summary: stderr
+    if option == "--json":
+        assert json.loads(r.stdout)["domains"][""]["checkpoint"]["name"] == "ckpt-3"
+        ET.parse(tmp_path / "other")  # the other output still goes to its file
+    elif option == "--junit":
+        root = ET.fromstring(r.stdout.encode())
+        assert root.tag == "testsuites" and root.get("tests") == "4"
+        assert json.loads((tmp_path / "other").read_text())["passed"] is True
+    else:
+        assert r.stdout.startswith("## ✅ evalkit gate passed: ckpt-3")
+
+
+def test_two_outputs_on_stdout_exit_2(out, tmp_path):
+    cfg = write_config(tmp_path, PASSING)
+    r = gate_cli(out, "--config", cfg, "--json", "-", "--markdown", "-")
+    assert r.exit_code == 2
+    assert "--markdown and --json both write to stdout" in r.output

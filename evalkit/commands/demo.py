@@ -75,7 +75,8 @@ def select_and_export(out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("demo-out"),
               show_default=True, help="Output folder (results, outputs, report).")
 @click.option("--example", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="Example run folder [default: examples/person of this checkout].")
+              help="The example folder (checkpoints/, heldout/, sketches, evalkit.toml) "
+                   "[default: examples/ of this checkout, else ./examples].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(out: Path, example: Path | None, quiet: bool) -> None:
     """Evaluate the shipped example run (every checkpoint, held-out pairs and sketches).

@@ -16,7 +16,9 @@ import click
 @click.option("--mlflow", "to_mlflow", is_flag=True,
               help="Log one MLflow run per domain (metrics per step, selection, report).")
 @click.option("--mlflow-uri", help="MLflow tracking URI (e.g. sqlite:///mlflow.db, "
-              "file:///abs/mlruns, http://server:5000) [default: MLflow's own default].")
+              "file:///abs/mlruns, http://server:5000) [default: $MLFLOW_TRACKING_URI, else "
+              "MLflow's own default: mlflow.db in the current folder, artifacts in "
+              "mlartifacts/ beside it; the command prints where it writes].")
 @click.option("--experiment", default="evalkit", show_default=True,
               help="MLflow experiment name.")
 def export(out: Path, tensorboard_dir: Path | None, no_images: bool, to_mlflow: bool,
@@ -41,11 +43,16 @@ def export(out: Path, tensorboard_dir: Path | None, no_images: bool, to_mlflow: 
                 click.echo(f"note: {note}", err=True)
             click.echo(f"tensorboard: {tb.summary()} in {tensorboard_dir}", err=True)
         if to_mlflow or mlflow_uri is not None:
-            from evalkit.present.export.mlflow import export_mlflow
-            for r in export_mlflow(out, mlflow_uri, experiment):
+            from evalkit.present.export.mlflow import export_mlflow, tracking_target
+            uri, source = tracking_target(mlflow_uri)
+            hint = ("" if source == "--mlflow-uri" else
+                    "; pass --mlflow-uri URI to write elsewhere")
+            click.echo(f"mlflow: writing to {uri} ({source}{hint})", err=True)
+            for r in export_mlflow(out, uri, experiment):
                 click.echo(f"mlflow: run {r.run_id} ({r.domain or out.name}, "
                            f"{'new' if r.created else 'updated'}): {r.logged} metric points "
-                           f"logged, {r.unchanged} already there", err=True)
+                           f"logged, {r.unchanged} already there; artifacts in "
+                           f"{r.artifact_location}", err=True)
     except (ResultsError, ImportError) as exc:
         raise click.UsageError(str(exc)) from exc
     except Exception as exc:  # the tool's own error (store unreachable, permissions, ...)

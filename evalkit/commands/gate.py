@@ -6,6 +6,7 @@ Exit codes: 0 every rule passed, 1 a rule failed, 2 bad config or unusable input
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,9 @@ import click
 
 def _die(command: str, message: str) -> None:
     """Print ``evalkit COMMAND: error: ...`` on stderr and exit 2."""
-    click.echo(f"evalkit {command}: error: {message}", err=True)
+    from evalkit.commands import error_line
+
+    click.echo(error_line(message, command), err=True)
     sys.exit(2)
 
 
@@ -23,32 +26,38 @@ def _die(command: str, message: str) -> None:
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--checkpoint", "checkpoint", metavar="NAME", multiple=True,
               help="A checkpoint to gate, one per domain, repeatable (default: each domain's "
-                   "newest discovered checkpoint; the gate fails if it failed).")
+                   "checkpoint in OUT/selection.json when OUT has one, else its newest "
+                   "discovered checkpoint; the gate fails if that one failed).")
 @click.option("--selected", is_flag=True,
               help="Gate each domain's checkpoint named by OUT/selection.json (evalkit select).")
 @click.option("--baseline", "baseline", type=click.Path(path_type=Path, dir_okay=False),
               help="Baseline JSON (evalkit baseline) for regression rules; default: "
                    "[gate] baseline in the config.")
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("evalkit.toml"), show_default=True,
-              help="The evalkit.toml holding [[gate.rules]].")
-@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write JUnit XML (one testcase per rule).")
-@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write Markdown (CI step summary / PR comment).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the full outcome as JSON.")
+              help="The evalkit.toml holding [[gate.rules]] (default: found as `run` finds "
+                   "it: up from the run folder of OUT's latest run, else ./evalkit.toml, "
+                   "else up from OUT).")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write JUnit XML (one testcase per rule); '-' for stdout.")
+@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write Markdown (CI step summary / PR comment); '-' for stdout.")
+@click.option("--json", "json_path",
+              type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write the full outcome as JSON; '-' for stdout.")
 def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path | None,
-         config: Path, junit: Path | None, markdown: Path | None,
+         config: Path | None, junit: Path | None, markdown: Path | None,
          json_path: Path | None) -> None:
     """Check each domain's checkpoint in OUT against the release rules in evalkit.toml.
 
-    Every domain is judged on its own candidate; the release passes only if every domain
-    passes (rules may name a domain; output is grouped by domain).
+    Every domain is judged on its own candidate (by default what is released: its
+    checkpoint in OUT/selection.json, else its newest discovered checkpoint; the output says
+    which and why); the release passes only if every domain passes (rules may name a domain;
+    output is grouped by domain).
 
     Rules ([[gate.rules]]): absolute bounds (min/max), regression against a baseline
     (max_regression, max_regression_pct, ci_must_not_overlap) and required metrics
     (allow_skipped). See docs/gate.md. Exit 0 pass, 1 a rule failed, 2 bad config/inputs.
+    With one output as '-' it alone goes to stdout and the summary to stderr.
     """
     from evalkit.decide.gate import (
         ConfigError,
@@ -60,6 +69,11 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
         to_markdown,
     )
 
+    outputs = {"--junit": junit, "--markdown": markdown, "--json": json_path}
+    dashes = [k for k, v in outputs.items() if v is not None and str(v) == "-"]
+    if len(dashes) > 1:
+        _die("gate", f"{' and '.join(dashes)} both write to stdout ('-'); give all but one "
+                     "of them a file name")
     try:
         report = run_gate(out, config, checkpoint=list(checkpoint), selected=selected,
                           baseline=baseline)
@@ -67,20 +81,24 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
         _die("gate", str(exc))
         return
     for line in summary_lines(report):
-        click.echo(line)
-    written = []
+        click.echo(line, err=bool(dashes))  # stdout stays machine-readable with a '-'
+    texts = {}
     if junit:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        to_junit(report).write(junit, encoding="utf-8", xml_declaration=True)
-        written.append(f"JUnit {junit}")
+        buf = io.BytesIO()  # the bytes ElementTree writes to a file, declaration included
+        to_junit(report).write(buf, encoding="utf-8", xml_declaration=True)
+        texts["--junit"] = ("JUnit", junit, buf.getvalue().decode("utf-8"))
     if markdown:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(to_markdown(report), encoding="utf-8")
-        written.append(f"Markdown {markdown}")
+        texts["--markdown"] = ("Markdown", markdown, to_markdown(report))
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
-        written.append(f"JSON {json_path}")
+        texts["--json"] = ("JSON", json_path, json.dumps(to_json(report), indent=2) + "\n")
+    written = []
+    for kind, path, text in texts.values():
+        if str(path) == "-":
+            click.echo(text, nl=False)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(f"{kind} {path}")
     if written:
         click.echo("wrote " + ", ".join(written), err=True)
     sys.exit(report.exit_code)
@@ -93,8 +111,10 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
                    "repeatable.")
 @click.option("--selected", is_flag=True,
               help="Record each domain's checkpoint named by OUT/selection.json.")
-@click.option("--write", "write", type=click.Path(path_type=Path, dir_okay=False),
-              required=True, help="The baseline JSON file to write (commit it).")
+@click.option("--write", "write",
+              type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              required=True, help="The baseline JSON file to write (commit it); '-' for "
+                                  "stdout (the summary then goes to stderr).")
 def baseline(out: Path, checkpoint: tuple[str, ...], selected: bool, write: Path) -> None:
     """Record a checkpoint's results in OUT (values, CIs, n, dataset and checkpoint hashes,
     provenance) as a small baseline JSON file for `evalkit gate --baseline`."""
@@ -105,8 +125,13 @@ def baseline(out: Path, checkpoint: tuple[str, ...], selected: bool, write: Path
     except GateInputError as exc:
         _die("baseline", str(exc))
         return
-    write_baseline(record, write)
+    to_stdout = str(write) == "-"
+    if to_stdout:
+        click.echo(json.dumps(record, indent=2) + "\n", nl=False)
+    else:
+        write_baseline(record, write)
     n = sum(len(m) for m in record["metrics"].values())
     who = "; ".join(f"{c['checkpoint']} (step {c['step']}, {(c['content_hash'] or '?')[:12]})"
                     for c in record["checkpoints"].values())
-    click.echo(f"baseline: {who}, {n} metrics on {', '.join(record['datasets'])} -> {write}")
+    click.echo(f"baseline: {who}, {n} metrics on {', '.join(record['datasets'])} -> "
+               f"{'stdout' if to_stdout else write}", err=to_stdout)

@@ -42,33 +42,89 @@ def checkpoint_table(out: Path) -> pd.DataFrame:
     return table
 
 
+def filter_rows(df: pd.DataFrame, dataset_domain: dict[str, str], domains: tuple[str, ...],
+                checkpoints: tuple[str, ...], metrics: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of ``df`` in ``domains``, of ``checkpoints`` and ``metrics`` (each empty: all).
+    A value ``df`` does not have is a UsageError (exit 2) listing the ones it has.
+    ``dataset_domain`` gives a domain to rows without a ``domain`` column (per-sample)."""
+    domain = (df["domain"] if "domain" in df.columns
+              else df["dataset"].map(dataset_domain).fillna(""))
+    keep = pd.Series(True, index=df.index)
+    for option, wanted, column in (("--domain", domains, domain),
+                                   ("--checkpoint", checkpoints, df["checkpoint"]),
+                                   ("--metric", metrics, df["metric"])):
+        if not wanted:
+            continue
+        have = sorted(set(column.dropna().astype(str)))
+        unknown = [w for w in wanted if w not in have]
+        if unknown:
+            raise click.UsageError(f"{option} {', '.join(unknown)}: not in these results; "
+                                   f"known: {', '.join(h or repr(h) for h in have) or 'none'}")
+        keep &= column.isin(wanted)
+    return df[keep]
+
+
+def footnote_reasons(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The table with each distinct ``reason`` replaced by ``[k]``, and the lines
+    ``[k] reason`` to print once below it (a skip reason is often 200+ characters)."""
+    if "reason" not in df.columns:
+        return df, []
+    reasons = list(dict.fromkeys(df["reason"].dropna().astype(str)))
+    keys = {r: f"[{i}]" for i, r in enumerate(reasons, 1)}
+    return (df.assign(reason=df["reason"].map(keys)),
+            [f"{keys[r]} {r}" for r in reasons])
+
+
 @click.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "table"]), default="table",
               show_default=True)
+@click.option("--domain", "domains", metavar="D", multiple=True,
+              help="Only this domain's rows (repeatable; '' is a run without domains).")
+@click.option("--checkpoint", "checkpoints", metavar="NAME", multiple=True,
+              help="Only this checkpoint's rows, a name as printed (repeatable).")
+@click.option("--metric", "metrics", metavar="M", multiple=True,
+              help="Only this metric's rows, e.g. ssim (repeatable).")
 @click.option("--mismatch", is_flag=True,
               help="Held-out (HED) vs hand-drawn values side by side, with their difference.")
 @click.option("--per-sample", is_flag=True, help="Per-sample values instead of aggregates.")
 @click.option("--all", "show_all", is_flag=True,
               help="History too: evaluations superseded when the data, --limit, the "
                    "checkpoint or the metric settings changed (column current = 0).")
-def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: bool) -> None:
+@click.option("--wide", is_flag=True,
+              help="One row per checkpoint with the headline metrics as track:metric "
+                   "columns (the table `run` prints).")
+def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[str, ...],
+            metrics: tuple[str, ...], mismatch: bool, per_sample: bool,
+            show_all: bool, wide: bool) -> None:
     """Print the results of an evaluation folder (read-only: works on a read-only folder).
 
     Columns (csv/json): checkpoint, step, domain, dataset, kind, metric, value, n, std, ci_low,
     ci_high, status, reason, flags, checkpoint_hash, dataset_hash; with --all also current,
-    run_id, completed_at, superseded_at, why.
+    run_id, completed_at, superseded_at, why. The table prints each distinct reason once,
+    below it, as [k]; csv/json carry it on every row. An unknown --domain, --checkpoint or
+    --metric is exit 2, listing the known ones.
     """
     from evalkit.store.results import ResultsError, Store
 
     if show_all and (per_sample or mismatch):
         raise click.UsageError("--all shows aggregate results; it does not combine with "
                                "--per-sample or --mismatch")
+    if wide and (per_sample or mismatch or show_all):
+        raise click.UsageError("--wide is one row per checkpoint; it does not combine with "
+                               "--per-sample, --mismatch or --all")
+    if wide:
+        _print_wide(out, fmt, domains, checkpoints, metrics)
+        return
     try:
         with Store(out, create=False) as store:
             df = store.sample_metrics() if per_sample else store.results(history=show_all)
+            dataset_domain = (dict(zip(store.datasets()["name"], store.datasets()["domain"],
+                                       strict=True)) if per_sample and domains else {})
     except ResultsError as exc:
         raise click.UsageError(str(exc)) from exc
+    if (domains or checkpoints or metrics) and not df.empty:
+        df = filter_rows(df, dataset_domain, domains, checkpoints, metrics)
     if mismatch:
         from evalkit.decide.mismatch import mismatch_table
         df = mismatch_table(df)
@@ -88,6 +144,38 @@ def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: boo
                                   "completed_at", "superseded_at"])
         elif not mismatch and not per_sample:
             df = df.drop(columns=["flags", "checkpoint_hash", "dataset_hash", "kind"])
+        df, notes = footnote_reasons(df)
         with pd.option_context("display.max_rows", None, "display.width", 200,
                                "display.max_colwidth", 60):
             click.echo(df.to_string(index=False, na_rep="-"))
+        if notes:
+            click.echo("\nreasons:\n" + "\n".join(notes))
+
+
+def _print_wide(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[str, ...],
+                metrics: tuple[str, ...]) -> None:
+    """``results --wide``: :func:`checkpoint_table`, filtered; ``--metric`` keeps the
+    ``track:metric`` columns of those metrics."""
+    from evalkit.store.results import ResultsError
+
+    try:
+        table = checkpoint_table(out)
+    except ResultsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    long = table.assign(domain=table["domain"] if "domain" in table.columns else "",
+                        metric="")
+    table = table.loc[filter_rows(long, {}, domains, checkpoints, ()).index]
+    if metrics:
+        cols = [c for c in table.columns if ":" in c]
+        have = sorted({c.split(":", 1)[1] for c in cols})
+        unknown = [m for m in metrics if m not in have]
+        if unknown:
+            raise click.UsageError(f"--metric {', '.join(unknown)}: not in the --wide "
+                                   f"table; known: {', '.join(have) or 'none'}")
+        table = table.drop(columns=[c for c in cols if c.split(":", 1)[1] not in metrics])
+    if fmt == "csv":
+        table.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        click.echo(table.to_json(orient="records", indent=1))
+    else:
+        click.echo(table.to_string(index=False, na_rep="-"))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from evalkit.commands import error_line
+
 
 class _ReviewGroup(click.Group):
     """``evalkit review OUT`` means ``evalkit review serve OUT``."""
@@ -96,7 +98,7 @@ def import_votes(out: Path, votes_file: Path) -> None:
         try:
             votes = read_vote_file(votes_file, store.conn)
         except VoteFileError as exc:
-            click.echo(f"error: {exc}; nothing was imported", err=True)
+            click.echo(error_line(f"{exc}; nothing was imported"), err=True)
             sys.exit(2)
         new = add_votes(store.conn, votes, source=f"import:{votes_file.name}")
         fits = update_human_scores(store)

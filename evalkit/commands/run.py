@@ -211,8 +211,9 @@ def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, imag
               "GPU, else the CPU); recorded with every value.")
 @click.option("--race", is_flag=True, default=None,
               help="Racing selection: evaluate every checkpoint on a seeded subset, drop those "
-                   "with < 1% chance of being chosen, double the subset for the rest, finish "
-                   "the leaders on the full data (docs/racing.md) [config: [run] race].")
+                   "with < 1% chance of being chosen, grow the subset by sqrt(2) for the rest, "
+                   "finish the leaders on the full data (docs/racing.md) [config: [run] "
+                   "race].")
 @click.option("--race-seed", type=int, default=0, show_default=True,
               help="Seed of the racing subsets.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32",

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from evalkit.commands import error_line
+
 
 def _fmt_size(n: int | None) -> str:
     if n is None:
@@ -82,7 +84,7 @@ def fetch_cmd(names: tuple[str, ...], dest: Path | None, force: bool, quiet: boo
         W.fetch(list(names) or None, dest=dest, force=force, progress=not quiet,
                 log=lambda s: click.echo(s, err=True))
     except (OSError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(error_line(str(exc)), err=True)
         click.echo("no internet here? fetch on a connected machine and copy the file over with "
                    "'evalkit weights import FILE'", err=True)
         sys.exit(1)
@@ -104,7 +106,7 @@ def import_cmd(files: tuple[Path, ...], dest: Path | None) -> None:
         try:
             target = W.import_file(f, dest=dest)
         except ValueError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(error_line(str(exc)), err=True)
             failed = True
             continue
         click.echo(f"{f} -> {target} (hash ok)")

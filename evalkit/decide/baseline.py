@@ -98,20 +98,71 @@ def _domain_of(ckpts: pd.DataFrame, results: pd.DataFrame, name: str) -> str:
     return str(rows["domain"].iloc[0] or "") if len(rows) else ""
 
 
+def _selected_choices(out: Path, results: pd.DataFrame, checkpoints: pd.DataFrame,
+                      who: str, how: str) -> dict[str, CheckpointChoice]:
+    """Each domain's choice in ``OUT/selection.json``; ``who`` starts every error message
+    (``--selected`` or the default), ``how`` says how the choice was made."""
+    from evalkit.decide.selection import SelectionError, read_selection
+
+    sel_path = out / "selection.json"
+    if not sel_path.is_file():
+        raise GateInputError(f"{who}: {sel_path} not found; run 'evalkit select "
+                             f"{out}' first")
+    try:
+        entries = read_selection(sel_path)
+    except SelectionError as exc:
+        raise GateInputError(f"{who}: {exc}") from exc
+    chosen: dict[str, CheckpointChoice] = {}
+    for d, entry in entries.items():
+        name = str(entry.get("checkpoint"))
+        choice = _choice(out, results, checkpoints, name, how)
+        want = entry.get("content_hash")
+        if want and choice.content_hash and want != choice.content_hash:
+            raise GateInputError(
+                f"{who}: {sel_path} names {name} with content hash {want[:12]}, but "
+                f"its results in {out} are for content hash {choice.content_hash[:12]}; "
+                f"run 'evalkit select {out}' again")
+        chosen[str(d)] = choice
+    return chosen
+
+
+def _newest(out: Path, results: pd.DataFrame, checkpoints: pd.DataFrame, newest: pd.Series,
+            how: str) -> tuple[CheckpointChoice, str | None]:
+    """The domain's newest discovered checkpoint, and the problem when it cannot pass."""
+    name, step = str(newest["name"]), int(newest["step"])
+    bare = CheckpointChoice(name, step, None, how)
+    if newest["status"] == "failed":
+        return bare, (f"the newest checkpoint {name} (step {step}) failed to evaluate: "
+                      f"{newest['error']}; fix or remove it, or gate another with "
+                      "--checkpoint NAME / --selected")
+    if newest["status"] == "raced":  # evalkit.execute.racing: not evaluated in full
+        return bare, (f"the newest checkpoint {name} (step {step}) was {newest['error']}; "
+                      "gate the race's choice with --selected, or evaluate it in full with "
+                      "'evalkit run' (without --race)")
+    if results[results.checkpoint == name].empty:
+        return bare, (f"the newest checkpoint {name} (step {step}) has no results (not "
+                      "evaluated yet): run 'evalkit run' again")
+    return _choice(out, results, checkpoints, name, how), None
+
+
 def choose_candidates(out: Path, results: pd.DataFrame, checkpoints: pd.DataFrame,
                       names: list[str] | None = None, selected: bool = False,
-                      default_newest: bool = True
+                      default_newest: bool = True, prefer_selection: bool = False
                       ) -> dict[str, tuple[CheckpointChoice | None, str | None]]:
     """The checkpoint each domain is judged on: ``{domain: (choice, problem)}``.
 
     * ``names`` (``--checkpoint``, repeatable): those checkpoints, one per domain; only
       their domains are judged. A name without results is a GateInputError (exit 2).
-    * ``selected``: each domain's choice in ``OUT/selection.json``.
-    * default: each domain's newest *discovered* checkpoint (highest step, failed and
-      not-yet-evaluated ones included). When it failed or has no results the domain gets a
-      ``problem`` (the gate fails, exit 1): a release whose newest checkpoint failed never
-      passes by falling back to an older one. With ``default_newest=False`` one of the two
-      options is required.
+    * ``selected``: each domain's choice in ``OUT/selection.json`` (the file must exist).
+    * default with ``prefer_selection`` (what ``evalkit gate`` does) and an
+      ``OUT/selection.json``: each domain's selected checkpoint, i.e. what is released; a
+      domain the selection has no choice for gets its newest, as below. An unreadable or
+      out-of-date selection is a GateInputError (exit 2).
+    * default otherwise: each domain's newest *discovered* checkpoint (highest step, failed
+      and not-yet-evaluated ones included). When it failed or has no results the domain
+      gets a ``problem`` (the gate fails, exit 1): a release whose newest checkpoint failed
+      never passes by falling back to an older one. With ``default_newest=False`` one of
+      the two options is required.
     """
     names = list(names or [])
     if names and selected:
@@ -126,52 +177,40 @@ def choose_candidates(out: Path, results: pd.DataFrame, checkpoints: pd.DataFram
             out_[d] = (_choice(out, results, checkpoints, name, "--checkpoint"), None)
         return out_
     if selected:
-        from evalkit.decide.selection import SelectionError, read_selection
-
-        sel_path = out / "selection.json"
-        if not sel_path.is_file():
-            raise GateInputError(f"--selected: {sel_path} not found; run 'evalkit select "
-                                 f"{out}' first")
-        try:
-            entries = read_selection(sel_path)
-        except SelectionError as exc:
-            raise GateInputError(f"--selected: {exc}") from exc
-        for d, entry in entries.items():
-            name = str(entry.get("checkpoint"))
-            choice = _choice(out, results, checkpoints, name, f"--selected ({sel_path.name})")
-            want = entry.get("content_hash")
-            if want and choice.content_hash and want != choice.content_hash:
-                raise GateInputError(
-                    f"--selected: {sel_path} names {name} with content hash {want[:12]}, but "
-                    f"its results in {out} are for content hash {choice.content_hash[:12]}; "
-                    f"run 'evalkit select {out}' again")
-            out_[d] = (choice, None)
-        return out_
+        chosen = _selected_choices(out, results, checkpoints, "--selected",
+                                   "--selected (selection.json)")
+        return {d: (c, None) for d, c in chosen.items()}
     if not default_newest:
         raise GateInputError("say which checkpoint: --checkpoint NAME or --selected")
     if checkpoints.empty and results.empty:
         raise GateInputError(f"no results in {out}: run 'evalkit run RUN_DIR --out {out}'")
+    sel_path = out / "selection.json"
+    has_sel = prefer_selection and sel_path.is_file()
+    chosen = {}
+    if has_sel:
+        chosen = _selected_choices(
+            out, results, checkpoints, f"default candidate ({sel_path} exists)",
+            "default: the checkpoint OUT/selection.json selects (evalkit select: what is "
+            "released)")
     for d, rows in checkpoints.groupby("domain", sort=True):
         newest = rows.sort_values(["step", "name"]).iloc[-1]
+        d = str(d)
+        if d in chosen:
+            c = chosen.pop(d)
+            if str(newest["name"]) != c.name:
+                c.how += (f"; the domain's newest checkpoint {newest['name']} (step "
+                          f"{int(newest['step'])}) is not the selected one")
+            c.how += "; pass --checkpoint NAME to gate another"
+            out_[d] = (c, None)
+            continue
         how = ("default: the newest discovered checkpoint of the domain (highest step); "
-               "pass --checkpoint NAME or --selected to choose")
-        name = str(newest["name"])
-        if newest["status"] == "failed":
-            out_[str(d)] = (CheckpointChoice(name, int(newest["step"]), None, how),
-                            f"the newest checkpoint {name} (step {int(newest['step'])}) failed "
-                            f"to evaluate: {newest['error']}; fix or remove it, or gate another "
-                            "with --checkpoint NAME / --selected")
-        elif newest["status"] == "raced":  # evalkit.execute.racing: not evaluated in full
-            out_[str(d)] = (CheckpointChoice(name, int(newest["step"]), None, how),
-                            f"the newest checkpoint {name} (step {int(newest['step'])}) was "
-                            f"{newest['error']}; gate the race's choice with --selected, or "
-                            "evaluate it in full with 'evalkit run' (without --race)")
-        elif results[results.checkpoint == name].empty:
-            out_[str(d)] = (CheckpointChoice(name, int(newest["step"]), None, how),
-                            f"the newest checkpoint {name} (step {int(newest['step'])}) has no "
-                            "results (not evaluated yet): run 'evalkit run' again")
-        else:
-            out_[str(d)] = (_choice(out, results, checkpoints, name, how), None)
+               + (f"{sel_path.name} has no choice for this domain; " if has_sel else
+                  "OUT has no selection.json; " if prefer_selection else "")
+               + "pass --checkpoint NAME or --selected to choose")
+        out_[d] = _newest(out, results, checkpoints, newest, how)
+    for d, c in chosen.items():  # selected, but not among the discovered checkpoints
+        c.how += "; pass --checkpoint NAME to gate another"
+        out_[d] = (c, None)
     return out_
 
 

@@ -1,7 +1,8 @@
 """Judging gate rules, one domain at a time.
 
 The candidate of each domain is ``--checkpoint NAME`` (one per domain), ``--selected``
-(``OUT/selection.json``), or by default the newest *discovered* checkpoint of the domain
+(``OUT/selection.json``), or by default what is released: the domain's choice in
+``OUT/selection.json`` when OUT has one, else the newest *discovered* checkpoint of the domain
 (highest step among every checkpoint the run found, failed or not yet evaluated included):
 when that one failed or has no results, the domain fails and says which and why; the gate
 never falls back to an older checkpoint silently. A rule applies to the domain it names
@@ -19,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from evalkit.core.config import ConfigError
 from evalkit.decide.baseline import Baseline, CheckpointChoice, GateInputError
 from evalkit.decide.gate.rules import Rule, load_gate_config, metric_direction
 from evalkit.inputs.data.dataset import dataset_name
@@ -318,9 +320,33 @@ class GateReport:
         return self.domains[0].checkpoint if len(self.domains) == 1 else None
 
 
-def run_gate(out: str | Path, config: str | Path, checkpoint: str | list[str] | None = None,
+def find_gate_config(out: Path) -> Path:
+    """The evalkit.toml that applies to ``out`` when no ``--config`` is given, found as
+    ``evalkit run``/``select``/``report`` find it: up from the run folder of the latest run
+    recorded in OUT that still exists, else ``./evalkit.toml``
+    (:func:`evalkit.decide.ranking.rule.config_for`); else up from OUT itself. ConfigError
+    (exit 2) when there is none;
+    GateInputError when OUT has no results."""
+    from evalkit.core.config import find_config
+    from evalkit.decide.ranking.rule import config_for
+    from evalkit.store.results import ResultsError
+
+    try:
+        found = config_for(out)
+    except ResultsError as exc:
+        raise GateInputError(str(exc)) from exc
+    found = found or find_config(out)
+    if found is None:
+        raise ConfigError(f"no evalkit.toml found for {out}: searched up from its run folder, "
+                          f"from {out} and in {Path.cwd()}; pass --config FILE")
+    return found
+
+
+def run_gate(out: str | Path, config: str | Path | None = None,
+             checkpoint: str | list[str] | None = None,
              selected: bool = False, baseline: str | Path | None = None) -> GateReport:
-    """Load config, results and baseline; judge every rule in every domain.
+    """Load config, results and baseline; judge every rule in every domain. ``config``:
+    the evalkit.toml with ``[[gate.rules]]`` (None: :func:`find_gate_config`).
 
     Raises :class:`~evalkit.core.config.ConfigError` or :class:`GateInputError` (both exit code
     2) for what cannot be judged.
@@ -330,7 +356,7 @@ def run_gate(out: str | Path, config: str | Path, checkpoint: str | list[str] | 
     from evalkit.store.results import ResultsError, Store
 
     out = Path(out)
-    cfg = load_gate_config(config)
+    cfg = load_gate_config(find_gate_config(out) if config is None else config)
     try:
         with Store(out, create=False) as store:
             results = store.results()
@@ -338,7 +364,8 @@ def run_gate(out: str | Path, config: str | Path, checkpoint: str | list[str] | 
     except ResultsError as exc:
         raise GateInputError(str(exc)) from exc
     names = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint or [])
-    candidates = choose_candidates(out, results, ckpts, names, selected)
+    candidates = choose_candidates(out, results, ckpts, names, selected,
+                                   prefer_selection=True)
     base_path = Path(baseline) if baseline is not None else cfg.baseline
     base = read_baseline(base_path) if base_path is not None else None
     datasets: dict[str, set[str]] = {}

@@ -45,6 +45,25 @@ class MlflowRunExport:
     logged: int
     unchanged: int
     created: bool
+    artifact_location: str = ""
+
+
+def tracking_target(tracking_uri: str | None) -> tuple[str, str]:
+    """``(uri, source)``: the tracking URI :func:`export_mlflow` writes to for
+    ``tracking_uri`` (absolute, as MLflow resolves it) and where it comes from:
+    ``--mlflow-uri``, ``$MLFLOW_TRACKING_URI``, or MLflow's default (a ``mlflow.db``/``mlruns``
+    in the current folder). ImportError names the extra when MLflow is absent."""
+    import os
+
+    try:
+        import mlflow
+    except ImportError as exc:
+        raise ImportError("MLflow export needs mlflow: pip install 'evalkit[mlflow]'") from exc
+    if tracking_uri:
+        return tracking_uri, "--mlflow-uri"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return mlflow.get_tracking_uri(), "$MLFLOW_TRACKING_URI"
+    return mlflow.get_tracking_uri(), "MLflow's default, in the current folder"
 
 
 def metric_items(points: list[Point]) -> dict[tuple[str, int], float]:
@@ -180,7 +199,8 @@ def export_mlflow(out_dir: str | Path, tracking_uri: str | None = None,
                 path.write_text(json.dumps({**sel, "domains": {d: entry}}, indent=2))
                 client.log_artifact(run_id, str(path))
         client.set_terminated(run_id, "FINISHED")
-        exports.append(MlflowRunExport(d, run_id, len(todo), len(want) - len(todo), created))
+        exports.append(MlflowRunExport(d, run_id, len(todo), len(want) - len(todo), created,
+                                       client.get_experiment(exp_id).artifact_location))
     return exports
 
 
