@@ -657,3 +657,48 @@ def test_two_outputs_on_stdout_exit_2(out, tmp_path):
     r = gate_cli(out, "--config", cfg, "--json", "-", "--markdown", "-")
     assert r.exit_code == 2
     assert "--markdown and --json both write to stdout" in r.output
+
+
+def test_require_stable_passes_a_stable_pick_and_fails_an_unstable_one(out_copy, tmp_path):
+    """[gate] require_stable: the released checkpoint must be the selection and stable."""
+    import json
+
+    from evalkit.decide.selection import select
+
+    sel = select(out_copy)["domains"][""]
+    cfg = write_config(tmp_path, """
+        [gate]
+        require_stable = true
+        [[gate.rules]]
+        dataset = "heldout"
+        metric = "l1"
+        max = 100
+    """)
+    r = gate_cli(out_copy, "--config", cfg, "--json", tmp_path / "g.json")
+    doc = json.loads((tmp_path / "g.json").read_text())
+    stab = [x for d in doc["domains"].values() for x in d["rules"]
+            if x["rule"] == "stable deployment pick"]
+    assert len(stab) == 1
+    want = sel["stability"]["p_first"] >= 0.5
+    assert (stab[0]["status"] == "passed") == want and (r.exit_code == 0) == want
+    # a stricter stable_at recorded in selection.json fails it with the reason
+    data = json.loads((out_copy / "selection.json").read_text())
+    data["domains"][""]["stability"].update(stable=False, stable_at=0.99, p_first=0.6)
+    (out_copy / "selection.json").write_text(json.dumps(data))
+    r = gate_cli(out_copy, "--config", cfg)
+    assert r.exit_code == 1 and "below stable_at 99%" in r.output
+    # another checkpoint than the selected one fails it too
+    other = next(c for c in ("ckpt-1", "ckpt-2", "ckpt-3") if c != sel["checkpoint"])
+    data["domains"][""]["stability"].update(stable=True)
+    (out_copy / "selection.json").write_text(json.dumps(data))
+    r = gate_cli(out_copy, "--config", cfg, "--checkpoint", other)
+    assert r.exit_code == 1 and f"{other} is not the selected" in r.output
+    bad = write_config(tmp_path, """
+        [gate]
+        require_stable = "yes"
+        [[gate.rules]]
+        dataset = "heldout"
+        metric = "l1"
+    """, name="bad.toml")
+    r = gate_cli(out_copy, "--config", bad)
+    assert r.exit_code == 2 and "'require_stable' must be true or false" in r.output

@@ -382,4 +382,46 @@ def run_gate(out: str | Path, config: str | Path | None = None,
         rows = by_ckpt.get(choice.name, results.iloc[0:0]) if choice else results.iloc[0:0]
         gates.append(judge_domain(d, choice, problem, per_domain[d], rows, base,
                                   known_metrics))
+        if cfg.require_stable and choice is not None:
+            gates[-1].results.append(judge_stability(out, cfg.path, d, choice.name))
     return GateReport(out=out, config=cfg.path, baseline=base, domains=gates)
+
+
+def judge_stability(out: Path, config: Path, domain: str, checkpoint: str) -> RuleResult:
+    """``[gate] require_stable``: the gated checkpoint is the domain's selection.json choice
+    and that choice is stable (its P(first) over bootstrap resamples reaches ``[ranking]
+    stable_at``, as ``evalkit select`` recorded it)."""
+    from evalkit.decide.selection import SelectionError, read_selection
+
+    rule = Rule(index=-1, where=f"{config}: [gate] require_stable", dataset="selection",
+                metric="p_first", name="stable deployment pick")
+    res = RuleResult(rule=rule, status=FAILED, domain=domain, dataset="selection")
+    path = out / "selection.json"
+    try:
+        entry = read_selection(path).get(domain) if path.is_file() else None
+    except SelectionError as exc:
+        res.failures.append(str(exc))
+        return res
+    if entry is None:
+        res.failures.append(f"no selection for domain '{domain}' in {path}: run "
+                            f"'evalkit select {out}' first")
+        return res
+    st = entry.get("stability", {})
+    res.value = st.get("p_first")
+    stable = st.get("stable")
+    if stable is None and res.value is not None:  # a selection.json from before stable_at
+        stable = res.value >= st.get("stable_at", 0.5)
+    if entry.get("checkpoint") != checkpoint:
+        res.failures.append(f"the gated checkpoint {checkpoint} is not the selected "
+                            f"{entry.get('checkpoint')}")
+    elif stable:
+        res.status = PASSED
+        res.notes.append(f"{checkpoint} is first in {st['p_first']:.0%} of resamples "
+                         f">= stable_at {st.get('stable_at', 0.5):.0%}")
+    else:
+        pf = st.get("p_first")
+        res.failures.append(
+            f"{checkpoint} is first in {'?' if pf is None else f'{pf:.0%}'} of resamples, "
+            f"below stable_at {st.get('stable_at', 0.5):.0%}: the pick is within the noise "
+            "of the evaluation sets (more samples, or look at the grids and decide)")
+    return res

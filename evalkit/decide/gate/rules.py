@@ -23,7 +23,7 @@ RULE_KEYS: dict[str, tuple[type, ...]] = {
     "max_regression_pct": (int, float), "ci_must_not_overlap": (bool,),
     "allow_skipped": (bool,), "direction": (str,),
 }
-GATE_KEYS = {"rules", "baseline"}
+GATE_KEYS = {"rules", "baseline", "require_stable"}
 
 
 def metric_direction(metric: str, override: str | None = None) -> str | None:
@@ -98,6 +98,9 @@ class GateConfig:
     path: Path
     rules: list[Rule]
     baseline: Path | None = None
+    #: ``[gate] require_stable``: each domain's gated checkpoint must be its selection.json
+    #: choice, and that choice stable (P(first) >= ``[ranking] stable_at``).
+    require_stable: bool = False
 
 
 def _rule_header_lines(text: str) -> list[int]:
@@ -147,6 +150,10 @@ def load_gate_config(path: str | Path) -> GateConfig:
             raise ConfigError(f"{path}:{find_line(text, 'baseline', 'gate') or '?'}: "
                               f"'baseline' must be a string (a path), got {gate['baseline']!r}")
         baseline = (path.parent / gate["baseline"]).resolve()
+    require_stable = gate.get("require_stable", False)
+    if not isinstance(require_stable, bool):
+        raise ConfigError(f"{path}:{find_line(text, 'require_stable', 'gate') or '?'}: "
+                          f"'require_stable' must be true or false, got {require_stable!r}")
     raw_rules = gate.get("rules")
     if not raw_rules:
         raise ConfigError(f"{path}: no gate rules; add at least one [[gate.rules]] table")
@@ -165,7 +172,8 @@ def load_gate_config(path: str | Path) -> GateConfig:
             raise ConfigError(f"{r.where}: duplicate gate rule: {scope}dataset '{r.dataset}', "
                               f"metric '{r.metric}', kind {r.kind} is already ruled at "
                               f"{first.where}; merge the two rules into one")
-    return GateConfig(path=path, baseline=baseline, rules=rules)
+    return GateConfig(path=path, baseline=baseline, rules=rules,
+                      require_stable=require_stable)
 
 
 def _parse_rule(path: Path, text: str, i: int, raw: Any, headers: list[int],
