@@ -386,3 +386,44 @@ def test_racing_keeps_a_weak_checkpoint_that_carries_the_full_pick():
     p4 = dict(zip(r4.table.checkpoint, r4.table.p_first, strict=True))
     assert set(losers(r4, p4, 0.01, settled=[])) == {"ckpt-4"}
     assert losers(r4, p4, 0.01, settled=["ckpt-4"]) == {}
+
+
+def _close_race(n=24, seed=3):
+    """Three checkpoints whose l1 means differ by less than their noise."""
+    rng = np.random.default_rng(seed)
+    means = {"ckpt-1": 0.500, "ckpt-2": 0.508, "ckpt-3": 0.530}
+    srows, rows = [], []
+    for ck, mu in means.items():
+        vals = mu + rng.normal(0, 0.04, n)
+        vals += mu - vals.mean()  # exact means
+        for i, v in enumerate(vals):
+            srows.append({"checkpoint": ck, "dataset": "heldout", "sample_id": f"s{i}",
+                          "metric": "l1", "value": float(v), "idx": i})
+        rows.append((ck, int(ck[-1]), "heldout", "l1", mu))
+    res = _results(rows)
+    res["n"] = n
+    return res, _ckpts(list(means)), pd.DataFrame(srows)
+
+
+def test_settle_advice_projects_the_samples_that_would_make_the_pick_stable():
+    from evalkit.decide.ranking.rule import MetricRule
+    from evalkit.decide.ranking.settle import FACTORS, _shrink, settle_advice
+
+    res, ck, sm = _close_race()
+    cfg = RankingConfig(bootstrap=400, metrics={"l1": MetricRule("l1", 1.0, "lower")},
+                        stable_at=0.8)
+    top = rank_checkpoints(res, ck, sm, cfg).participants.iloc[0]
+    assert top["p_first"] < 0.8  # unstable as measured
+    (adv,) = settle_advice(res, ck, sm, cfg, ["heldout"], {"heldout": 24})
+    assert adv["factor"] in FACTORS and adv["leader"] == "ckpt-1"
+    assert adv["more"] == int(np.ceil(24 * (adv["factor"] - 1)))
+    # consistent with the projection it reports: the factor before it does not settle it
+    smaller = [k for k in FACTORS if k < adv["factor"]]
+    if smaller:
+        r, s = _shrink(res, sm, "heldout", smaller[-1])
+        assert rank_checkpoints(r, ck, s, cfg).participants.iloc[0]["p_first"] < 0.8
+    assert adv["p_first"] >= 0.8
+    # shrinking keeps each checkpoint's mean
+    _, s = _shrink(res, sm, "heldout", 4.0)
+    assert s.groupby("checkpoint")["value"].mean().to_dict() == pytest.approx(
+        sm.groupby("checkpoint")["value"].mean().to_dict())

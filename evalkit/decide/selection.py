@@ -25,6 +25,8 @@ writes ``OUT/selection.json``, one entry per domain (``""`` for a run without do
         "results_digest": "<sha256 of the domain's aggregate values ranked>",
         "thin_tracks": [{"dataset", "metrics", "weight", "why"}] (one metric only, or the
                         pick's and runner-up's CIs overlap on all of the track's metrics),
+        "settle": [{"dataset", "n", "factor", "more", "p_first", "leader"}] (only when the
+                   pick is unstable: evalkit.decide.ranking.settle),
         "explanation": "<one paragraph>"}, ...},
       "errors": {"<domain>": "why nothing could be selected there"},
       "evalkit_version": "0.1.0", "created_at": "<ISO 8601 UTC>"
@@ -324,6 +326,8 @@ def select(out_dir: str | Path, config_path: str | Path | None = None,
         except SelectionError as exc:
             errors[d] = str(exc)
             continue
+        if entry["stability"].get("stable") is False and s is not None:
+            _add_settle_advice(entry, r, c, s, config)
         entries[d] = {"domain": d, **entry}
     if not entries:
         why = "; ".join(f"{d or 'run'}: {e}" for d, e in errors.items())
@@ -340,6 +344,22 @@ def select(out_dir: str | Path, config_path: str | Path | None = None,
         tmp.write_text(json.dumps(sel, indent=2) + "\n")
         os.replace(tmp, path)
     return sel
+
+
+def _add_settle_advice(entry: dict, results: pd.DataFrame, checkpoints: pd.DataFrame,
+                       samples: pd.DataFrame, config) -> None:
+    """An unstable pick: which track's extra samples would most likely settle it
+    (:mod:`evalkit.decide.ranking.settle`), into ``entry["settle"]`` and its explanation."""
+    from evalkit.decide.ranking.settle import advice_text, settle_advice
+
+    counted = sorted({c["dataset"] for c in entry["rule"]["counted"]})
+    n = {}
+    for ds in counted:
+        ns = [m.get("n") for m in entry["metrics"].get(ds, {}).values() if m.get("n")]
+        n[ds] = int(max(ns)) if ns else 0
+    advice = settle_advice(results, checkpoints, samples, config, counted, n)
+    entry["settle"] = advice
+    entry["explanation"] += " " + advice_text(advice, config.stable_at)
 
 
 def _unchanged(path: Path, sel: dict) -> dict | None:
