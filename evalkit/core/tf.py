@@ -18,7 +18,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
         "evalkit needs the tf-keras package (Keras 2) to build the seed generator. "
-        "Install it with: pip install --no-deps tf-keras==2.21.0"
+        "Install it with: pip install tf-keras==2.21.0 (it requires the `tensorflow` "
+        "package, not tensorflow-cpu)"
     ) from exc
 
 __all__ = ["tf", "tf_keras"]

@@ -44,7 +44,7 @@ def configure(requested: str = "auto") -> str:
     gpus = visible_gpus()
     if requested == "gpu" and not gpus:
         raise DeviceError(
-            "--device gpu: TensorFlow sees no GPU here (tensorflow-cpu installed, no CUDA "
+            "--device gpu: TensorFlow sees no GPU here (a CPU-only TensorFlow, no CUDA "
             "driver, or CUDA_VISIBLE_DEVICES empty); install a CUDA build of TensorFlow "
             "(pip install tensorflow[and-cuda]) or use --device auto|cpu")
     if requested == "cpu" or not gpus:
