@@ -42,6 +42,31 @@ def checkpoint_table(out: Path) -> pd.DataFrame:
     return table
 
 
+#: What ``--mismatch`` pairs: dataset kind -> how the message names it.
+MISMATCH_TRACKS = {"heldout": "held-out (HED) pairs", "sketches": "hand-drawn sketches"}
+
+
+def _mismatch(df: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """``--mismatch``'s table; exit 2 naming what is missing when OUT lacks the held-out or
+    the hand-drawn results (e.g. a run without --sketches)."""
+    from evalkit.decide.mismatch import mismatch_table
+
+    kinds = set(df["kind"].fillna(df["dataset"]) if "kind" in df.columns else df["dataset"])
+    missing = [what for kind, what in MISMATCH_TRACKS.items() if kind not in kinds]
+    if len(df) and missing:
+        datasets = ", ".join(sorted(set(df["dataset"])))
+        raise click.UsageError(
+            f"--mismatch compares held-out (HED) and hand-drawn sketch results, but {out} has "
+            f"no results on {' and '.join(missing)} (datasets: {datasets}); evaluate them "
+            f"first: evalkit run RUN_DIR --heldout PAIRS --sketches FOLDER --out {out}")
+    try:
+        return mismatch_table(df)
+    except ValueError as exc:  # e.g. two sketch datasets and no "sketches"
+        reason = str(exc).split("; name it")[0]  # the API's hint; the CLI has no such option
+        raise click.UsageError(f"--mismatch cannot pair the datasets of {out}: {reason}") \
+            from exc
+
+
 @click.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "table"]), default="table",
@@ -70,8 +95,7 @@ def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: boo
     except ResultsError as exc:
         raise click.UsageError(str(exc)) from exc
     if mismatch:
-        from evalkit.decide.mismatch import mismatch_table
-        df = mismatch_table(df)
+        df = _mismatch(df, out)
     if fmt == "csv":
         df.to_csv(sys.stdout, index=False)
     elif fmt == "json":
@@ -88,6 +112,11 @@ def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: boo
                                   "completed_at", "superseded_at"])
         elif not mismatch and not per_sample:
             df = df.drop(columns=["flags", "checkpoint_hash", "dataset_hash", "kind"])
+        from evalkit.core.names import visible
+
+        df = df.assign(**{c: df[c].map(lambda v: visible(v) if isinstance(v, str) else v)
+                          for c in df.columns  # names: no terminal escape sequences
+                          if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])})
         with pd.option_context("display.max_rows", None, "display.width", 200,
                                "display.max_colwidth", 60):
             click.echo(df.to_string(index=False, na_rep="-"))
