@@ -62,7 +62,7 @@ def _mismatch(df: pd.DataFrame, out: Path) -> pd.DataFrame:
     try:
         return mismatch_table(df)
     except ValueError as exc:  # e.g. two sketch datasets and no "sketches"
-        reason = str(exc).split("; name it")[0]  # the API's hint; the CLI has no such option
+        reason = str(exc).split("; name it:")[0]  # the API's hint; the CLI has no such option
         raise click.UsageError(f"--mismatch cannot pair the datasets of {out}: {reason}") \
             from exc
 
