@@ -70,15 +70,18 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         # Ctrl-C outside a run's own handler (e.g. while TensorFlow imports): exit 130 like
         # a shell, not click's "Aborted!" with 1 (the failed-checkpoint code).
+        import signal
+
         from evalkit.core.faults import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+        from evalkit.store.endings import interrupted_line
 
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            click.echo("interrupted (SIGINT)", err=True)
+            click.echo(interrupted_line(signal.SIGINT), err=True)
             sys.exit(EXIT_SIGINT)
         except Terminated:
-            click.echo("terminated (SIGTERM)", err=True)
+            click.echo(interrupted_line(signal.SIGTERM), err=True)
             sys.exit(EXIT_SIGTERM)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -94,13 +97,21 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point (SIGTERM ends any command with 143 and one line)."""
-    import signal
+    """Console-script entry point: SIGTERM ends any command with 143 and one line; SIGINT
+    or SIGTERM after a run's results and report are final says what is stored (130 / 143);
+    the process ends as soon as the command has (no slow interpreter teardown, see
+    :func:`evalkit.store.endings.exit_process`)."""
+    from evalkit.store.endings import exit_process, install_process_signals
 
-    from evalkit.core.faults import install_sigterm_handler
-
-    install_sigterm_handler(signal.SIGTERM)
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="evalkit")
+    install_process_signals()
+    try:
+        cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="evalkit")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    exit_process(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -110,3 +110,49 @@ def test_an_idle_client_blocks_no_one_and_is_closed(review_server):
         assert time.monotonic() - t0 < IDLE_S * 2
     finally:
         idle.close()
+
+
+# -- Ctrl-C after the report is written -----------------------------------------------------
+
+#: The console script, with a slow exit step: an atexit callback that sleeps stands in for
+#: the seconds Python's own teardown of TensorFlow and torch takes.
+SLOW_EXIT = ("import atexit, sys, time; atexit.register(time.sleep, 6); "
+             "from evalkit.cli import main; sys.argv[0] = 'evalkit'; main()")
+
+
+def test_ctrl_c_after_the_report_says_what_is_stored(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.seed_reference import save_seed_checkpoint
+
+    (tmp_path / "ck").mkdir()
+    save_seed_checkpoint(tmp_path / "ck", n=1, hidden=4)
+    make_ab_folder(tmp_path / "heldout", n=4, half=SIZE)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.Popen(
+        [sys.executable, "-c", SLOW_EXIT, "run", str(tmp_path / "ck"), "--heldout",
+         str(tmp_path / "heldout"), "--out", str(tmp_path / "out"), "--image-size",
+         str(SIZE), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,  # a background job inherits SIGINT ignored: Ctrl-C needs the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = []
+    try:
+        for line in p.stderr:
+            seen.append(line)
+            if line.startswith("report: "):
+                break
+        assert seen and seen[-1].startswith("report: "), "".join(seen)
+        time.sleep(1.0)  # the run's guarded part is over; the process is ending
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        rest = p.stderr.read()
+        code = p.wait(timeout=30)
+    finally:
+        p.kill()
+    assert code == 130, rest
+    assert "interrupted (SIGINT): 1 complete evaluation(s) of 1 checkpoint(s) are stored" \
+        in rest and "Traceback" not in rest
+    assert time.monotonic() - t0 < 3  # at once, not after the slow exit step
