@@ -8,6 +8,7 @@ import atexit
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,16 +91,21 @@ def exit_process(code: int, echo: Callable[[str], None] | None = None) -> NoRetu
     """End the console-script process now with ``code`` (never from the Python API).
 
     Python's own shutdown of a process that loaded TensorFlow and torch takes seconds (~4 s
-    measured), and it first puts SIGINT/SIGTERM back to the default, so a Ctrl-C then
-    killed evalkit without a word. Instead: from here SIGINT/SIGTERM print
+    measured), most of it after Python has put SIGINT/SIGTERM back to their defaults, so a
+    Ctrl-C then killed evalkit without a word. Instead: from here SIGINT/SIGTERM print
     :func:`interrupted_line` and end with 130 / 143; the ``atexit`` callbacks run (temporary
-    folders, logging), stdout and stderr are flushed, and ``os._exit`` ends the process
-    without the slow teardown."""
+    folders, logging) after the non-daemon threads end, stdout and stderr are flushed, and
+    ``os._exit`` ends the process without the slow teardown."""
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, lambda signum, frame: _end_at_once(signum, echo))
     signal.signal(signal.SIGTERM, lambda signum, frame: _end_at_once(signum, echo))
-    atexit._run_exitfuncs()  # what interpreter shutdown would run first (stable since 3.0)
+    # what interpreter shutdown does before its slow part, in its order: wait for the
+    # non-daemon threads (and stop idle thread pools), then the atexit callbacks
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    if shutdown_threads is not None:
+        shutdown_threads()
+    atexit._run_exitfuncs()
     _flush()
     os._exit(code)
 
