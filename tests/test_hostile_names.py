@@ -138,6 +138,13 @@ def test_results_csv_and_json_round_trip(hostile):
     assert "\x1b" not in table and "\\x1b[31m" in table
 
 
+def test_terminal_tables_show_controls_as_escapes(hostile):
+    from evalkit.commands.results import checkpoint_table
+
+    text = checkpoint_table(hostile).to_string()  # `evalkit run`'s final table
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text) and "\\x1b[31m" in text
+
+
 def test_tensorboard_tags_are_clean_and_distinct(hostile, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

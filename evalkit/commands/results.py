@@ -14,7 +14,8 @@ HEADLINE = ["l1", "ssim", "psnr", "lpips", "fid", "kid", "adherence_f1"]
 
 def checkpoint_table(out: Path) -> pd.DataFrame:
     """One row per checkpoint (failed ones too) with its domain; headline metrics as
-    ``track:metric`` (each row's values are on its own domain's datasets)."""
+    ``track:metric`` (each row's values are on its own domain's datasets); for the terminal
+    (:func:`visible_text`)."""
     from evalkit.store.results import Store
 
     with Store(out, create=False) as store:
@@ -39,7 +40,18 @@ def checkpoint_table(out: Path) -> pd.DataFrame:
     table["error"] = table.checkpoint.map(failed).fillna("")
     if not table["error"].astype(bool).any():
         table = table.drop(columns="error")
-    return table
+    return visible_text(table)
+
+
+def visible_text(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` for a terminal: control characters in its text cells (names from folders,
+    errors) as visible escapes (``\\x1b``, ``\\n``), so no cell can move the cursor, recolour
+    the terminal or break a row."""
+    from evalkit.core.names import visible
+
+    return df.assign(**{c: df[c].map(lambda v: visible(v) if isinstance(v, str) else v)
+                        for c in df.columns
+                        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])})
 
 
 #: What ``--mismatch`` pairs: dataset kind -> how the message names it.
@@ -112,11 +124,7 @@ def results(out: Path, fmt: str, mismatch: bool, per_sample: bool, show_all: boo
                                   "completed_at", "superseded_at"])
         elif not mismatch and not per_sample:
             df = df.drop(columns=["flags", "checkpoint_hash", "dataset_hash", "kind"])
-        from evalkit.core.names import visible
-
-        df = df.assign(**{c: df[c].map(lambda v: visible(v) if isinstance(v, str) else v)
-                          for c in df.columns  # names: no terminal escape sequences
-                          if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])})
+        df = visible_text(df)
         with pd.option_context("display.max_rows", None, "display.width", 200,
                                "display.max_colwidth", 60):
             click.echo(df.to_string(index=False, na_rep="-"))
