@@ -98,14 +98,20 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: SIGTERM ends any command with 143 and one line; SIGINT
-    or SIGTERM after a run's results and report are final says what is stored (130 / 143);
-    the process ends as soon as the command has (no slow interpreter teardown, see
-    :func:`evalkit.store.endings.exit_process`)."""
+    or SIGTERM after a run's results and report are final says what is stored (130 / 143).
+
+    ``main()`` (the ``evalkit`` script, ``python -m evalkit.cli``: arguments from
+    ``sys.argv``) ends the process as soon as the command has, without Python's slow
+    teardown (:func:`evalkit.store.endings.exit_process`); ``main(argv)`` from Python code
+    raises ``SystemExit`` like click does."""
     from evalkit.store.endings import exit_process, install_process_signals
 
     install_process_signals()
+    if argv is not None:
+        cli.main(args=argv, prog_name="evalkit")
+        return
     try:
-        cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="evalkit")
+        cli.main(args=sys.argv[1:], prog_name="evalkit")
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
