@@ -107,7 +107,10 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         # Ctrl-C outside a run's own handler (e.g. while TensorFlow imports): exit 130 like
         # a shell, not click's "Aborted!" with 1 (the failed-checkpoint code).
+        import signal
+
         from evalkit.core.faults import EXIT_SIGINT, EXIT_SIGTERM, Terminated
+        from evalkit.store.endings import interrupted_line
 
         try:
             return super().invoke(ctx)
@@ -116,10 +119,10 @@ class LazyGroup(click.Group):
         except click.ClickException as exc:  # one error prefix: evalkit CMD: error: ...
             raise _prefixed(exc, ctx) from exc
         except KeyboardInterrupt:
-            click.echo("interrupted (SIGINT)", err=True)
+            click.echo(interrupted_line(signal.SIGINT), err=True)
             sys.exit(EXIT_SIGINT)
         except Terminated:
-            click.echo("terminated (SIGTERM)", err=True)
+            click.echo(interrupted_line(signal.SIGTERM), err=True)
             sys.exit(EXIT_SIGTERM)
 
     def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
@@ -141,13 +144,27 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point (SIGTERM ends any command with 143 and one line)."""
-    import signal
+    """Console-script entry point: SIGTERM ends any command with 143 and one line; SIGINT
+    or SIGTERM after a run's results and report are final says what is stored (130 / 143).
 
-    from evalkit.core.faults import install_sigterm_handler
+    ``main()`` (the ``evalkit`` script, ``python -m evalkit.cli``: arguments from
+    ``sys.argv``) ends the process as soon as the command has, without Python's slow
+    teardown (:func:`evalkit.store.endings.exit_process`); ``main(argv)`` from Python code
+    raises ``SystemExit`` like click does."""
+    from evalkit.store.endings import exit_process, install_process_signals
 
-    install_sigterm_handler(signal.SIGTERM)
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="evalkit")
+    install_process_signals()
+    if argv is not None:
+        cli.main(args=argv, prog_name="evalkit")
+        return
+    try:
+        cli.main(args=sys.argv[1:], prog_name="evalkit")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    exit_process(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,8 @@ HEADLINE = ["l1", "ssim", "psnr", "lpips", "fid", "kid", "adherence_f1"]
 
 def checkpoint_table(out: Path) -> pd.DataFrame:
     """One row per checkpoint (failed ones too) with its domain; headline metrics as
-    ``track:metric`` (each row's values are on its own domain's datasets)."""
+    ``track:metric`` (each row's values are on its own domain's datasets); for the terminal
+    (:func:`visible_text`)."""
     from evalkit.store.results import Store
 
     with Store(out, create=False) as store:
@@ -39,7 +40,43 @@ def checkpoint_table(out: Path) -> pd.DataFrame:
     table["error"] = table.checkpoint.map(failed).fillna("")
     if not table["error"].astype(bool).any():
         table = table.drop(columns="error")
-    return table
+    return visible_text(table)
+
+
+def visible_text(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` for a terminal: control characters in its text cells (names from folders,
+    errors) as visible escapes (``\\x1b``, ``\\n``), so no cell can move the cursor, recolour
+    the terminal or break a row."""
+    from evalkit.core.names import visible
+
+    return df.assign(**{c: df[c].map(lambda v: visible(v) if isinstance(v, str) else v)
+                        for c in df.columns
+                        if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])})
+
+
+#: What ``--mismatch`` pairs: dataset kind -> how the message names it.
+MISMATCH_TRACKS = {"heldout": "held-out (HED) pairs", "sketches": "hand-drawn sketches"}
+
+
+def _mismatch(df: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """``--mismatch``'s table; exit 2 naming what is missing when OUT lacks the held-out or
+    the hand-drawn results (e.g. a run without --sketches)."""
+    from evalkit.decide.mismatch import mismatch_table
+
+    kinds = set(df["kind"].fillna(df["dataset"]) if "kind" in df.columns else df["dataset"])
+    missing = [what for kind, what in MISMATCH_TRACKS.items() if kind not in kinds]
+    if len(df) and missing:
+        datasets = ", ".join(sorted(set(df["dataset"])))
+        raise click.UsageError(
+            f"--mismatch compares held-out (HED) and hand-drawn sketch results, but {out} has "
+            f"no results on {' and '.join(missing)} (datasets: {datasets}); evaluate them "
+            f"first: evalkit run RUN_DIR --heldout PAIRS --sketches FOLDER --out {out}")
+    try:
+        return mismatch_table(df)
+    except ValueError as exc:  # e.g. two sketch datasets and no "sketches"
+        reason = str(exc).split("; name it:")[0]  # the API's hint; the CLI has no such option
+        raise click.UsageError(f"--mismatch cannot pair the datasets of {out}: {reason}") \
+            from exc
 
 
 def filter_rows(df: pd.DataFrame, dataset_domain: dict[str, str], domains: tuple[str, ...],
@@ -126,8 +163,7 @@ def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[st
     if (domains or checkpoints or metrics) and not df.empty:
         df = filter_rows(df, dataset_domain, domains, checkpoints, metrics)
     if mismatch:
-        from evalkit.decide.mismatch import mismatch_table
-        df = mismatch_table(df)
+        df = _mismatch(df, out)
     if fmt == "csv":
         df.to_csv(sys.stdout, index=False)
     elif fmt == "json":
@@ -144,7 +180,7 @@ def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[st
                                   "completed_at", "superseded_at"])
         elif not mismatch and not per_sample:
             df = df.drop(columns=["flags", "checkpoint_hash", "dataset_hash", "kind"])
-        df, notes = footnote_reasons(df)
+        df, notes = footnote_reasons(visible_text(df))  # controls escaped, reasons once
         with pd.option_context("display.max_rows", None, "display.width", 200,
                                "display.max_colwidth", 60):
             click.echo(df.to_string(index=False, na_rep="-"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.core.config import ConfigError, find_config, load_config
+from evalkit.core.config import ConfigError, find_config, image_size_problem, load_config
 
 
 def load_datasets(heldout: Path | None, sketches: Path | None, size: int,
@@ -99,8 +99,9 @@ def run_options(f):
         click.option("--domain", help="Domain of a one-domain run folder (selects its "
                      "sketches), the one domain to evaluate of a root, or 'all' to pool every "
                      "domain (explicitly)."),
-        click.option("--image-size", type=int,
-                     help="Size the model is served at [default: 256]."),
+        click.option("--image-size", type=int, callback=_check_image_size,
+                     help="Size the model is served at, px: a multiple of 4, >= 16 "
+                          "[default: 256]."),
         click.option("--batch-size", type=int, help="Inference batch size [default: 4]."),
         click.option("--limit", type=int, help="Use only the first N images of each dataset."),
         click.option("--feature-extractor", type=click.Path(path_type=Path, dir_okay=False),
@@ -132,6 +133,14 @@ def run_options(f):
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def _check_image_size(ctx: click.Context, param: click.Parameter,
+                      value: int | None) -> int | None:
+    """``--image-size``: exit 2 naming the rule for a size models cannot be served at."""
+    if value is not None and (problem := image_size_problem(value)):
+        raise click.BadParameter(problem, ctx=ctx, param=param)
+    return value
 
 
 @dataclass
@@ -166,7 +175,7 @@ def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, imag
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     opts = RunOptions(
-        image_size=image_size or cfg.image_size or 256,
+        image_size=image_size if image_size is not None else cfg.image_size or 256,
         batch_size=batch_size or cfg.batch_size or 4,
         limit=limit if limit is not None else cfg.limit,
         feature_extractor=feature_extractor or cfg.feature_extractor,

@@ -36,6 +36,18 @@ RUN_KEYS = {"domain": str, "heldout": str, "sketches": str, "image_size": int,
 
 
 DOMAIN_KEYS = ("run", "heldout", "sketches")
+#: The smallest image size (px) a model is served at.
+MIN_IMAGE_SIZE = 16
+
+
+def image_size_problem(value: int) -> str | None:
+    """Why ``value`` (px) cannot be the size models are served at, or None when it can: it
+    must be a multiple of 4 (the generators halve it twice and double it back) and at
+    least :data:`MIN_IMAGE_SIZE`."""
+    if value < MIN_IMAGE_SIZE or value % 4:
+        return (f"image size {value} px is not usable: it must be a multiple of 4 and at least "
+                f"{MIN_IMAGE_SIZE} (e.g. 256, the seed model's size)")
+    return None
 
 
 class ConfigError(ValueError):
@@ -134,6 +146,8 @@ def load_config(path: str | Path | None) -> Config:
                                                      and RUN_KEYS[key] is not bool):
             raise ConfigError(f"{where}: '{key}' must be a {RUN_KEYS[key].__name__}, "
                               f"got {value!r}")
+        if key == "image_size" and (problem := image_size_problem(value)):
+            raise ConfigError(f"{where}: {problem}; fix 'image_size' in [run]")
         if key in ("heldout", "sketches", "feature_extractor"):
             value = (path.parent / value).resolve()
         setattr(cfg, key, value)

@@ -37,8 +37,10 @@ def _pick(names: list[str], kinds: dict[str, str], kind: str, default: str,
     of_kind = [n for n in names if kinds.get(n) == kind]
     if len(of_kind) == 1:
         return of_kind[0]
+    param = "hed" if kind == "heldout" else "drawn"
     raise ValueError(f"cannot tell which dataset is the {kind} one (datasets: "
-                     f"{', '.join(names) or 'none'}): pass it explicitly")
+                     f"{', '.join(names) or 'none'}); name it: mismatch_table(..., "
+                     f"{param}=NAME)")
 
 
 def mismatch_table(results: pd.DataFrame, hed: str | None = None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from evalkit.core.names import visible
 from evalkit.decide.gate.evaluate import FAILED, PASSED, SKIPPED, DomainGate, GateReport, _fmt
 
 
@@ -131,12 +132,34 @@ def to_junit(report: GateReport) -> ET.ElementTree:
             if r.notes:
                 out = ET.SubElement(case, "system-out")
                 out.text = "\n".join(r.notes)
+    _xml_safe(suites)
     ET.indent(suites)
     return ET.ElementTree(suites)
 
 
+def _xml_safe(root: ET.Element) -> None:
+    """Every attribute and text of ``root``'s tree made legal XML 1.0: characters XML
+    cannot hold (controls, lone surrogates) written as visible escapes (``\\x01``); in
+    attributes newlines and tabs too, so names read as one line. Markup (``<``, ``&``,
+    quotes) is escaped by ElementTree when it writes."""
+    for el in root.iter():
+        for k, v in el.attrib.items():
+            el.set(k, visible(v))
+        if el.text:
+            el.text = visible(el.text, keep="\n\t")
+
+
+#: Characters Markdown (CommonMark/GFM) gives a meaning to inline: backslash-escaped.
+_MD_SPECIAL = set("\\`*_[]|~")
+_MD_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
 def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    """``s`` as literal Markdown text that stays inside one table cell or heading: controls
+    and newlines as visible escapes (``\\n``), ``&<>`` as HTML entities (no raw HTML), and
+    Markdown's inline punctuation (``|``, backticks, ``*_[]``...) backslash-escaped."""
+    return "".join(_MD_HTML.get(ch) or (f"\\{ch}" if ch in _MD_SPECIAL else ch)
+                   for ch in visible(s))
 
 
 def to_markdown(report: GateReport) -> str:
@@ -147,23 +170,25 @@ def to_markdown(report: GateReport) -> str:
     head = "✅ evalkit gate passed" if report.passed else "❌ evalkit gate failed"
     bad = [_domain_label(d) for d in report.failed_domains]
     if len(report.domains) == 1 and report.domains[0].checkpoint is not None:
-        head += f": {report.domains[0].checkpoint.name}"
+        head += f": {_md_escape(report.domains[0].checkpoint.name)}"
     elif bad:
-        head += f" in {', '.join(bad)}"
+        head += f" in {_md_escape(', '.join(bad))}"
     lines = [f"## {head}", "",
              f"**{c[FAILED]} failed**, {c[PASSED]} passed, {c[SKIPPED]} skipped of "
              f"{len(report.results)} rules in {len(report.domains)} domain(s).", ""]
     if report.baseline is not None:
-        lines.append(f"- Baseline: `{report.baseline.path}`")
-    lines += [f"- Config: `{report.config}`", ""]
+        lines.append(f"- Baseline: {_md_escape(str(report.baseline.path))}")
+    lines += [f"- Config: {_md_escape(str(report.config))}", ""]
     header = ["", "Rule", "Value [95% CI]", "Baseline", "Worse by", "Detail"]
     for d in report.domains:
         mark = "✅" if d.passed else "❌"
-        lines.append(f"### {mark} {d.domain or 'run'}: `{d.checkpoint.name if d.checkpoint else 'no checkpoint'}`")
+        name = d.checkpoint.name if d.checkpoint else "no checkpoint"
+        lines.append(f"### {mark} {_md_escape(d.domain or 'run')}: {_md_escape(name)}")
         lines.append("")
         if d.checkpoint is not None:
-            lines.append(f"Checkpoint `{d.checkpoint.name}` (step {d.checkpoint.step}, "
-                         f"`{(d.checkpoint.content_hash or '?')[:12]}`); {d.checkpoint.how}")
+            lines.append(f"Checkpoint {_md_escape(d.checkpoint.name)} (step {d.checkpoint.step}, "
+                         f"`{(d.checkpoint.content_hash or '?')[:12]}`); "
+                         f"{_md_escape(d.checkpoint.how)}")
             lines.append("")
         if d.problem:
             lines.append(f"❌ {_md_escape(d.problem)}")

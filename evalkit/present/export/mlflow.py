@@ -5,6 +5,11 @@ Written with MLflow's own client (``mlflow.MlflowClient``; the optional extra
 ``file:///path/mlruns`` needs no server. Each domain of the evaluation folder becomes one
 run in the experiment (default ``evalkit``), named after the domain:
 
+Names from folders are made safe for MLflow: the dataset in a metric key is cleaned like a
+TensorBoard tag (:func:`evalkit.core.names.key_segment`: MLflow refuses keys with other
+characters), and run names, params and tags have control characters written as visible
+escapes (:func:`evalkit.core.names.visible`).
+
 * metrics ``<dataset>/<metric>`` (``heldout/ssim``) at each checkpoint's step, and
   ``<dataset>/<metric>/ci_low`` / ``ci_high`` for the 95% CI bounds;
 * params: what the numbers were measured with (image size, --limit, datasets and their n,
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from evalkit.core.names import key_segment, visible
 from evalkit.present.export.points import Point, load_points
 
 DEFAULT_EXPERIMENT = "evalkit"
@@ -70,7 +76,8 @@ def metric_items(points: list[Point]) -> dict[tuple[str, int], float]:
     """``(key, step) -> value`` of one domain's points (keys ``heldout/ssim[/ci_low]``)."""
     items = {}
     for p in points:
-        base = f"{p.dataset}/{p.metric}"
+        dataset = "/".join(key_segment(part) for part in p.dataset.split("/"))
+        base = f"{dataset}/{p.metric}"
         for k, v in ((base, p.value), (base + "/ci_low", p.ci_low),
                      (base + "/ci_high", p.ci_high)):
             if v is not None:
@@ -93,7 +100,8 @@ def _selection_tags(entry: dict | None, error: str | None) -> dict[str, str]:
         "evalkit.selected.explanation": (entry.get("explanation") or "")[:4000],
         "evalkit.selected.error": "",
     }
-    return {k: "" if v is None else str(v) for k, v in tags.items()}
+    return {k: "" if v is None else visible(str(v), keep="\n" if k.endswith("explanation")
+                                            else "") for k, v in tags.items()}
 
 
 def _params(domain: str, datasets, runs, sel_entry: dict | None) -> dict[str, str]:
@@ -116,7 +124,7 @@ def _params(domain: str, datasets, runs, sel_entry: dict | None) -> dict[str, st
     }
     if sel_entry is not None:
         params["ranking_method"] = str((sel_entry.get("rule") or {}).get("method"))
-    return params
+    return {k: visible(v) for k, v in params.items()}
 
 
 def _default_artifacts(uri: str | None, experiment: str) -> str | None:
@@ -178,9 +186,9 @@ def export_mlflow(out_dir: str | Path, tracking_uri: str | None = None,
                 run, logged = None, {}
         created = run is None
         if created:
-            run = client.create_run(exp_id, run_name=d or out_dir.name, tags={
-                "evalkit.export_id": export_id, "evalkit.out": str(out_dir.resolve()),
-                "evalkit.domain": d})
+            run = client.create_run(exp_id, run_name=visible(d or out_dir.name), tags={
+                "evalkit.export_id": export_id, "evalkit.out": visible(str(out_dir.resolve())),
+                "evalkit.domain": visible(d)})
         run_id = run.info.run_id
         now = int(time.time() * 1000)
         todo = [Metric(k, v, now, step) for (k, step), v in sorted(

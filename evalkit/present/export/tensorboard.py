@@ -11,7 +11,10 @@ step (the ``N`` of ``ckpt-N``):
   (:mod:`evalkit.present.export.images`).
 
 ``<domain>`` is left out for a run without domains; ``<dataset>`` is ``heldout`` or
-``sketches``.
+``sketches``. Domain and dataset names are cleaned the way ``tf.summary`` cleans tags: each
+character other than letters, digits, ``_``, ``-``, ``.`` becomes ``_``, and a cleaned name
+gets ``-`` and 6 hex digits of its sha256 so two names never merge
+(:func:`evalkit.core.names.key_segment`).
 
 **No duplicates on re-export.** ``LOGDIR/.evalkit-tensorboard.json`` records, per evaluation
 folder, the event files evalkit wrote and each (tag, step) with a digest of its value. An
@@ -31,6 +34,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalkit.core.names import key_segment
 from evalkit.present.export.points import Point, load_points
 
 INDEX_NAME = ".evalkit-tensorboard.json"
@@ -57,8 +61,10 @@ class TensorBoardExport:
 
 
 def tag(domain: str, dataset: str, name: str) -> str:
-    """``evalkit/<domain>/<dataset>/<name>`` (no domain segment without a domain)."""
-    return "/".join(p for p in ("evalkit", domain, dataset, name) if p)
+    """``evalkit/<domain>/<dataset>/<name>`` (no domain segment without a domain); domain
+    and each ``/``-part of dataset cleaned by :func:`evalkit.core.names.key_segment`."""
+    parts = [key_segment(domain), *(key_segment(p) for p in dataset.split("/")), name]
+    return "/".join(p for p in ("evalkit", *parts) if p)
 
 
 def scalar_items(points: list[Point]) -> dict[str, tuple[str, int, float]]:

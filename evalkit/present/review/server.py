@@ -1,6 +1,8 @@
 """``evalkit review OUT``: a local web page for pairwise review of served outputs.
 
-Standard library only (``http.server``): one process, one thread, bound to 127.0.0.1. It
+Standard library only (``http.server``): one process, a thread per connection (each with a
+:data:`CONNECTION_TIMEOUT_S` socket timeout, so an idle client blocks no one), bound to
+127.0.0.1. It
 serves the review page, the served outputs (PNG files under ``OUT`` only) and the inputs
 (rendered from the recorded sketch sets in memory), and writes each answer to
 ``OUT/results.sqlite`` (:mod:`evalkit.decide.review.votes`) before replying, then refits the
@@ -29,7 +31,7 @@ import threading
 import time
 import urllib.parse
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -203,6 +205,12 @@ def page_html(state: ReviewState) -> str:
         up=None)
 
 
+#: Seconds a connection may sit idle (while its request is read or its reply written)
+#: before the server closes it: a client that connects and sends nothing costs one thread
+#: for this long, never the other reviewers' requests.
+CONNECTION_TIMEOUT_S = 10.0
+
+
 class Handler(BaseHTTPRequestHandler):
     """One request; ``self.server.state`` is the :class:`ReviewState`."""
 
@@ -318,15 +326,24 @@ class Handler(BaseHTTPRequestHandler):
                     self.log_error("refitting the reviewers' scores failed: %r", exc)
 
 
-class ReviewServer(HTTPServer):
-    """The HTTP server; ``state`` is a :class:`ReviewState`."""
+class ReviewServer(ThreadingHTTPServer):
+    """The HTTP server; ``state`` is a :class:`ReviewState`. Each connection is served on
+    its own (daemon) thread with a :data:`CONNECTION_TIMEOUT_S` socket timeout, so an idle
+    or slow client never holds up another reviewer; the handlers share the state under
+    ``state.lock``."""
 
     allow_reuse_address = True
+    daemon_threads = True
 
     def __init__(self, state: ReviewState, port: int, verbose: bool = False):
         super().__init__((HOST, port), Handler)
         self.state = state
         self.verbose = verbose
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        conn.settimeout(CONNECTION_TIMEOUT_S)  # reads and writes of this connection
+        return conn, addr
 
     def verify_request(self, request, client_address) -> bool:
         # refuse non-local peers before reading anything (the handler checks again)
