@@ -15,7 +15,6 @@ This makes evalkit immune to its caller's import order (tests/test_import_order.
 
 from __future__ import annotations
 
-import os
 import sys
 
 _done = False
@@ -27,8 +26,6 @@ def make_import_order_safe() -> None:
     if _done:
         return
     _done = True
-    # TensorFlow's C++ start-up chatter hides evalkit's own messages.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "triton" in sys.modules:
         return
     if "tensorflow" in sys.modules:
