@@ -133,6 +133,8 @@ def main() -> None:
     from benchmarks._record import Printer, record
 
     say = Printer()
+    say(f"machine load (1-min average) at the end: {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs (above the CPU count: shared with other work, noisy)")
     say(f"evalkit demo, offline (weights absent: {'yes' if skipped else 'NO'}), "
         f"{os.cpu_count()} CPUs; results identical after the re-runs: {same and same_run}")
     say(f"{'phase':<16}{'first run':>12}{'re-run':>12}{'re-run/first':>15}")
