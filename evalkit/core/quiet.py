@@ -59,21 +59,27 @@ def native_stderr_hidden() -> Iterator[None]:
         yield
         return
     fd = 2  # where native code writes, whatever sys.stderr is
-    with tempfile.TemporaryFile() as sink:
-        _flush()
+    try:
         saved = os.dup(fd)
-        os.dup2(sink.fileno(), fd)
-        failed = True
-        try:
-            yield
-            failed = False
-        finally:
+    except OSError:  # no fd 2 (a daemon): nothing reaches a user anyway
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
             _flush()
-            os.dup2(saved, fd)
-            os.close(saved)
-            if failed:
-                sink.seek(0)
-                os.write(fd, sink.read())
+            os.dup2(sink.fileno(), fd)
+            failed = True
+            try:
+                yield
+                failed = False
+            finally:
+                _flush()
+                os.dup2(saved, fd)
+                if failed:
+                    sink.seek(0)
+                    os.write(fd, sink.read())
+    finally:
+        os.close(saved)
 
 
 def _flush() -> None:
