@@ -91,7 +91,8 @@ try:
     main(sys.argv[2:])
 except SystemExit as exc:
     code = exc.code
-mods = sorted(m for m in ("tensorflow", "torch", "tf_keras", "torchmetrics") if m in sys.modules)
+mods = sorted(m for m in ("tensorflow", "torch", "tf_keras", "torchmetrics", "triton",
+                          "scipy.stats", "skimage", "matplotlib") if m in sys.modules)
 json.dump({"exit": code, "imported": mods}, open(sys.argv[1], "w"))
 """
 
@@ -105,6 +106,10 @@ def heavy_imports(tmp_path: Path, *args: str) -> tuple[int, list[str], str]:
     assert report.exists(), r.stderr
     got = json.loads(report.read_text())
     return got["exit"], got["imported"], r.stdout + r.stderr
+
+
+def tf_or_torch(imported: list[str]) -> list[str]:
+    return [m for m in imported if m in ("tensorflow", "torch", "tf_keras", "torchmetrics")]
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +140,7 @@ def test_unchanged_run_answers_without_tensorflow_or_torch(evaluated, tiny):
     code, imported, err = heavy_imports(tiny, *tiny_run_args(tiny))
     assert code == 0, err
     assert "2 of 2 checkpoints evaluated" in err and "(up to date)" in err
+    # nor triton, scipy.stats, scikit-image (the metrics' code) or matplotlib (the report's)
     assert imported == []
     # files rewritten with the same bytes (new mtime): same content hash, nothing to do
     data = tiny / "run" / "ckpt-2.data-00000-of-00001"
@@ -169,6 +175,6 @@ def test_reading_commands_never_import_tensorflow_or_torch(evaluated, tmp_path):
                  ["review", "import", out, str(votes)], ["report", out]):
         code, imported, err = heavy_imports(tmp_path, *args)
         assert code == 0, (args, err)
-        assert imported == [], (args, imported)
+        assert tf_or_torch(imported) == [], (args, imported)
         if args[0] == "review":
             assert "imported 1 vote(s)" in err, err
