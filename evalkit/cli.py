@@ -139,8 +139,15 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="evalkit")
-def cli() -> None:
+@click.option("--verbose", is_flag=True,
+              help="Also show TensorFlow's, absl's and oneDNN's own log lines (hidden by "
+                   "default).")
+def cli(verbose: bool) -> None:
     """evalkit: evaluate sketch-to-image generator checkpoints and pick the one to deploy."""
+    if verbose:
+        from evalkit.core.quiet import set_verbose
+
+        set_verbose(True)
 
 
 def main(argv: list[str] | None = None) -> None:

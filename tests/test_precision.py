@@ -82,3 +82,31 @@ def test_bf16_values_are_flagged_and_never_mixed_with_fp32(small_run, tmp_path, 
     again = l1_rows()
     assert np.array_equal(again["value"].to_numpy(), fp32["value"].to_numpy())
     assert not any("precision" in json.loads(f or "{}") for f in again["flags"])
+
+
+def _cpu_flags() -> set[str]:
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def test_bf16_runs_end_to_end_where_the_cpu_has_it(small_run, tmp_path):
+    """No emulation: on a CPU with avx512_bf16/amx_bf16, evalkit accepts bf16 by itself."""
+    if not _cpu_flags() & {"avx512_bf16", "amx_bf16"}:
+        pytest.skip("this CPU has no avx512_bf16/amx_bf16 (bf16 refusal tested above)")
+    assert precision.bf16_unsupported() is None
+    run, heldout = small_run
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["run", str(run), "--heldout", str(heldout), "--out", str(out),
+                                 "--image-size", "32", "--precision", "bf16", "--quiet",
+                                 "--no-report"])
+    assert r.exit_code == 0, r.output
+    with Store(out, create=False) as s:
+        res = s.results()
+    assert len(res) and all(json.loads(f)["precision"] == "bf16" for f in res["flags"])

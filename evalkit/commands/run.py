@@ -287,15 +287,17 @@ def run(run_dir: Path, out, no_report, tensorboard_dir, no_wait, rebuild_store, 
 def make_executor(kind: str, address: str | None, workers: int | None, cpus_per_task: float,
                   gpus_per_task: float, shared_fs: str, device: str) -> Iterator[object]:
     """The executor for ``--executor`` (None = in this process), closed at the end.
-    In-process, ``--device`` is checked now (``gpu`` without one: exit 2); Ray workers
-    check it where they run."""
-    from evalkit.execute.device import DeviceError, configure
-
+    In-process, ``--device gpu`` is checked now (without a GPU: exit 2); ``auto``/``cpu``
+    are set up by the first unit that computes (so a run with nothing to compute never
+    imports TensorFlow); Ray workers check the device where they run."""
     if kind == "inprocess":
-        try:
-            configure(device)
-        except DeviceError as exc:
-            raise click.UsageError(str(exc)) from exc
+        if device == "gpu":
+            from evalkit.execute.device import DeviceError, configure
+
+            try:
+                configure(device)
+            except DeviceError as exc:
+                raise click.UsageError(str(exc)) from exc
         yield None
         return
     from evalkit.execute.ray_executor import RayExecutor, RayUnavailable

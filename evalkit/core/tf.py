@@ -2,24 +2,30 @@
 
 The seed's checkpoints use tf-keras (Keras 2) object names; Keras 3 writes ``_kernel`` keys
 that cannot restore them (DESIGN.md), so evalkit always uses the ``tf_keras`` package
-directly instead of ``tf.keras``.
+directly instead of ``tf.keras``. The import is quiet unless ``--verbose``
+(:mod:`evalkit.core.quiet`).
 """
 
 from __future__ import annotations
 
+from evalkit.core import quiet
 from evalkit.core.import_order import make_import_order_safe
 
 make_import_order_safe()
+quiet.quiet_native_logs()
 
-import tensorflow as tf  # noqa: E402
+with quiet.native_stderr_hidden():
+    import tensorflow as tf  # noqa: E402
 
-try:
-    import tf_keras  # noqa: E402
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "evalkit needs the tf-keras package (Keras 2) to build the seed generator. "
-        "Install it with: pip install tf-keras==2.21.0 (it requires the `tensorflow` "
-        "package, not tensorflow-cpu)"
-    ) from exc
+    try:
+        import tf_keras  # noqa: E402
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "evalkit needs the tf-keras package (Keras 2) to build the seed generator. "
+            "Install it with: pip install tf-keras==2.21.0 (it requires the `tensorflow` "
+            "package, not tensorflow-cpu)"
+        ) from exc
+
+quiet.quiet_python_loggers()
 
 __all__ = ["tf", "tf_keras"]

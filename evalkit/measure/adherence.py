@@ -61,10 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from evalkit.inputs.edges.postprocess import thin
 from evalkit.measure.base import MetricContext, MetricValue
 from evalkit.measure.stats import summarize
 
@@ -105,6 +102,15 @@ class Match:
 def f1_score(p: float, r: float) -> float:
     """Harmonic mean ``2PR / (P + R)``; 0 when both are 0."""
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """:func:`evalkit.inputs.edges.postprocess.thin`, imported on first use: the edge code
+    imports scikit-image and scipy.ndimage (~0.8 s), which a run that computes nothing
+    (only builds this family to compare its settings) must not pay."""
+    from evalkit.inputs.edges.postprocess import thin as _thin
+
+    return _thin(mask)
 
 
 def tolerance_for(shape: tuple[int, int], max_dist: float = BSDS_MAX_DIST) -> float:
@@ -171,6 +177,9 @@ def _match_flat(pe: np.ndarray, ps: np.ndarray, shape: tuple[int, int], toleranc
     rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
     if len(rows_a) == 0:
         return Match(len(pe), len(ps), 0)
+    from scipy.sparse import csr_matrix  # imported here, like thin (above)
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
     graph = csr_matrix((np.ones(len(rows_a), dtype=np.int8), (rows_a, cols_a)),
                        shape=(len(pe), len(ps)))
     assignment = maximum_bipartite_matching(graph, perm_type="column")

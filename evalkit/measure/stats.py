@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
 
 from evalkit.measure.base import MetricValue
 
@@ -28,6 +27,9 @@ def bootstrap_ci(values: np.ndarray, confidence: float = CONFIDENCE,
         return None, None
     if np.ptp(v) == 0:
         return float(v[0]), float(v[0])
+    # imported here: scipy.stats takes ~0.5 s, and a run with nothing to compute needs none
+    from scipy import stats
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = stats.bootstrap((v,), np.mean, n_resamples=n_resamples, confidence_level=confidence,

@@ -74,12 +74,13 @@ def render_if_stale(out: str | Path) -> tuple[Path, bool]:
     """Render ``OUT/report`` unless its stamp matches what it is made from (results,
     ``selection.json``, config, code); returns ``(index.html, rendered)``. Raises like
     :func:`~evalkit.present.report.build.render_report`."""
-    from evalkit.present.report.build import render_report
-
     out = Path(out)
     digest = fingerprint(out)
     if is_current(out, digest):
         return out / "report" / "index.html", False
+    # imported only now: an up-to-date report costs no matplotlib or jinja2 import
+    from evalkit.present.report.build import render_report
+
     path = render_report(out)
     stamp(out, digest)
     return path, True

@@ -1,0 +1,180 @@
+"""Issue 25: quiet by default (no TensorFlow/absl/oneDNN line without ``--verbose``), and
+commands that compute nothing never import TensorFlow or torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from evalkit.core import quiet
+from tests.conftest import make_ab_folder
+from tests.seed_reference import save_seed_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 32
+#: what TensorFlow's native start-up says (any of them in stderr fails quiet mode)
+NOISE = ("onednn", "absl", "cuda", "tensorflow binary")
+
+
+def evalkit_cmd(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``evalkit ARGS`` in a fresh interpreter (this worktree's code, weights absent)."""
+    return subprocess.run([sys.executable, "-m", "evalkit.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A seed-format run of 2 tiny checkpoints and 4 held-out pairs."""
+    d = tmp_path_factory.mktemp("quiet")
+    make_ab_folder(d / "heldout", n=4, half=SIZE)
+    (d / "run").mkdir()
+    save_seed_checkpoint(d / "run", n=2, hidden=4)
+    return d
+
+
+def run_args(d: Path, out: str) -> list[str]:
+    return ["run", str(d / "run"), "--heldout", str(d / "heldout"), "--out", str(d / out),
+            "--image-size", str(SIZE), "--quiet", "--no-report"]
+
+
+def noisy_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if any(n in line.lower() for n in NOISE)]
+
+
+def test_run_says_no_tensorflow_log_line_unless_verbose(tiny):
+    env = {"EVALKIT_WEIGHTS_DIR": str(tiny), "TORCH_HOME": str(tiny)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    r = evalkit_cmd(*run_args(tiny, "out-quiet"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "2 of 2 checkpoints evaluated" in r.stderr  # evalkit's own lines still shown
+    assert noisy_lines(r.stderr) == []
+    v = evalkit_cmd("--verbose", *run_args(tiny, "out-verbose"), env=env)
+    assert v.returncode == 0, v.stderr
+    if platform.machine() in ("x86_64", "AMD64"):  # TensorFlow's x86 wheels use oneDNN
+        assert any("oneDNN" in line for line in noisy_lines(v.stderr)), v.stderr
+
+
+def test_hidden_stderr_is_dropped_but_given_back_when_the_block_fails(capfd, monkeypatch):
+    monkeypatch.delenv(quiet.VERBOSE_ENV, raising=False)
+    with quiet.native_stderr_hidden():
+        os.write(2, b"native chatter\n")
+    with pytest.raises(RuntimeError), quiet.native_stderr_hidden():
+        os.write(2, b"why the import failed\n")
+        raise RuntimeError("import failed")
+    err = capfd.readouterr().err
+    assert "native chatter" not in err
+    assert "why the import failed" in err
+    monkeypatch.setenv(quiet.VERBOSE_ENV, "1")
+    with quiet.native_stderr_hidden():
+        os.write(2, b"verbose chatter\n")
+    assert "verbose chatter" in capfd.readouterr().err
+
+
+# -- nothing to compute: no TensorFlow, no torch ------------------------------------------
+
+#: runs ``evalkit ARGV[2:]`` and writes its exit code and the heavy modules it imported
+#: (those of them in sys.modules) as JSON to ARGV[1]
+CHILD = r"""
+import json, sys
+from evalkit.cli import main
+code = 0
+try:
+    main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code
+mods = sorted(m for m in ("tensorflow", "torch", "tf_keras", "torchmetrics", "triton",
+                          "scipy.stats", "skimage", "matplotlib") if m in sys.modules)
+json.dump({"exit": code, "imported": mods}, open(sys.argv[1], "w"))
+"""
+
+
+def heavy_imports(tmp_path: Path, *args: str) -> tuple[int, list[str], str]:
+    """(exit code, heavy modules imported, stdout + stderr) of ``evalkit ARGS`` in a fresh process."""
+    report = tmp_path / "imports.json"
+    r = subprocess.run([sys.executable, "-c", CHILD, str(report), *args], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert report.exists(), r.stderr
+    got = json.loads(report.read_text())
+    return got["exit"], got["imported"], r.stdout + r.stderr
+
+
+def tf_or_torch(imported: list[str]) -> list[str]:
+    return [m for m in imported if m in ("tensorflow", "torch", "tf_keras", "torchmetrics")]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny, tmp_path_factory) -> Path:
+    """``tiny`` with 3 sketches, evaluated once (report rendered) in a fresh process."""
+    sketches = tiny / "sketches"
+    sketches.mkdir(exist_ok=True)
+    for i in range(3):
+        a = np.full((SIZE, SIZE), 255, np.uint8)
+        a[4 + 8 * i, 2:30] = 0
+        a[2:30, 6 + 7 * i] = 0
+        Image.fromarray(a).save(sketches / f"s{i}.png")
+    code, imported, out = heavy_imports(tiny, *tiny_run_args(tiny))
+    assert code == 0, out
+    assert "tensorflow" in imported  # the probe sees imports when there is work
+    return tiny / "out"
+
+
+def tiny_run_args(tiny: Path) -> list[str]:
+    """The fixture's run; the same command line each time (the report's fingerprint
+    includes the run settings, command line too)."""
+    return ["run", str(tiny / "run"), "--heldout", str(tiny / "heldout"), "--sketches",
+            str(tiny / "sketches"), "--out", str(tiny / "out"), "--image-size", str(SIZE),
+            "--quiet"]
+
+
+def test_unchanged_run_answers_without_tensorflow_or_torch(evaluated, tiny):
+    code, imported, err = heavy_imports(tiny, *tiny_run_args(tiny))
+    assert code == 0, err
+    assert "2 of 2 checkpoints evaluated" in err and "(up to date)" in err
+    # nor triton, scipy.stats, scikit-image (the metrics' code) or matplotlib (the report's)
+    assert imported == []
+    # files rewritten with the same bytes (new mtime): same content hash, nothing to do
+    data = tiny / "run" / "ckpt-2.data-00000-of-00001"
+    data.write_bytes(data.read_bytes())
+    code, imported, err = heavy_imports(tiny, *tiny_run_args(tiny), "--no-report")
+    assert code == 0 and imported == [], err
+
+
+def test_reading_commands_never_import_tensorflow_or_torch(evaluated, tmp_path):
+    import sqlite3
+
+    from evalkit.decide.review.votes import VOTE_FORMAT, out_id
+
+    config = tmp_path / "evalkit.toml"
+    config.write_text('[[gate.rules]]\ndataset = "heldout"\nmetric = "l1"\nmax = 5.0\n')
+    with sqlite3.connect(evaluated / "results.sqlite") as conn:
+        cks = dict(conn.execute("SELECT name, content_hash FROM checkpoints"))
+        ds, sid = conn.execute("SELECT dataset, sample_id FROM samples WHERE dataset LIKE "
+                               "'sketches%' LIMIT 1").fetchone()
+        doc = {"format": VOTE_FORMAT, "out": out_id(conn), "votes": [
+            {"reviewer": "ana", "time": 1.7e9, "domain": "", "dataset": ds, "sample_id": sid,
+             "left_hash": cks["ckpt-1"], "right_hash": cks["ckpt-2"], "left_name": "ckpt-1",
+             "right_name": "ckpt-2", "answer": "right"}]}
+    votes = tmp_path / "votes.json"
+    votes.write_text(json.dumps(doc))
+    out = str(evaluated)
+    for args in (["results", out], ["results", out, "--format", "json"],
+                 ["results", out, "--mismatch"], ["select", out],
+                 ["gate", out, "--config", str(config)],
+                 ["baseline", out, "--checkpoint", "ckpt-2", "--write",
+                  str(tmp_path / "baseline.json")],
+                 ["review", "import", out, str(votes)], ["report", out]):
+        code, imported, err = heavy_imports(tmp_path, *args)
+        assert code == 0, (args, err)
+        assert tf_or_torch(imported) == [], (args, imported)
+        if args[0] == "review":
+            assert "imported 1 vote(s)" in err, err
