@@ -1,8 +1,9 @@
 """Comparison grids: samples x (input | target | checkpoints), as ``<img>`` cells.
 
-Images are files in ``OUT/report/img/``: the cached served outputs are checked against
-their manifest's sha256 (:mod:`evalkit.store.outputs`; one that fails is not shown, its
-cell says why) and hard-linked (copied where links are impossible) from ``OUT/outputs/``, and the served inputs and targets are
+Images are files in ``OUT/report/img/``: the cached served outputs are read from
+``OUT/outputs/``, checked against their manifest's sha256 (:mod:`evalkit.store.outputs`;
+one that fails is not shown, its cell says why) and the checked bytes written (a copy, not
+a link, so a later change to the cache cannot change the report), and the served inputs and targets are
 written as PNG after reloading each dataset from its recorded root with the recorded image
 size (only when the reloaded dataset has the recorded content hash, so the grid never shows
 inputs the outputs were not made from). File names in ``img/`` are generated from indices
@@ -13,8 +14,6 @@ attribute; ids are shown as (escaped) text only.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,14 +69,6 @@ class DisplaySet:
     @property
     def has_targets(self) -> bool:
         return any(t is not None for t in self.targets)
-
-
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def _reload(row: pd.Series, size: int, limit: int | None):
@@ -157,7 +148,7 @@ def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
                     if checked is None or f is None or not (out_dir / folder / f).is_file():
                         continue
                     try:
-                        src = checked.check(f)
+                        data = checked.read(f)
                     except OutputChanged as exc:
                         disp.problems[(ck, i)] = (f"not shown: {exc.reason}; run evalkit run "
                                                   "again to regenerate it")
@@ -166,7 +157,8 @@ def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
                             "regenerate it)")
                         continue
                     rel = f"{base}/c{j}/{i:05d}.png"
-                    _link(src, report_dir / rel)
+                    (report_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (report_dir / rel).write_bytes(data)  # the checked bytes, not a link
                     paths[i] = rel
                 if checked is not None:
                     checked.save_keys()
