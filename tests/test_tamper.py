@@ -110,7 +110,7 @@ def test_run_regenerates_a_tampered_output_and_says_so_once(case):
 
 
 def test_a_keyed_check_sees_an_edit_whose_mtime_was_put_back(case, monkeypatch):
-    """Keys are recorded (a report reads every output), then an edit that restores the
+    """Keys are recorded (as a re-run records them), then an edit that restores the
     mtime (same size: a byte flipped) is caught by ctime; EVALKIT_OUTPUT_CHECK=full too."""
     from evalkit.store import outputs
 

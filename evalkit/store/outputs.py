@@ -12,7 +12,8 @@ while an unchanged re-run does not: measured 0.30 % of the re-run with 180 outpu
 and 1.39 % with 900, so past 2 % from about 1,300 outputs; the keyed check measured 0.01 %
 and 0.06 % (``benchmarks/bench_output_check.py``, reports/benchmarks.md). A file whose
 sha256 matched has its
-``(size, mtime_ns, ctime_ns, inode)`` recorded in ``.checked.json`` beside the manifest;
+``(size, mtime_ns, ctime_ns, inode)`` recorded in ``.checked.json`` beside the manifest
+(by ``evalkit run``; the readers write nothing);
 a later read whose ``fstat`` gives the same four numbers trusts the file without hashing
 it, and any difference (a write, ``touch``, a copy, a new hard link) makes it hash the file
 again. ``ctime`` cannot be set by a user, so an edit whose mtime is put back afterwards
@@ -146,7 +147,9 @@ class CheckedFolder:
 
     def save_keys(self) -> None:
         """Write the stat keys of files checked by hash in this object's life (once, at the
-        end of a pass over the folder; never in ``full`` mode)."""
+        end of a pass over the folder; never in ``full`` mode). Only ``evalkit run`` calls
+        it: the readers (report, review server, dashboard images) use the keys and write
+        nothing."""
         if self._dirty:
             _save(self.folder, {k: v for k, v in self.keys.items() if k in self.digests})
             self._dirty = False

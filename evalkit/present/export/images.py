@@ -118,5 +118,4 @@ def _outputs_row(folder: Path, ids: list[str], size: int,
         return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    checked.save_keys()
     return np.concatenate(tiles, axis=1)

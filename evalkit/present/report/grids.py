@@ -160,8 +160,6 @@ def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
                     (report_dir / rel).parent.mkdir(parents=True, exist_ok=True)
                     (report_dir / rel).write_bytes(data)  # the checked bytes, not a link
                     paths[i] = rel
-                if checked is not None:
-                    checked.save_keys()
             disp.outputs[ck] = paths
         sets.append(disp)
     return sets
