@@ -17,9 +17,10 @@ Faults: kill -9 at random moments then resume; SIGINT (exit 130) and SIGTERM (ex
 then resume; two concurrent runs on one OUT; truncated and garbage stores (exit 2, then
 ``--rebuild-store``); a read-only store (a read-only bind mount); a full disk on a small
 tmpfs (exit 3, then resume with space; skipped with the reason where no tmpfs can be
-mounted); a cached PNG replaced by another valid image; ``--limit`` and changed data;
-hostile model files (Lambda layers, a SavedModel writing a file, a custom ONNX domain:
-refused, their code never runs).
+mounted); a cached PNG replaced by another valid image (then ``--rebuild-store``; and, as
+``tamper-rerun``, by its inverse, then ``report`` and a plain re-run); ``--limit`` and
+changed data; hostile model files (Lambda layers, a SavedModel writing a file, a custom
+ONNX domain: refused, their code never runs).
 
 Usage: ``.venv/bin/python benchmarks/faults.py [--kills 22] [--seed 0] [--only NAME ...]``
 (the full suite took about an hour on a loaded 2-core machine, half of it the 22 kills;
@@ -272,6 +273,43 @@ def fault_tampered_png(sc: Scenario, trials: int, rng: random.Random) -> Outcome
     return o
 
 
+def fault_tampered_rerun(sc: Scenario, trials: int, rng: random.Random) -> Outcome:
+    """A cached PNG replaced by its inverse (same dimensions), then ``report`` and the same
+    ``run`` again (no ``--rebuild-store``): no report image has the changed bytes (the
+    report says why where a page would show it), the run says so once and regenerates it
+    (its sha256 is the manifest's again), values as the clean run."""
+    import hashlib
+
+    o = Outcome("cached PNG inverted; report, then a plain re-run")
+    said = 0
+    for i in range(trials):
+        out = sc.copy_reference(sc.base / f"tamper-rerun{i}")
+        victim = rng.choice(sorted((out / "outputs").rglob("*.png")))
+        m = json.loads((victim.parent / "manifest.json").read_text())
+        want = dict(zip(m["files"], m["sha256"], strict=True))[victim.name]
+        img = np.asarray(Image.open(victim).convert("RGB"))
+        Image.fromarray(255 - img).save(victim)
+        bad = hashlib.sha256(victim.read_bytes()).hexdigest()
+        dest = sc.base / f"tamper-report{i}"
+        rep = sc.evalkit("report", str(out), "--dest", str(dest))
+        problems = problems_of(rep, {0}, [], "report")
+        if any(hashlib.sha256(p.read_bytes()).hexdigest() == bad for p in dest.rglob("*.png")):
+            problems.append("the report shows the changed output")
+        said += "sha256 mismatch" in rep.stderr  # not said: that output is on no page
+        r = sc.run(out)
+        problems += problems_of(r, {0}, ["changed since it was written"], "run")
+        if r.stderr.count("sha256 mismatch") != 1:
+            problems.append(f"run said it {r.stderr.count('sha256 mismatch')} times, not once")
+        if hashlib.sha256(victim.read_bytes()).hexdigest() != want:
+            problems.append(f"{victim} was not regenerated")
+        check_finished(sc, out, o, problems)
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(dest, ignore_errors=True)
+    o.notes.append(f"the report named the changed file in {said} of {trials} trials (in "
+                   "the others no page shows that output)")
+    return o
+
+
 def fault_limit_and_data(sc: Scenario, trials: int, rng: random.Random) -> Outcome:
     """``--limit 3`` into an OUT with full results, then changed data, then the original:
     one line each time, old results kept as history, final current = clean run."""
@@ -346,7 +384,8 @@ FAULTS: dict[str, Callable[[Scenario, int, random.Random], Outcome]] = {
     "kill9": fault_kill9, "sigint": fault_sigint, "sigterm": fault_sigterm,
     "concurrent": fault_concurrent, "truncated": fault_truncated, "garbage": fault_garbage,
     "readonly": fault_readonly, "diskfull": fault_disk_full, "tamper": fault_tampered_png,
-    "limit": fault_limit_and_data, "hostile": fault_hostile_models,
+    "tamper-rerun": fault_tampered_rerun, "limit": fault_limit_and_data,
+    "hostile": fault_hostile_models,
 }
 
 

@@ -230,6 +230,10 @@ def _vote_doc(out: Path, n: int = 3) -> dict:
     simulate_votes(out, "car", second, first, n, reviewer="ana")
     with Store(out) as s:
         doc = vote_file(load_votes(s.conn), s.conn)
+        ids = sorted(r[0] for r in s.conn.execute(
+            "SELECT sample_id FROM samples WHERE dataset='sketches/car'"))
+        for v, sid in zip(doc["votes"], ids, strict=False):  # one vote per sample and pair:
+            v["sample_id"] = sid  # a second on the same sample would be a duplicate
         s.conn.execute("DELETE FROM votes")
         s.conn.commit()
     return doc
@@ -284,6 +288,127 @@ def test_import_refuses_malformed_or_foreign_files_with_exit_2_and_stores_nothin
     assert _count_votes(out) == 0
     with Store(out) as s:
         assert not (s.results()["kind"] == "human").any()
+
+
+def _import(out: Path, tmp_path: Path, doc: dict | str, name: str = "votes.json"):
+    f = tmp_path / name
+    f.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return CliRunner().invoke(cli, ["review", "import", str(out), str(f)])
+
+
+def test_import_keeps_one_vote_per_reviewer_sample_and_pair_and_reports_the_rest(out, tmp_path):
+    """100 later copies of one vote, a side-swapped twin at the same time and a vote on a
+    pair answered in the live review are duplicates: reported, not stored, not counted."""
+    doc = _vote_doc(out, n=1)
+    v = doc["votes"][0]
+    twin = {**v, "left_hash": v["right_hash"], "right_hash": v["left_hash"],
+            "left_name": v["right_name"], "right_name": v["left_name"],
+            "answer": {"left": "right", "right": "left"}.get(v["answer"], v["answer"])}
+    copies = [{**v, "time": v["time"] + 1 + i} for i in range(100)]
+    other = {**v, "reviewer": "bo", "time": v["time"] + 5}  # another reviewer counts
+    doc["votes"] = [*copies, twin, v, other]
+    r = _import(out, tmp_path, doc)
+    assert r.exit_code == 0, r.output
+    assert "imported 2 vote(s)" in r.output and "101 duplicate(s) not stored" in r.output
+    assert "duplicate: vote 1 (ana" in r.output and "repeats vote 101 of the file" in r.output
+    assert "and 96 more duplicate(s)" in r.output and "[car] 2 counted vote(s)" in r.output
+    with sqlite3.connect(out / "results.sqlite") as c:
+        rows = c.execute("SELECT reviewer, time FROM votes ORDER BY reviewer").fetchall()
+    assert rows == [("ana", v["time"]), ("bo", v["time"] + 5)]
+    # a vote stored before (the live server's) holds the key too
+    later = {**v, "reviewer": "bo", "time": v["time"] + 50, "answer": "same"}
+    r = _import(out, tmp_path, {**doc, "votes": [later]}, "more.json")
+    assert r.exit_code == 0 and "imported 0 vote(s)" in r.output, r.output
+    assert "repeats a stored vote" in r.output and _count_votes(out) == 2
+
+
+def test_import_refuses_a_file_over_the_size_limit_with_exit_2(out, tmp_path):
+    from evalkit.decide.review.votes import MAX_FILE_BYTES
+
+    doc = json.dumps(_vote_doc(out))
+    r = _import(out, tmp_path, doc + " " * (MAX_FILE_BYTES + 1 - len(doc)))
+    assert r.exit_code == 2 and "larger than the 20 MiB limit" in r.output, r.output
+    assert _count_votes(out) == 0
+    r = _import(out, tmp_path, doc + " " * (MAX_FILE_BYTES - len(doc)))  # at the limit: read
+    assert r.exit_code == 0 and "imported 3 vote(s)" in r.output, r.output
+
+
+@pytest.mark.parametrize("depth", [4, 100_000])
+def test_import_refuses_deep_nesting_with_exit_2_not_a_recursion_error(out, tmp_path, depth):
+    doc = _vote_doc(out)
+    text = json.dumps(doc)[:-1] + ', "x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+    r = _import(out, tmp_path, text)
+    assert r.exit_code == 2 and "nested deeper than a vote file's 3 levels" in r.output, \
+        r.output
+    assert not isinstance(r.exception, RecursionError) and _count_votes(out) == 0
+
+
+def test_import_ignores_brackets_inside_strings(out, tmp_path):
+    doc = _vote_doc(out)
+    doc["votes"] = [{**v, "reviewer": "[[[[{{{{"} for v in doc["votes"]]
+    r = _import(out, tmp_path, doc)
+    assert r.exit_code == 0 and "imported 3 vote(s)" in r.output, r.output
+
+
+@pytest.mark.parametrize("key, value", [
+    ("time", 10**400), ("time", float("nan")), ("time", -1e308 * 10), ("reviewer", "\x1b[2J"),
+    ("sample_id", "\ud800"), ("domain", "\ud800"), ("answer", 7), ("left_hash", True),
+    ("reviewer", "x" * 65)])
+def test_import_refuses_hostile_field_values_with_exit_2(out, tmp_path, key, value):
+    doc = _vote_doc(out)
+    doc["votes"][1][key] = value
+    r = _import(out, tmp_path, json.dumps(doc, allow_nan=True))
+    assert r.exit_code == 2 and "vote 2:" in r.output, (r.output, r.exception)
+    assert _count_votes(out) == 0
+
+
+def _json_values(st):
+    """Any JSON value (nested a few levels, huge integers and NaN included)."""
+    hostile = st.sampled_from([10**400, -10**400, 2**1024, 1e308, float("nan"), float("inf"),
+                               "\ud800", "\x00\x1b[2J", "x" * 5000, "", " ", "left", 1.7e9])
+    leaves = (st.none() | st.booleans() | st.floats() | st.text()
+              | st.integers(-10**400, 10**400) | hostile)
+    return st.recursive(leaves, lambda kids: st.lists(kids, max_size=4)
+                        | st.dictionaries(st.text(max_size=12), kids, max_size=4),
+                        max_leaves=12)
+
+
+def test_import_fuzz_exits_0_or_2_and_never_a_traceback(out, tmp_path):
+    """Hypothesis: vote files with any field replaced by any JSON value, whole random JSON
+    documents, cut-off and byte-mangled files: exit 0 or 2, never a traceback."""
+    hyp = pytest.importorskip("hypothesis", reason="the fuzz needs hypothesis (dev extra)")
+    st = hyp.strategies
+    any_json = _json_values(st)
+    doc = _vote_doc(out)
+    fields = sorted(doc["votes"][0]) + ["format", "out", "votes", "extra"]
+    text = json.dumps(doc)
+    mutated = st.tuples(st.sampled_from(fields), any_json).map(
+        lambda fv: json.dumps(
+            {**doc, fv[0]: fv[1]} if fv[0] in ("format", "out", "votes") else
+            {**doc, "votes": [{**doc["votes"][0], fv[0]: fv[1]}, *doc["votes"][1:]]},
+            allow_nan=True))
+    whole = any_json.map(json.dumps)
+    cut = st.integers(0, len(text)).map(lambda k: text[:k])
+    deep = st.integers(1, 3000).map(lambda d: text[:-1] + ', "x": ' + "[" * d + "]" * d + "}")
+    mangled = st.tuples(st.integers(0, len(text) - 1), st.binary(min_size=1, max_size=8)
+                        ).map(lambda kb: text.encode()[:kb[0]] + kb[1] + text.encode()[kb[0]:])
+    seen = {0: 0, 2: 0}
+
+    @hyp.settings(max_examples=150, deadline=None, database=None,
+                  suppress_health_check=list(hyp.HealthCheck))
+    @hyp.given(st.one_of(mutated, whole, cut, mangled, deep))
+    def check(content):
+        f = tmp_path / "fuzz.json"
+        f.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8",
+                                                                              "surrogatepass"))
+        r = CliRunner().invoke(cli, ["review", "import", str(out), str(f)])
+        assert r.exit_code in (0, 2), (content, r.output, r.exception)
+        assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+        assert "Traceback" not in r.output
+        seen[r.exit_code] += 1
+
+    check()
+    assert seen[2] > 0  # the fuzz reached the refusals (and, mostly, exit 0 only by luck)
 
 
 # -- agreement and the report ---------------------------------------------------------------

@@ -84,13 +84,27 @@ def serve(out: Path, port: int, reviewer: str | None, verbose: bool) -> None:
         click.echo("review stopped; votes are in results.sqlite", err=True)
 
 
+#: Duplicate votes listed one per line by ``review import`` (the rest are counted).
+_SHOW_DUPLICATES = 5
+
+
 @review.command("import")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("votes_file", type=click.Path(path_type=Path, dir_okay=False))
 def import_votes(out: Path, votes_file: Path) -> None:
-    """Import a vote file downloaded from the report's Review page (all or nothing)."""
+    """Import a vote file downloaded from the report's Review page.
+
+    A malformed or foreign file (or one over 20 MiB) is refused whole with exit 2. As in
+    the live review, one vote per reviewer, sample and checkpoint pair counts: a later one
+    is reported as a duplicate and not stored."""
     from evalkit.decide.review.scores import update_human_scores
-    from evalkit.decide.review.votes import VoteFileError, add_votes, ensure_table, read_vote_file
+    from evalkit.decide.review.votes import (
+        VoteFileError,
+        add_votes,
+        ensure_table,
+        plan_import,
+        read_vote_file,
+    )
 
     store = _open_store(out)
     try:
@@ -100,10 +114,18 @@ def import_votes(out: Path, votes_file: Path) -> None:
         except VoteFileError as exc:
             click.echo(error_line(f"{exc}; nothing was imported"), err=True)
             sys.exit(2)
-        new = add_votes(store.conn, votes, source=f"import:{votes_file.name}")
+        plan = plan_import(votes, store.conn)
+        new = add_votes(store.conn, plan.new, source=f"import:{votes_file.name}")
         fits = update_human_scores(store)
-        click.echo(f"imported {new} vote(s) from {votes_file} ({len(votes) - new} already "
-                   "there)")
+        dup = (f", {len(plan.duplicates)} duplicate(s) not stored: one vote per reviewer, "
+               "sample and checkpoint pair, as in the live review" if plan.duplicates else "")
+        click.echo(f"imported {new} vote(s) from {votes_file} ({plan.already} already "
+                   f"there{dup})")
+        for number, v, first in plan.duplicates[:_SHOW_DUPLICATES]:
+            click.echo(f"  duplicate: vote {number} ({v.reviewer}, {v.dataset} "
+                       f"{v.sample_id}, {v.left_name} vs {v.right_name}) repeats {first}")
+        if len(plan.duplicates) > _SHOW_DUPLICATES:
+            click.echo(f"  ... and {len(plan.duplicates) - _SHOW_DUPLICATES} more duplicate(s)")
         _print_fits(fits)
     finally:
         store.close()

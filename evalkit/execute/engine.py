@@ -19,6 +19,7 @@ metrics -> values) runs in this process (default) or as Ray tasks
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from evalkit.inputs import sources
 from evalkit.inputs.checkpoints.discover import CheckpointRef
 from evalkit.inputs.data.dataset import Dataset
 from evalkit.measure.base import MetricContext, MetricValue
+from evalkit.store.outputs import CheckedFolder
 from evalkit.store.results import Store
 
 
@@ -332,7 +334,7 @@ def evaluate_domains(plans: list, out_dir: str | Path, options: RunOptions | Non
             for ref in p.refs:
                 order[ref.name] = len(order)
                 planned = _plan_checkpoint(ref, p.domain, p.datasets, reference, families,
-                                           signature, store, options, out_dir, bar, superseded)
+                                           signature, store, options, out_dir, bar, superseded, log)
                 if isinstance(planned, WorkUnit):
                     units.append(planned)
                 else:
@@ -388,10 +390,13 @@ def _record(outcome: CheckpointOutcome, summary: RunSummary, log, options: RunOp
 
 def _plan_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], reference,
                      families: list, signature: str, store: Store, options: RunOptions,
-                     out_dir: Path, bar, superseded: Superseded | None = None
+                     out_dir: Path, bar, superseded: Superseded | None = None,
+                     log: Callable[[str], None] = lambda s: None
                      ) -> CheckpointOutcome | WorkUnit:
     """Driver side, before any work: a failed or fully cached checkpoint is settled here
-    (and stored); otherwise the :class:`WorkUnit` of what is left to compute."""
+    (and stored); otherwise the :class:`WorkUnit` of what is left to compute. A complete
+    evaluation whose cached outputs fail their check (:func:`_outputs_intact`) is computed
+    again, from regenerated outputs."""
     import evalkit
 
     t0 = time.perf_counter()
@@ -406,6 +411,9 @@ def _plan_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], r
     for ds in datasets:
         ev = store.evaluation(ref.name, ds.name)
         fams = _families_to_compute(ev, ckpt_hash, ds, families, signature)
+        if not fams and not _outputs_intact(
+                out_dir, cache_key(ckpt_hash, options.precision), ds, log):
+            fams = list(families)
         if fams and superseded is not None:
             superseded.note(ev, ckpt_hash, ds, ref.name, fams, signature)
         if fams:
@@ -425,6 +433,27 @@ def _plan_checkpoint(ref: CheckpointRef, domain: str, datasets: list[Dataset], r
                     evalkit_version=evalkit.__version__,
                     source_options=sources.SourceOptions.of(options),
                     precision=options.precision, timings=options.timings)
+
+
+def _outputs_intact(out_dir: Path, out_key: str, ds: Dataset,
+                    log: Callable[[str], None]) -> bool:
+    """Whether the cached outputs of a complete evaluation pass their check
+    (:mod:`evalkit.store.outputs`). A folder that fails is said once (its first bad file
+    and how many more) and removed, so that it is regenerated; a folder without a
+    manifest (outputs deleted to save space) has nothing to check."""
+    folder = OutputCache.folder_of(out_dir, out_key, ds.content_hash)
+    try:
+        checked = CheckedFolder(folder)
+    except (OSError, ValueError):
+        return True
+    bad = checked.problems()
+    checked.save_keys()
+    if not bad:
+        return True
+    more = f" (and {len(bad) - 1} more file(s) there)" if len(bad) > 1 else ""
+    log(f"{bad[0]}{more}: regenerating that folder and its metrics")
+    shutil.rmtree(folder, ignore_errors=True)
+    return False
 
 
 def _fail(store: Store, ref: CheckpointRef, domain: str, reason: str, ckpt_hash: str | None,

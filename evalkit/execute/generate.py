@@ -8,8 +8,9 @@ written last, so a folder with a manifest is complete and no later step (metrics
 a re-run) runs a generator again for the same checkpoint and dataset. A folder is written
 as ``<name>.tmp<PID>`` and renamed into place; temporary folders whose process is gone (a
 kill, a full disk) are removed by the next :class:`OutputCache`. The manifest records each
-PNG's sha256, checked whenever the outputs are read: a file changed since (even into another
-valid image) makes the folder be regenerated, with a message.
+PNG's sha256, checked whenever the outputs are read (:mod:`evalkit.store.outputs`): a file
+changed since (even into another valid image) makes the folder be regenerated, with a
+message.
 
 The per-sample L1 on the [-1, 1] scale needs the raw (pre-truncation) output, so it is
 computed here, while the raw output exists, and kept in the manifest.
@@ -43,8 +44,8 @@ from evalkit.inputs.data.samples import (
 from evalkit.inputs.data.serving import output_to_uint8
 from evalkit.inputs.models.runner import Runner
 from evalkit.measure.paired import l1_per_sample
+from evalkit.store.outputs import MANIFEST, CheckedFolder, OutputChanged
 
-MANIFEST = "manifest.json"
 CACHE_VERSION = 2  # 2: per-file sha256 in the manifest
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -70,7 +71,12 @@ class OutputCache:
         self.removed_temps = remove_stale_temps(self.root) if clean else []
 
     def folder(self, checkpoint_hash: str, dataset_hash: str) -> Path:
-        return self.root / checkpoint_hash[:16] / dataset_hash[:16]
+        return self.folder_of(self.root.parent, checkpoint_hash, dataset_hash)
+
+    @staticmethod
+    def folder_of(out_dir: str | Path, checkpoint_hash: str, dataset_hash: str) -> Path:
+        """``OUT/outputs/<checkpoint hash[:16]>/<dataset hash[:16]>``."""
+        return Path(out_dir) / "outputs" / checkpoint_hash[:16] / dataset_hash[:16]
 
     def load(self, checkpoint_hash: str, ds: Dataset
              ) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -78,29 +84,33 @@ class OutputCache:
         the folder fails its check (then it will be regenerated; a changed file is said)."""
         folder = self.folder(checkpoint_hash, ds.content_hash)
         try:
-            manifest = json.loads((folder / MANIFEST).read_text())
+            checked = CheckedFolder(folder)
         except (OSError, ValueError):
             return None
+        manifest = checked.manifest
         if manifest.get("version") != CACHE_VERSION or manifest.get("ids") != ds.ids:
             return None
         images: RowWriter | None = None  # on disk when large (evalkit.inputs.data.samples)
         try:
-            files = manifest["files"]
-            for name, digest in zip(files, manifest["sha256"], strict=True):
-                data = (folder / name).read_bytes()
-                if hashlib.sha256(data).hexdigest() != digest:
-                    self.log(f"cached output {folder / name} changed since it was written "
-                             "(sha256 mismatch): regenerating that folder")
-                    return None
+            for name in manifest["files"]:
+                data = checked.read(name)
                 img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
                 if images is None:  # rows on disk when the dataset's are, or when large
-                    images = RowWriter(len(files), img.shape, np.uint8,
+                    images = RowWriter(len(manifest["files"]), img.shape, np.uint8,
                                        like=getattr(ds, "inputs", None))
                 images.append(img)
-        except Exception as exc:  # damaged cache (missing file, bad manifest): regenerate
+        except OutputChanged as exc:
+            if "sha256" in exc.reason:
+                self.log(f"{exc}: regenerating that folder")
+            else:
+                self.log(f"cached outputs in {folder} unreadable ({exc.path.name} "
+                         f"{exc.reason}): regenerating that folder")
+            return None
+        except Exception as exc:  # damaged cache (undecodable PNG, bad manifest): regenerate
             self.log(f"cached outputs in {folder} unreadable ({type(exc).__name__}): "
                      "regenerating that folder")
             return None
+        checked.save_keys()
         raw = manifest.get("raw_l1")
         raw_l1 = None if raw is None else np.array([np.nan if v is None else v for v in raw])
         if images is None:

@@ -10,6 +10,7 @@ the target (held-out pairs only) and the checkpoint's cached served output
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ def grid_images(out_dir: str | Path, samples: int = GRID_SAMPLES) -> tuple[list[
                 fixed.append(np.concatenate([_rgb(ds.targets[i]) for i in pick], axis=1))
         ev = evals[evals["dataset"] == row.name]
         for ck, folder in zip(ev["checkpoint"], ev["outputs_dir"], strict=True):
-            out_row = _outputs_row(out_dir / folder, [ids[i] for i in pick], size)
+            out_row = _outputs_row(out_dir / folder, [ids[i] for i in pick], size, notes)
             if out_row is None or ck not in step_of:
                 continue
             image = np.ascontiguousarray(np.concatenate([*fixed, out_row], axis=0))
@@ -97,15 +98,24 @@ def grid_images(out_dir: str | Path, samples: int = GRID_SAMPLES) -> tuple[list[
     return images, notes
 
 
-def _outputs_row(folder: Path, ids: list[str], size: int) -> np.ndarray | None:
-    """The cached served outputs of ``ids`` side by side, or None when any is missing."""
+def _outputs_row(folder: Path, ids: list[str], size: int,
+                 notes: list[str] | None = None) -> np.ndarray | None:
+    """The cached served outputs of ``ids`` side by side, or None when any is missing or
+    fails its check against the folder's manifest (:mod:`evalkit.store.outputs`; then
+    ``notes`` gets a line saying which)."""
+    from evalkit.store.outputs import CheckedFolder, OutputChanged
+
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        files = dict(zip(manifest["ids"], manifest["files"], strict=True))
+        checked = CheckedFolder(folder)
+        files = checked.files()
         tiles = []
         for sid in ids:
-            with Image.open(folder / files[sid]) as im:
+            with Image.open(io.BytesIO(checked.read(files[sid]))) as im:
                 tiles.append(_rgb(np.asarray(im.convert("RGB").resize((size, size)))))
+    except OutputChanged as exc:
+        if notes is not None:
+            notes.append(f"{exc}: not exported (run evalkit run again to regenerate it)")
+        return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return np.concatenate(tiles, axis=1)

@@ -384,7 +384,8 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "not_counted": [n for n in ranking.not_counted.to_dict("records")
                         if (n["dataset"], n["metric"]) not in gone],
         "unmeasured": missing,
-        "grids": grid_data, "reduced": reduced, "top_k": grids.TOP_K,
+        "grids": grid_data, "reduced": reduced,
+        "output_problems": [p for d in sets for p in d.changed], "top_k": grids.TOP_K,
         "metric_figs": metric_figs, "mismatch_figs": mismatch_figs,
         "config": config, "review_page": review_page, "human": human,
         "score_text": SCORE_TEXT[config.method],
@@ -470,6 +471,7 @@ def _grid_row(disp: grids.DisplaySet, i: int, cols: list[str], sm_lookup: dict,
         paths = disp.outputs.get(c)
         v = sm_lookup.get((c, disp.name, metric, i)) if metric else None
         cells.append({"checkpoint": c, "src": paths[i] if paths else None,
+                      "problem": disp.problems.get((c, i)),
                       "value": None if v is None else _num(v, 3)})
     return {"index": i, "id": disp.ids[i] if i < len(disp.ids) else str(i),
             "input": disp.inputs[i] if i < len(disp.inputs) else None,

@@ -1,7 +1,9 @@
 """Comparison grids: samples x (input | target | checkpoints), as ``<img>`` cells.
 
-Images are files in ``OUT/report/img/``: the cached served outputs are hard-linked (copied
-where links are impossible) from ``OUT/outputs/``, and the served inputs and targets are
+Images are files in ``OUT/report/img/``: the cached served outputs are read from
+``OUT/outputs/``, checked against their manifest's sha256 (:mod:`evalkit.store.outputs`;
+one that fails is not shown, its cell says why) and the checked bytes written (a copy, not
+a link, so a later change to the cache cannot change the report), and the served inputs and targets are
 written as PNG after reloading each dataset from its recorded root with the recorded image
 size (only when the reloaded dataset has the recorded content hash, so the grid never shows
 inputs the outputs were not made from). File names in ``img/`` are generated from indices
@@ -12,14 +14,16 @@ attribute; ids are shown as (escaped) text only.
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from evalkit.store.outputs import CheckedFolder, OutputChanged
 
 #: Rows per view (best / worst / random) of a comparison grid.
 ROWS_PER_VIEW = 6
@@ -45,6 +49,9 @@ class DisplaySet:
         outputs: checkpoint -> relative image paths per sample.
         note: why inputs/targets are not shown, if they are not.
         size: served size in px.
+        problems: (checkpoint, sample index) -> why that output is not shown (it failed
+            its check, :mod:`evalkit.store.outputs`).
+        changed: one line per output file that failed its check.
     """
 
     name: str
@@ -56,18 +63,12 @@ class DisplaySet:
     targets: list[str | None] = field(default_factory=list)
     outputs: dict[str, list[str | None]] = field(default_factory=dict)
     note: str | None = None
+    problems: dict[tuple[str, int], str] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)
 
     @property
     def has_targets(self) -> bool:
         return any(t is not None for t in self.targets)
-
-
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def _reload(row: pd.Series, size: int, limit: int | None):
@@ -98,9 +99,13 @@ def _reload(row: pd.Series, size: int, limit: int | None):
 def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
                        samples: pd.DataFrame, evaluations: pd.DataFrame,
                        checkpoints: list[str], size: int, limit: int | None,
-                       needed: dict[str, set[int]]) -> list[DisplaySet]:
+                       needed: dict[str, set[int]],
+                       log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+                       ) -> list[DisplaySet]:
     """Prepare image files for every dataset; ``needed[dataset]`` are the sample indices
-    any page shows (only those images are written/linked)."""
+    any page shows (only those images are written/linked). Every output is checked
+    against its folder's manifest first (:mod:`evalkit.store.outputs`); one that fails is
+    not linked, its cell says why, and ``log`` gets a line."""
     sets = []
     for k, row in enumerate(datasets.itertuples(index=False)):
         r = pd.Series(row._asdict())
@@ -134,16 +139,26 @@ def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
             folder = folders.get(ck)
             if folder is not None:
                 try:
-                    manifest = json.loads((out_dir / folder / "manifest.json").read_text())
-                    files = dict(zip(manifest["ids"], manifest["files"], strict=True))
+                    checked = CheckedFolder(out_dir / folder)
+                    files = checked.files()
                 except (OSError, ValueError, KeyError, TypeError):
-                    files = {}
+                    checked, files = None, {}
                 for i in want:
                     f = files.get(ids[i])
-                    if f is None or not (out_dir / folder / f).is_file():
+                    if checked is None or f is None or not (out_dir / folder / f).is_file():
+                        continue
+                    try:
+                        data = checked.read(f)
+                    except OutputChanged as exc:
+                        disp.problems[(ck, i)] = (f"not shown: {exc.reason}; run evalkit run "
+                                                  "again to regenerate it")
+                        disp.changed.append(str(exc))
+                        log(f"{exc}: not shown in the report (run evalkit run again to "
+                            "regenerate it)")
                         continue
                     rel = f"{base}/c{j}/{i:05d}.png"
-                    _link(out_dir / folder / f, report_dir / rel)
+                    (report_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (report_dir / rel).write_bytes(data)  # the checked bytes, not a link
                     paths[i] = rel
             disp.outputs[ck] = paths
         sets.append(disp)

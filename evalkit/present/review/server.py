@@ -16,7 +16,9 @@ the domain, the sample id and three image URLs; checkpoint names are not sent),
 Refused with 403: a client address that is not loopback, a ``Host`` header other than
 ``127.0.0.1:<port>``/``localhost:<port>`` (DNS rebinding), a POST whose ``Origin`` is not this
 server (another site's page). Refused with 404: any file path that resolves outside ``OUT``
-(``..``, encoded ``%2e%2e``, absolute paths, symlinks out), or that is not a PNG file.
+(``..``, encoded ``%2e%2e``, absolute paths, symlinks out), or that is not a PNG file
+listed in an output folder's manifest. Refused with 409: a served output that fails its
+sha256 check (changed since it was generated, :mod:`evalkit.store.outputs`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import pandas as pd
 
 from evalkit.decide.review.pairs import Comparison, next_comparison, plan_domain
 from evalkit.decide.review.votes import Vote, add_votes, ensure_table, load_votes
+from evalkit.store.outputs import CheckedFolder, OutputChanged
 
 HOST = "127.0.0.1"
 #: Largest accepted request body (bytes).
@@ -76,6 +79,23 @@ def safe_path(root: Path, rel: str) -> Path | None:
             not target.is_file():
         return None
     return target
+
+
+def checked_output(path: Path) -> tuple[bytes | None, str | None]:
+    """``(bytes, None)`` for a served output that passes its check against its folder's
+    manifest (:mod:`evalkit.store.outputs`); ``(None, why)`` for one that fails it;
+    ``(None, None)`` for a PNG that is no served output (no manifest lists it)."""
+    try:
+        checked = CheckedFolder(path.parent)
+    except (OSError, ValueError):
+        return None, None
+    if path.name not in checked.digests:
+        return None, None
+    try:
+        data = checked.read(path.name)
+    except OutputChanged as exc:
+        return None, f"{exc}; run evalkit run again to regenerate it"
+    return data, None
 
 
 class ReviewState:
@@ -265,10 +285,15 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(state.next())
             elif path.startswith("/files/"):
                 f = safe_path(state.out_dir, path[len("/files/"):])
-                if f is None:
-                    self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+                png, why = checked_output(f) if f is not None else (None, None)
+                if png is not None:
+                    self._send(HTTPStatus.OK, png, "image/png")
+                elif why is not None:
+                    self.log_error("%s", why)
+                    self._send(HTTPStatus.CONFLICT, f"refused: {why}\n".encode(),
+                               "text/plain; charset=utf-8")
                 else:
-                    self._send(HTTPStatus.OK, f.read_bytes(), "image/png")
+                    self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
             elif path.startswith("/input/"):
                 png = state.input_png(path[len("/input/"):])
                 if png is None:
