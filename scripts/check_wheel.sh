@@ -10,8 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 PY=${PYTHON:-python3}
-VENV=${1:-$(mktemp -d)/venv}
 DIST=$(mktemp -d)
+if [ -n "${1:-}" ]; then
+  VENV=$1
+  trap 'rm -rf "$DIST"' EXIT
+else  # a temporary venv (about 8 GB) is removed again at the end
+  TMPV=$(mktemp -d)
+  VENV=$TMPV/venv
+  trap 'rm -rf "$DIST" "$TMPV"' EXIT
+fi
 .venv/bin/python -m pip wheel -q --no-deps -w "$DIST" .
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
