@@ -25,6 +25,10 @@ with quiet.native_stderr_hidden():
             "Install it with: pip install tf-keras==2.21.0 (it requires the `tensorflow` "
             "package, not tensorflow-cpu)"
         ) from exc
+    # Find the devices now, still hidden: the `tensorflow` wheel (CUDA-capable) logs "failed
+    # call to cuInit" at ERROR level on a machine without a GPU the first time it looks.
+    # Listing physical devices does not fix the device setup (--device still can).
+    tf.config.list_physical_devices()
 
 quiet.quiet_python_loggers()
 
