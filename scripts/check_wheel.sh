@@ -25,8 +25,12 @@ fi
 # torch is capped at 2.14.1 on our machines (pip constraint file); the wheel pins the same.
 "$VENV/bin/python" -m pip install -q "$DIST"/evalkit-*.whl
 echo "installed: $("$VENV/bin/evalkit" --version) in $VENV ($(du -sh "$VENV" | cut -f1))"
-du -s "$VENV"/lib/python3*/site-packages/* 2>/dev/null | sort -rn | head -6 \
-  | awk '{printf "  %6.0f MB  %s\n", $1 / 1024, $2}' | sed "s|$VENV/lib/python3[^/]*/site-packages/||"
+# (awk stops printing after 6 but reads on: `head` would end the pipe early, a SIGPIPE
+# that pipefail turns into a failed script)
+du -s "$VENV"/lib/python3*/site-packages/* 2>/dev/null | sort -rn \
+  | awk -v venv="$VENV" 'NR <= 6 {sub(venv "/lib/python3[^/]*/site-packages/", "", $2);
+                                  printf "  %6.0f MB  %s\n", $1 / 1024, $2}'
+
 WORK=$(mktemp -d)
 cd "$WORK"   # not the checkout: the installed package, not the source tree
 "$VENV/bin/evalkit" run "$REPO/examples/checkpoints/gemstone" \
