@@ -245,3 +245,27 @@ def test_unchanged_report_is_not_rendered_again(tmp_path, seed_run, heldout_dir,
     evaluate_run(seed_run, out, ds, opts, families=[PairedMetrics()], argv=["other"],
                  log=lambda s: None)  # another command line: a new row in the run list
     assert not reportstamp.is_current(out, reportstamp.fingerprint(out))
+
+
+def test_signals_deferred_delivers_a_kill_after_the_block():
+    """A SIGTERM inside signals_deferred() (e.g. during `import tensorflow`) is raised as
+    Terminated when the block ends, not inside it."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal\n"
+            "from evalkit.core.faults import Terminated, install_sigterm_handler, "
+            "signals_deferred\n"
+            "install_sigterm_handler()\n"
+            "seen = []\n"
+            "try:\n"
+            "    with signals_deferred():\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        for _ in range(10 ** 6): pass\n"
+            "        seen.append('block ended normally')\n"
+            "except Terminated:\n"
+            "    seen.append('terminated after the block')\n"
+            "print(seen)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout.strip()
+    assert out == "['block ended normally', 'terminated after the block']"

@@ -21,6 +21,8 @@ import re
 import shutil
 import signal
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 EXIT_DISK_FULL = 3
@@ -112,6 +114,31 @@ def install_sigterm_handler(sig: int = signal.SIGTERM) -> None:
         signal.signal(sig, _raise_terminated)
     except ValueError:  # not the main thread
         pass
+
+
+@contextmanager
+def signals_deferred(sigs: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+                     ) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back inside the block and deliver them when it ends.
+
+    For code that turns any exception raised inside it into its own error: a Ctrl-C or
+    ``kill`` during ``import tensorflow`` raised evalkit's ``Terminated`` (or
+    ``KeyboardInterrupt``) inside TensorFlow's initialization, which reported "initialization
+    failed" and ended the run with exit 1 instead of 143/130 and no "what is stored" line.
+    The signals are blocked for this thread (``pthread_sigmask``) and stay pending; on exit
+    the old mask is restored and Python runs its handlers then. Off the main thread, or
+    where ``pthread_sigmask`` does not exist, the block runs as is."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 _TMP = re.compile(r"\.(?:tmp|old)(\d+)$")

@@ -9,12 +9,14 @@ directly instead of ``tf.keras``. The import is quiet unless ``--verbose``
 from __future__ import annotations
 
 from evalkit.core import quiet
+from evalkit.core.faults import signals_deferred
 from evalkit.core.import_order import make_import_order_safe
 
 make_import_order_safe()
 quiet.quiet_native_logs()
 
-with quiet.native_stderr_hidden():
+# Ctrl-C/kill during the import are delivered after it (signals_deferred's docstring)
+with signals_deferred(), quiet.native_stderr_hidden():
     import tensorflow as tf  # noqa: E402
 
     try:
