@@ -66,14 +66,6 @@ def _margins(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray) -> np.nda
     return margin
 
 
-def _pairwise_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray
-                     ) -> np.ndarray:
-    """:func:`_schulze_scores` of the margins (:func:`_margins`) of ``vals``
-    ``(J, ..., K)``: J counted (dataset, metric) pairs, any batch dims (the bootstrap's
-    resamples), K participants."""
-    return _schulze_scores(_margins(vals, weights, lower))
-
-
 def _schulze_scores(margin: np.ndarray) -> np.ndarray:
     """Schulze loss share of each participant, for ``[ranking] method = "pairwise"``.
 
