@@ -9,6 +9,7 @@ built once per module; each test works on its own copy.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -488,17 +489,27 @@ def test_report_shows_the_human_track_agreement_and_a_review_page(out):
 
 @pytest.fixture
 def server(out):
-    from evalkit.present.review.server import ReviewServer, ReviewState
+    from evalkit.present.review.server import ReviewState
 
-    state = ReviewState(out, "ana", seed=1, bootstrap=50)
+    with running(ReviewState(out, "ana", seed=1, bootstrap=50)) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def running(state):
+    """A review server for ``state`` on a free port, serving in a thread; closed after."""
+    from evalkit.present.review.server import ReviewServer
+
     srv = ReviewServer(state, 0)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    state.close()
-    t.join(5)
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        state.close()
+        t.join(5)
 
 
 def _get(srv, path: str, host: str | None = None, method: str = "GET", body=None,

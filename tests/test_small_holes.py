@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -83,15 +82,10 @@ def review_server(out, monkeypatch):
 
     assert mod.CONNECTION_TIMEOUT_S <= 30  # idle clients are dropped
     monkeypatch.setattr(mod, "CONNECTION_TIMEOUT_S", IDLE_S)
-    state = mod.ReviewState(out, "ana", seed=1, bootstrap=0)
-    srv = mod.ReviewServer(state, 0)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    state.close()
-    t.join(5)
+    from tests.test_review import running
+
+    with running(mod.ReviewState(out, "ana", seed=1, bootstrap=0)) as srv:
+        yield srv
 
 
 def test_an_idle_client_blocks_no_one_and_is_closed(review_server):
