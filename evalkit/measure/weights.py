@@ -143,6 +143,17 @@ class WeightsMissing(RuntimeError):
         return f"{metrics} skipped: {self}"
 
 
+class BundledMissing(WeightsMissing):
+    """A file that ships inside a Python package (not fetched by evalkit) is missing."""
+
+    def __init__(self, file_name: str, package: str):
+        RuntimeError.__init__(self, f"weights file {file_name} not found: it ships inside the "
+                                    f"{package} package; pip install {package}")
+        self.weight, self.file_name, self.looked_in, self.problem = None, file_name, [], None
+        self.fix_command = f"pip install {package}"
+        self.import_command = None
+
+
 def torch_hub_checkpoints() -> Path:
     """``$TORCH_HOME/hub/checkpoints`` as torch computes it (without importing torch)."""
     home = os.environ.get("TORCH_HOME")
