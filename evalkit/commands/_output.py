@@ -132,4 +132,7 @@ def emit(text: str, output: Path | str | None, what: str = "output") -> None:
     except OSError as exc:
         raise click.UsageError(f"cannot write {path}: {exc.strerror or exc}; choose another "
                                "-o/--output file") from exc
-    click.echo(f"wrote {what} {path}", err=True)
+    from evalkit.commands import is_quiet
+
+    if not is_quiet():
+        click.echo(f"wrote {what} {path}", err=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.commands import error_line
+from evalkit.commands import error_line, is_quiet
 from evalkit.commands._output import emit, format_options, is_stdout, render
 
 
@@ -107,8 +107,7 @@ def _table(W, rows) -> str:
 @click.option("--dest", type=click.Path(path_type=Path, file_okay=False),
               help="Folder to save into [default: $EVALKIT_WEIGHTS_DIR, else the torch hub cache].")
 @click.option("--force", is_flag=True, help="Download even when a valid copy is present.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def fetch_cmd(names: tuple[str, ...], dest: Path | None, force: bool, quiet: bool) -> None:
+def fetch_cmd(names: tuple[str, ...], dest: Path | None, force: bool) -> None:
     """Download weight files (NAMES: inception, alexnet; default all) and check their sha256.
 
     Needs internet. Exit 1 when a download fails or a hash does not match.
@@ -119,7 +118,7 @@ def fetch_cmd(names: tuple[str, ...], dest: Path | None, force: bool, quiet: boo
         raise click.UsageError(f"unknown weight file(s) {', '.join(unknown)}; "
                                f"choose from {', '.join(W.REGISTRY)}")
     try:
-        W.fetch(list(names) or None, dest=dest, force=force, progress=not quiet,
+        W.fetch(list(names) or None, dest=dest, force=force, progress=not is_quiet(),
                 log=lambda s: click.echo(s, err=True))
     except (OSError, ValueError) as exc:
         click.echo(error_line(str(exc)), err=True)
