@@ -123,7 +123,9 @@ def emit(text: str, output: Path | str | None, what: str = "output") -> None:
     folder created; then ``wrote WHAT FILE`` on stderr). An unwritable file is exit 2
     naming it."""
     if is_stdout(output):
-        click.echo(text, nl=False)
+        # color=True: click must not strip escape sequences from data (a csv cell may hold
+        # one; terminal tables show them as visible text already)
+        click.echo(text, nl=False, color=True)
         return
     path = Path(output)
     try:
