@@ -14,6 +14,7 @@ import sys
 import click
 
 from evalkit import __version__
+from evalkit.commands import QUIET_HELP
 
 #: command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
@@ -137,7 +138,6 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, HELP.get(name, "")) for name in COMMANDS])
 
 
-QUIET_HELP = "No progress bars and no 'wrote FILE' notes (data and errors still print)."
 VERBOSE_HELP = "Also show TensorFlow's, absl's and oneDNN's own log lines (hidden by default)."
 
 

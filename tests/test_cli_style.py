@@ -305,3 +305,15 @@ def test_global_flags_on_every_command_and_output_note(monkeypatch, tmp_path):
     monkeypatch.setenv(VERBOSE_ENV, "0")
     assert CliRunner().invoke(cli, ["weights", "status", "--verbose"]).exit_code == 0
     assert os.environ[VERBOSE_ENV] == "1"
+
+
+def test_commands_taking_quiet_accept_it_on_their_own(tmp_path):
+    """demo and weights fetch declare --quiet themselves (the global flag), so the command
+    objects parse it even when called without the evalkit group (as tests do)."""
+    from evalkit.commands.demo import demo
+    from evalkit.commands.weights import fetch_cmd
+
+    r = CliRunner().invoke(demo, ["--quiet", "--example", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "No such option" not in r.output and "does not exist" in r.output
+    r = CliRunner().invoke(fetch_cmd, ["--quiet", "nonesuch"])
+    assert r.exit_code == 2 and "unknown weight file(s) nonesuch" in r.output

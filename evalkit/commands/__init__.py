@@ -37,3 +37,14 @@ def is_quiet() -> bool:
     no progress bars and no ``wrote FILE`` notes; data and errors still print."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx is not None and ctx.meta.get(QUIET_KEY))
+
+
+QUIET_HELP = "No progress bars and no 'wrote FILE' notes (data and errors still print)."
+
+
+def quiet_option(f):
+    """``--quiet`` on a command itself (so the command object works on its own too, e.g.
+    invoked directly in tests); the same flag as ``evalkit --quiet``: read it with
+    :func:`is_quiet`."""
+    return click.option("--quiet", is_flag=True, expose_value=False, callback=set_quiet,
+                        help=QUIET_HELP)(f)

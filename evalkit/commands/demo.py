@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.commands import is_quiet
+from evalkit.commands import is_quiet, quiet_option
 
 #: The example, relative to the repository root (evalkit is installed editable from it).
 EXAMPLE = Path("examples")
@@ -79,6 +79,7 @@ def select_and_export(out: Path) -> None:
 @click.option("--example", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="The example folder (checkpoints/, heldout/, sketches, evalkit.toml) "
                    "[default: examples/ of this checkout, else ./examples].")
+@quiet_option
 def demo(out: Path, example: Path | None) -> None:
     """Evaluate the shipped example run (every checkpoint, held-out pairs and sketches).
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from evalkit.commands import error_line, is_quiet
+from evalkit.commands import error_line, is_quiet, quiet_option
 from evalkit.commands._output import emit, format_options, is_stdout, render
 
 
@@ -107,6 +107,7 @@ def _table(W, rows) -> str:
 @click.option("--dest", type=click.Path(path_type=Path, file_okay=False),
               help="Folder to save into [default: $EVALKIT_WEIGHTS_DIR, else the torch hub cache].")
 @click.option("--force", is_flag=True, help="Download even when a valid copy is present.")
+@quiet_option
 def fetch_cmd(names: tuple[str, ...], dest: Path | None, force: bool) -> None:
     """Download weight files (NAMES: inception, alexnet; default all) and check their sha256.
 
