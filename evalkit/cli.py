@@ -14,7 +14,7 @@ import sys
 import click
 
 from evalkit import __version__
-from evalkit.commands import QUIET_HELP
+from evalkit.commands import QUIET_HELP, set_quiet
 
 #: command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
@@ -148,14 +148,8 @@ def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         set_verbose(True)
 
 
-def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    from evalkit.commands import set_quiet
-
-    set_quiet(ctx, param, value)
-
-
 def _own_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    _quiet(ctx, param, value)
+    set_quiet(ctx, param, value)
     return value
 
 
@@ -170,7 +164,7 @@ def with_global_flags(cmd: click.Command) -> click.Command:
     for p in cmd.params:  # a command's own --quiet (run, watch) also sets the global one
         if "--quiet" in getattr(p, "opts", []) and p.callback is None:
             p.callback = _own_quiet
-    for name, callback, text in (("--quiet", _quiet, QUIET_HELP),
+    for name, callback, text in (("--quiet", set_quiet, QUIET_HELP),
                                  ("--verbose", _verbose, VERBOSE_HELP)):
         if name not in have:
             cmd.params.append(click.Option([name], is_flag=True, expose_value=False,
@@ -180,7 +174,7 @@ def with_global_flags(cmd: click.Command) -> click.Command:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="evalkit")
-@click.option("--quiet", is_flag=True, expose_value=False, callback=_quiet, help=QUIET_HELP)
+@click.option("--quiet", is_flag=True, expose_value=False, callback=set_quiet, help=QUIET_HELP)
 @click.option("--verbose", is_flag=True, expose_value=False, callback=_verbose,
               help=VERBOSE_HELP)
 def cli() -> None:
