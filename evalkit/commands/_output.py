@@ -118,14 +118,14 @@ def is_stdout(output: Path | str | None) -> bool:
     return output is None or str(output) == "-"
 
 
-def emit(text: str, output: Path | str | None, what: str = "output") -> None:
+def emit(text: str, output: Path | str | None, what: str = "output",
+         fmt: str = "table") -> None:
     """Write ``text`` to stdout (``output`` None or ``-``) or to the file ``output`` (its
     folder created; then ``wrote WHAT FILE`` on stderr). An unwritable file is exit 2
-    naming it."""
+    naming it. csv/json (``fmt``) reach stdout byte for byte; a table goes through click's
+    usual echo (escape sequences stripped when stdout is not a terminal)."""
     if is_stdout(output):
-        # color=True: click must not strip escape sequences from data (a csv cell may hold
-        # one; terminal tables show them as visible text already)
-        click.echo(text, nl=False, color=True)
+        click.echo(text, nl=False, color=True if fmt != "table" else None)
         return
     path = Path(output)
     try:

@@ -46,7 +46,7 @@ def compare(out_a: Path, out_b: Path, fmt: str, output: Path | None) -> None:
     except CompareError as exc:
         raise click.UsageError(str(exc)) from exc
     emit(render(fmt, compare_rows(cmp), document=cmp, columns=COMPARE_COLUMNS,
-                table=lambda: to_text(cmp)), output, "the comparison")
+                table=lambda: to_text(cmp)), output, "the comparison", fmt)
     if any(d["margin"] is not None and d["margin"] < 0 and not d["same_pick"]
            for d in cmp["domains"]):
         sys.exit(1)

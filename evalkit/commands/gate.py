@@ -115,7 +115,7 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
     if fmt != "table":
         doc = to_json(report)
         emit(render(fmt, gate_rows(doc), document=doc, columns=GATE_COLUMNS), output,
-             "the gate outcome")
+             "the gate outcome", fmt)
     texts = {}
     if junit:
         buf = io.BytesIO()  # the bytes ElementTree writes to a file, declaration included

@@ -166,7 +166,7 @@ def results(out: Path, fmt: str, output: Path | None, domains: tuple[str, ...],
     if mismatch:
         df = _mismatch(df, out)
     if fmt != "table":
-        emit(render(fmt, df), output, "results")
+        emit(render(fmt, df), output, "results", fmt)
     elif df.empty:
         click.echo(f"no evaluations stored in {out} yet (e.g. a run stopped before its first "
                    "one finished): run `evalkit run` again", err=True)
@@ -209,4 +209,4 @@ def _print_wide(out: Path, fmt: str, output: Path | None, domains: tuple[str, ..
             raise click.UsageError(f"--metric {', '.join(unknown)}: not in the --wide "
                                    f"table; known: {', '.join(have) or 'none'}")
         table = table.drop(columns=[c for c in cols if c.split(":", 1)[1] not in metrics])
-    emit(render(fmt, table), output, "results")
+    emit(render(fmt, table), output, "results", fmt)

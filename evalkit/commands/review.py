@@ -153,7 +153,7 @@ def scores(out: Path, fmt: str, output: Path | None) -> None:
         click.echo("no votes yet: run 'evalkit review OUT'")
         return
     emit(render(fmt, score_rows(fits), columns=SCORE_COLUMNS,
-                table=lambda: "\n".join(_fit_lines(fits))), output, "the scores")
+                table=lambda: "\n".join(_fit_lines(fits))), output, "the scores", fmt)
 
 
 #: ``review scores --format csv`` columns

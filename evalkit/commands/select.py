@@ -73,7 +73,7 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     # table: the decision at a glance first, then why; json: selection.json; csv: per domain
     emit(render(fmt, selection_rows(sel), document=sel, columns=SELECTION_COLUMNS,
                 table=lambda: summary_table(sel) + "\n\n" + explain_all(sel)),
-         output, "the selection")
+         output, "the selection", fmt)
     if writable:
         click.echo(f"selection: {out / 'selection.json'}", err=True)
         if (out / "report" / "index.html").is_file():  # the page must not contradict it

@@ -233,6 +233,6 @@ def check(directory: Path, image_size: int, strict: bool, fmt: str, output: Path
            "problems": problems,
            "stroke_width_px": {s.file: round(s.stroke_width, 3) for s in report.stats}}
     emit(render(fmt, problems, document=doc, table=table,
-                columns=["file", "severity", "check", "message"]), output, "the check")
+                columns=["file", "severity", "check", "message"]), output, "the check", fmt)
     if failed:
         raise SystemExit(1)

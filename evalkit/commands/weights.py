@@ -57,7 +57,7 @@ def status_cmd(fmt: str, output: Path | None, as_json: bool, check: bool) -> Non
     text = render(fmt, [_csv_row(r) for r in rows], table=lambda: _table(W, rows),
                   document={"search_dirs": [str(d) for d in W.search_dirs()],
                             "files": [r.as_dict() for r in rows]})
-    emit(text, output, "weights status")
+    emit(text, output, "weights status", fmt)
     # machine output on stdout carries state/problem/fix itself; elsewhere say it on stderr
     if fmt == "table" or not is_stdout(output):
         for r in bad:
