@@ -218,8 +218,9 @@ def render_report(out_dir: Path, config_path: Path | None = None,
     domains = domains_of(ckpts, results)
     try:
         if len(domains) <= 1:
-            _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals, runs,
-                           samples, domains[0] if domains else "", review=review)
+            one = _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals,
+                                 runs, samples, domains[0] if domains else "", review=review)
+            _write_compare(out_dir, tmp, [one], multi=False)
         else:
             summaries = []
             for d in domains:
@@ -232,6 +233,7 @@ def render_report(out_dir: Path, config_path: Path | None = None,
                     review=review))
             render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method],
                             unmeasured(results))
+            _write_compare(out_dir, tmp, summaries, multi=True)
         _swap_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -270,6 +272,8 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     except SelectionError as exc:
         selection_error = str(exc)
     winner = ranking.winner
+    change, comparison = _since_last(out_dir, domain, selection, results, sm, datasets)
+    compare_href = ("../compare.html" if up else "compare.html") + f"#cmp-{domain}"
 
     (report_dir / "img" / "plots").mkdir(parents=True)
 
@@ -380,6 +384,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "verdict": verdict(selection) if selection else None,
         "h2h": _head_to_head(ranking),
         "existing_selection": _existing_selection(out_dir, selection, domain),
+        "change": change, "compare_href": compare_href if comparison else None,
         "ranking": ranking, "columns": col_info, "rows": rows, "notes": notes.items,
         "not_counted": [n for n in ranking.not_counted.to_dict("records")
                         if (n["dataset"], n["metric"]) not in gone],
@@ -423,7 +428,45 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
             metrics=metric_rows, components=comp.to_dict("records"), outputs=outputs,
             metric=None)
         (report_dir / pages[c.name]).write_text(html, encoding="utf-8")
-    return domain_summary(domain, selection, selection_error, results)
+    summary = domain_summary(domain, selection, selection_error, results)
+    summary.update(change=change, comparison=comparison,
+                   compare_href=(compare_href.removeprefix("../") if comparison else None))
+    return summary
+
+
+def _since_last(out_dir: Path, domain: str, selection: dict | None, results: pd.DataFrame,
+                sm: pd.DataFrame, datasets: pd.DataFrame) -> tuple[dict | None, dict | None]:
+    """What changed since the last recorded selection of ``domain``
+    (:func:`evalkit.decide.compare.changes_since`) and, when there is one, the comparison
+    of its pick with this report's on this folder's results (the ``evalkit compare`` view,
+    A = the last selection, B = this report)."""
+    from evalkit.decide.compare import changes_since, compare_domain, last_selection
+
+    last = last_selection(out_dir, domain, selection)
+    change = changes_since(last, selection)
+    if last is None or selection is None:
+        return change, None
+    cmp = compare_domain(domain, last[0], selection, results, results, sm, sm, datasets,
+                         datasets)
+    cmp["a"]["since"] = last[1]
+    return change, cmp
+
+
+def _write_compare(out_dir: Path, report_dir: Path, summaries: list[dict],
+                   multi: bool) -> None:
+    """``report/compare.html``: each domain's last recorded selection against this
+    report's choice (only when some domain has a last selection)."""
+    from evalkit.present.report.compare_page import write_compare_page
+
+    comps = [s["comparison"] for s in summaries if s.get("comparison")]
+    if not comps:
+        return
+    cmp = {"a": f"{out_dir.resolve()} (selection.json / selection.previous.json)",
+           "b": f"{out_dir.resolve()} (results now)", "domains": comps,
+           "only_in_a": [], "only_in_b": []}
+    pages = {s["domain"]: s["page"] for s in summaries} if multi else {"": "index.html"}
+    write_compare_page(report_dir / "compare.html", cmp, "the last recorded selection",
+                       "this report", up="index.html", domain_pages=pages)
 
 
 def _head_to_head(ranking, limit: int = 12) -> dict:
