@@ -24,6 +24,7 @@ import pandas as pd
 
 from evalkit.decide.ranking.rule import SCORE_TEXT
 from evalkit.present.report import grids, plots
+from evalkit.present.report.colors import checkpoint_colors
 from evalkit.present.report.overview import domain_summary, render_overview
 from evalkit.present.report.render import (
     _badges,
@@ -83,7 +84,8 @@ def _ranking_rows(results: pd.DataFrame, ranking, columns: list[tuple[str, str]]
                     cell["text"] = _num(x.value)
                     if not _nan(x.ci_low) and not _nan(x.ci_high):
                         cell["ci"] = f"{_num(x.ci_low)} – {_num(x.ci_high)}"
-                    cell["title"] = f"n = {x.n}"
+                    cell["title"] = (f"95% CI {cell['ci']} · " if cell["ci"] else "") + \
+                        f"n = {x.n}"
                     if (ds, m) in best and float(x.value) == best[(ds, m)]:
                         cell["cls"] = "best"
                 else:
@@ -282,10 +284,11 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     sel_step = None
     if winner is not None:
         sel_step = int(table.loc[table["checkpoint"] == winner, "step"].iloc[0])
+    colors = checkpoint_colors(zip(ckpts["name"], ckpts["step"], strict=True))
     metric_figs = plots.metric_plots(results, report_dir / "img" / "plots", directions,
-                                     sel_step)
+                                     sel_step, colors)
     mismatch_figs = plots.mismatch_plots(results, report_dir / "img" / "plots", directions,
-                                         winner)
+                                         winner, colors)
 
     # which samples each page shows
     grid_cols, reduced = grids.grid_columns(table)
@@ -331,7 +334,11 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     gone = unmeasured_pairs(missing)
     columns = [c for c in columns if c not in gone]
     col_info = [{"dataset": ds, "metric": m, "direction": directions.get(m, ""),
-                 "weight": counted.get((ds, m))} for ds, m in columns]
+                 "weight": counted.get((ds, m)), "extra": (ds, m) not in counted}
+                for ds, m in columns]
+    for j, c in enumerate(col_info):  # a track's (counted or not) columns start a group
+        c["first"] = j == 0 or (col_info[j - 1]["dataset"], col_info[j - 1]["extra"]) != \
+            (c["dataset"], c["extra"])
     pages = {c: f"c{j}.html" for j, c in enumerate(ckpts["name"])}
     notes = _Notes()
     rows = _ranking_rows(results, ranking, columns, directions, pages, notes)
@@ -366,7 +373,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
             pass
     env = _env()
     common = {"evalkit_version": evalkit.__version__, "winner": winner,
-              "directions": directions, "domain": domain, "up": up}
+              "directions": directions, "domain": domain, "up": up, "colors": colors}
     review = review or {"votes": [], "out": ""}
     review_page = write_review_page(report_dir, env, ranking, sets, ckpts, domain,
                                     review["out"], common)
