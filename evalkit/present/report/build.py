@@ -395,7 +395,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "ranking": ranking, "columns": col_info, "rows": rows, "notes": notes.items,
         "not_counted": [n for n in ranking.not_counted.to_dict("records")
                         if (n["dataset"], n["metric"]) not in gone],
-        "unmeasured": missing,
+        "unmeasured": missing, "unmeasured_keys": {f"{ds} {m}" for ds, m in gone},
         "grids": grid_data, "reduced": reduced,
         "output_problems": [p for d in sets for p in d.changed], "top_k": grids.TOP_K,
         "metric_figs": metric_figs, "mismatch_figs": mismatch_figs,
