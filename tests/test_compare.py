@@ -197,3 +197,15 @@ def test_compare_cli_writes_the_same_page(two, tmp_path):
     r = CliRunner().invoke(cli, ["compare", str(d / "a"), str(d / "b"), "--html",
                                  str(tmp_path / "no" / "such" / "x.html")])
     assert r.exit_code == 2 and "choose a writable --html path" in r.output
+
+
+def test_a_malformed_previous_selection_does_not_break_the_report(two, tmp_path):
+    from evalkit.present.report import render_report
+
+    c, _, _ = _reselected(two, tmp_path)
+    (c / "selection.previous.json").write_text(json.dumps(
+        {"format": "evalkit-selection/2", "domains": {"": {"ranking": 5}},
+         "created_at": "x"}))
+    page = render_report(c).read_text()
+    assert "Since the last selection" not in page and "Selected checkpoint" in page
+    assert not (c / "report" / "compare.html").exists()

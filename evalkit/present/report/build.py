@@ -450,11 +450,14 @@ def _since_last(out_dir: Path, domain: str, selection: dict | None, results: pd.
     from evalkit.decide.compare import changes_since, compare_domain, last_selection
 
     last = last_selection(out_dir, domain, selection)
-    change = changes_since(last, selection)
-    if last is None or selection is None:
-        return change, None
-    cmp = compare_domain(domain, last[0], selection, results, results, sm, sm, datasets,
-                         datasets)
+    try:
+        change = changes_since(last, selection)
+        if last is None or selection is None:
+            return change, None
+        cmp = compare_domain(domain, last[0], selection, results, results, sm, sm,
+                             datasets, datasets)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None, None  # a hand-edited or foreign selection file must not break the report
     cmp["a"]["since"] = last[1]
     return change, cmp
 
