@@ -361,7 +361,7 @@ def test_6_the_compare_page_shows_the_last_selection_against_this_report(decided
     car, shoe = found["rows"]
     assert car["id"] == "cmp-car" and car["cls"] == "new"  # the overview's link target
     assert "car/ckpt-5" in car["text"] and "car/ckpt-8" in car["text"]
-    assert "B beats A" in car["text"]
+    assert "B beats A" in car["text"] and "selected 2026-11-27T09:00:00+00:00" in car["text"]
     assert shoe["cls"] == "same" and "same pick" in shoe["text"]
     assert len(found["diffs"]) == 12  # 6 counted metrics per track, paired B - A
     assert all(d.split()[0] in ("better", "worse", "equal") for d in found["diffs"])
