@@ -229,6 +229,30 @@ def test_1_overview_is_the_release_decision_above_the_fold(decided):
     assert found["scrollWidth"] <= found["clientWidth"]
 
 
+def test_1_eight_domains_still_fit_above_the_fold(decided, tmp_path):
+    """The issue's 8-domain run: eight rows (made from this folder's two, each saying a new
+    pick) still end above the fold at 1280 x 900 without scrolling sideways."""
+    from evalkit.present.report.overview import domain_summary, render_overview
+    from evalkit.store.results import Store
+
+    with Store(decided.out, create=False) as store:
+        results = store.results()
+    rows = []
+    for i in range(8):
+        d = ("car", "shoe")[i % 2]
+        row = domain_summary(d, decided.sel[d], None, results[results["domain"] == d])
+        row.update(domain=f"{d}{i}", compare_href=f"compare.html#cmp-{d}{i}",
+                   change={"kind": "new", "text": "new pick (was ckpt-5), +2 checkpoints "
+                           "since", "since": None, "new_checkpoints": []})
+        rows.append(row)
+    render_overview(decided.out, tmp_path, rows, None)
+    found = measure(tmp_path / "index.html", OVERVIEW_JS, decided.profile)
+    shoot(tmp_path / "index.html", "issue24-1-overview-8-domains", decided)
+    assert len(found["rows"]) == 8
+    assert found["tableBottom"] <= found["fold"], found["tableBottom"]
+    assert found["scrollWidth"] <= found["clientWidth"]
+
+
 DOMAIN_JS = r"""function () {
   function top(sel) {
     var e = document.querySelector(sel);
