@@ -25,6 +25,7 @@ import pandas as pd
 from evalkit.decide.ranking.rule import SCORE_TEXT
 from evalkit.present.report import grids, plots
 from evalkit.present.report.colors import checkpoint_colors
+from evalkit.present.report.compare_page import since_last, write_report_compare
 from evalkit.present.report.overview import domain_summary, render_overview
 from evalkit.present.report.render import (
     _badges,
@@ -222,7 +223,7 @@ def render_report(out_dir: Path, config_path: Path | None = None,
         if len(domains) <= 1:
             one = _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals,
                                  runs, samples, domains[0] if domains else "", review=review)
-            _write_compare(out_dir, tmp, [one], multi=False)
+            write_report_compare(out_dir, tmp, [one], multi=False)
         else:
             summaries = []
             for d in domains:
@@ -235,7 +236,7 @@ def render_report(out_dir: Path, config_path: Path | None = None,
                     review=review))
             render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method],
                             unmeasured(results))
-            _write_compare(out_dir, tmp, summaries, multi=True)
+            write_report_compare(out_dir, tmp, summaries, multi=True)
         _swap_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -274,7 +275,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     except SelectionError as exc:
         selection_error = str(exc)
     winner = ranking.winner
-    change, comparison = _since_last(out_dir, domain, selection, results, sm, datasets)
+    change, comparison = since_last(out_dir, domain, selection, results, sm, datasets)
     compare_href = ("../compare.html" if up else "compare.html") + f"#cmp-{domain}"
 
     (report_dir / "img" / "plots").mkdir(parents=True)
@@ -439,44 +440,6 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     summary.update(change=change, comparison=comparison,
                    compare_href=(compare_href.removeprefix("../") if comparison else None))
     return summary
-
-
-def _since_last(out_dir: Path, domain: str, selection: dict | None, results: pd.DataFrame,
-                sm: pd.DataFrame, datasets: pd.DataFrame) -> tuple[dict | None, dict | None]:
-    """What changed since the last recorded selection of ``domain``
-    (:func:`evalkit.decide.compare.changes_since`) and, when there is one, the comparison
-    of its pick with this report's on this folder's results (the ``evalkit compare`` view,
-    A = the last selection, B = this report)."""
-    from evalkit.decide.compare import changes_since, compare_domain, last_selection
-
-    last = last_selection(out_dir, domain, selection)
-    try:
-        change = changes_since(last, selection)
-        if last is None or selection is None:
-            return change, None
-        cmp = compare_domain(domain, last[0], selection, results, results, sm, sm,
-                             datasets, datasets)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None, None  # a hand-edited or foreign selection file must not break the report
-    cmp["a"]["since"] = last[1]
-    return change, cmp
-
-
-def _write_compare(out_dir: Path, report_dir: Path, summaries: list[dict],
-                   multi: bool) -> None:
-    """``report/compare.html``: each domain's last recorded selection against this
-    report's choice (only when some domain has a last selection)."""
-    from evalkit.present.report.compare_page import write_compare_page
-
-    comps = [s["comparison"] for s in summaries if s.get("comparison")]
-    if not comps:
-        return
-    cmp = {"a": f"{out_dir.resolve()} (selection.json / selection.previous.json)",
-           "b": f"{out_dir.resolve()} (results now)", "domains": comps,
-           "only_in_a": [], "only_in_b": []}
-    pages = {s["domain"]: s["page"] for s in summaries} if multi else {"": "index.html"}
-    write_compare_page(report_dir / "compare.html", cmp, "the last recorded selection",
-                       "this report", up="index.html", domain_pages=pages)
 
 
 def _head_to_head(ranking, limit: int = 12) -> dict:
