@@ -29,16 +29,11 @@ def compare_rows(cmp: dict) -> list[dict]:
 @click.command()
 @click.argument("out_a", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("out_b", type=click.Path(path_type=Path, file_okay=False))
-<<<<<<< HEAD
 @format_options(what="the comparison")
-def compare(out_a: Path, out_b: Path, fmt: str, output: Path | None) -> None:
-=======
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="Output format.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write the comparison as an HTML page (the report's compare.html).")
-def compare(out_a: Path, out_b: Path, fmt: str, html_path: Path | None) -> None:
->>>>>>> wt-a3
+def compare(out_a: Path, out_b: Path, fmt: str, output: Path | None,
+            html_path: Path | None) -> None:
     """Compare each domain's pick in OUT_B (e.g. this week's run) with OUT_A's (e.g. the
     last release): per counted metric the paired difference B - A with its 95% bootstrap
     interval on the samples both evaluated, and whether B's pick beats A's head to head
@@ -53,11 +48,8 @@ def compare(out_a: Path, out_b: Path, fmt: str, html_path: Path | None) -> None:
         cmp = do_compare(out_a, out_b)
     except CompareError as exc:
         raise click.UsageError(str(exc)) from exc
-<<<<<<< HEAD
     emit(render(fmt, compare_rows(cmp), document=cmp, columns=COMPARE_COLUMNS,
                 table=lambda: to_text(cmp)), output, "the comparison", fmt)
-=======
-    click.echo(to_json(cmp) if fmt == "json" else to_text(cmp))
     if html_path is not None:
         from evalkit.present.report.compare_page import write_compare_page
 
@@ -67,7 +59,6 @@ def compare(out_a: Path, out_b: Path, fmt: str, html_path: Path | None) -> None:
             raise click.UsageError(f"cannot write {html_path}: {exc.strerror or exc}; "
                                    "choose a writable --html path") from exc
         click.echo(f"wrote {html_path}", err=True)
->>>>>>> wt-a3
     if any(d["margin"] is not None and d["margin"] < 0 and not d["same_pick"]
            for d in cmp["domains"]):
         sys.exit(1)
