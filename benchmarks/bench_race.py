@@ -36,6 +36,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import shlex
 import shutil
 import statistics
 import sys
@@ -48,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
 from benchmarks._record import Printer, record  # noqa: E402
+from benchmarks.bench_bf16 import cpu_flags  # noqa: E402
 from evalkit.execute.racing import DEFAULT_GROWTH  # noqa: E402
 
 SIZE = 64
@@ -60,7 +63,13 @@ def trained_run(base: Path, epochs: int, width: int, pairs: int, seed: int = 0) 
     from benchmarks.make_example import DOMAINS, write_pairs
 
     run = base / "run" / "person"
+    stamp = base / "run" / "trained.json"
+    wanted = {"epochs": epochs, "width": width, "pairs": pairs, "seed": seed}
     if run.is_dir() and len(list(run.glob("ckpt-*.index"))) >= epochs:
+        kept = json.loads(stamp.read_text()) if stamp.exists() else None
+        if kept not in (None, wanted):  # a run kept without a stamp predates it
+            sys.exit(f"error: {base} keeps a run trained with {kept}, not {wanted}; "
+                     "use another --keep folder")
         return run
     train_dir = base / "train"
     if not train_dir.is_dir():
@@ -69,6 +78,7 @@ def trained_run(base: Path, epochs: int, width: int, pairs: int, seed: int = 0) 
     shutil.rmtree(run, ignore_errors=True)
     train(train_dir, run, TrainConfig(image_size=SIZE, hidden_channels=width, epochs=epochs,
                                       seed=seed), log=None)
+    stamp.write_text(json.dumps(wanted))
     return run
 
 
@@ -96,22 +106,28 @@ def plan(run: Path, heldout: Path):
     return DomainPlan("person", run, refs, datasets=datasets)
 
 
-def full_evaluation(base: Path, p, opts, reuse: bool) -> tuple[Path, float]:
-    """Every checkpoint on every sample (kept in ``base`` with its wall time; with
-    ``reuse``, taken from there when the same data was evaluated before)."""
+def full_evaluation(base: Path, p, opts, reuse: bool) -> tuple[Path, float, float]:
+    """Every checkpoint on every sample: the store folder, wall and process CPU seconds
+    (user + system). Kept in ``base`` under the datasets' content hashes and a hash of the
+    checkpoints' files, so a different held-out set (or a re-trained run) is a different
+    folder; with ``reuse``, taken from there when the same data was evaluated before."""
+    import hashlib
+
     from evalkit.execute.engine import evaluate_domains
 
-    key = "-".join(d.content_hash[:12] for d in p.datasets)
+    ckpts = hashlib.sha256("".join(r.files_hash() for r in p.refs).encode()).hexdigest()
+    key = "-".join([d.content_hash[:12] for d in p.datasets] + [ckpts[:12]])
     out = base / f"full-{key}"
     stamp = out / "wall_s.json"
     if reuse and stamp.exists():
-        return out, json.loads(stamp.read_text())["wall_s"]
+        kept = json.loads(stamp.read_text())
+        return out, kept["wall_s"], kept.get("cpu_s", float("nan"))
     shutil.rmtree(out, ignore_errors=True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     evaluate_domains([p], out, opts, log=lambda s: None)
-    wall = time.perf_counter() - t
-    stamp.write_text(json.dumps({"wall_s": wall}))
-    return out, wall
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    stamp.write_text(json.dumps({"wall_s": wall, "cpu_s": cpu}))
+    return out, wall, cpu
 
 
 def short(name: str | None) -> str:
@@ -215,6 +231,14 @@ def drop_one(full_out: Path) -> dict[str, list[str]]:
     return out
 
 
+def machine_line() -> str:
+    """The CPU flags and the 1-min load average, for the record (wall times are noisy on a
+    shared machine; the generator counts are exact)."""
+    return (f"CPU flags: {' '.join(cpu_flags()) or '(none of the AVX-512/AMX ones)'}; "
+            f"load (1-min average) at the end {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} CPUs")
+
+
 def section(args: argparse.Namespace) -> tuple[str, str]:
     """The reports/benchmarks.md section of these settings, and its title."""
     size = (f"{args.heldout_pairs} held-out pairs" if args.heldout_pairs
@@ -260,6 +284,9 @@ def main() -> None:
                     help="[ranking] method for the full evaluation and the races")
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
+    ap.add_argument("--section", help="with --record: the section's name (default: from the "
+                                      "settings, e.g. bench_race_0_train1)")
+    ap.add_argument("--title", help="with --record: the section's title")
     args = ap.parse_args()
     from evalkit.decide.ranking.rank import RankingConfig
     from evalkit.execute.engine import RunOptions
@@ -279,7 +306,7 @@ def main() -> None:
         opts = RunOptions(image_size=SIZE, batch_size=16, progress=False)
         quiet = {"log": lambda s: None}
         # measured afresh when recording, so that the wall times are side by side
-        full_out, full_s = full_evaluation(base, p, opts, reuse=not args.record)
+        full_out, full_s, full_cpu = full_evaluation(base, p, opts, reuse=not args.record)
         rule = RankingConfig(method=args.method)
         full = ranked(full_out, rule)
         n = sum(len(d) for d in p.datasets)
@@ -304,17 +331,18 @@ def main() -> None:
                 if flips else ""))
         if not args.seeds:
             return
-        saved, same, secs, agree = [], 0, [], 0
+        saved, same, secs, cpus, agree = [], 0, [], [], 0
         for seed in range(args.seeds):
             out = base / f"race-{seed}"
             shutil.rmtree(out, ignore_errors=True)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             res = race_domains([plan(run, heldout)], out, opts, RaceSettings(
                 seed=seed, threshold=args.threshold, start_fraction=args.start_fraction,
                 min_samples=args.min_samples, growth=args.growth,
                 finite_population=not args.no_finite_population, ranking_config=rule),
                 **quiet)
             secs.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
             race_rank = ranked(out, rule)
             winner = race_rank.winner
             same += winner == full.winner
@@ -342,14 +370,17 @@ def main() -> None:
             f"{args.seeds} seeds; the full data among each race's leaders picks the race's "
             f"winner in {agree} of {args.seeds}; the full choice rests on {len(flips)} coin-flip "
             f"comparisons; wall: full {full_s:.0f} s, race "
-            f"{statistics.median(secs):.0f} s (median)")
+            f"{statistics.median(secs):.0f} s (median); CPU (user+system): full "
+            f"{full_cpu:.0f} s, race {statistics.median(cpus):.0f} s (median)")
+        say(machine_line())
         if args.record:
             argv = sys.argv[1:]
             if "--keep" in argv:  # a local folder: not part of the command to re-run
                 i = argv.index("--keep")
                 argv = argv[:i] + argv[i + 2:]
-            cmd = "benchmarks/bench_race.py " + " ".join(argv)
+            cmd = "benchmarks/bench_race.py " + shlex.join(argv)
             name, title = section(args)
+            name, title = args.section or name, args.title or title
             print(f"recorded in {record(name, title, cmd.strip(), say.text)}")
     finally:
         if args.keep is None:
