@@ -25,15 +25,32 @@ ranking method, which checkpoints change the full winner when left out alone
 (:func:`drop_one`). Offline, FID/KID and LPIPS are skipped (their weights are
 absent), so the ranking uses L1, SSIM, PSNR and sketch adherence, as any offline run.
 
+``--random N`` (issue 23 part 2, cycles among the top): instead of a trained run,
+``--random-inits`` runs of N random-weight seed-layout checkpoints (``tests/seed_reference.py``,
+width ``--width``; run ``i`` initialized from seeds ``10,000 + i * N`` on) on
+``--heldout-pairs`` (default 24) procedural pairs + the 12 sketches. Each is evaluated in full;
+a run has a *cycle among the top* when the Smith set of its full evaluation's head-to-head
+margins has more than one member or its winner is not a Condorcet winner. Those runs are
+raced under ``--seeds`` subset seeds twice: with the current rule (a checkpoint leaves when
+its P(first) and its P(Smith) are both below the threshold) and, for comparison, the
+earlier one (P(first) alone; patched in). Prints per run the full winner, its head-to-head
+wins, the Smith set and P(Smith); per race the winner, the compute saved and the leaders;
+how many runs had a cycle; and per rule the same-winner count and the median saving.
+
 Usage: ``.venv/bin/python benchmarks/bench_race.py [--heldout-pairs N] [--keep DIR]
-[--record]`` (``--keep`` reuses a trained run, the held-out pairs and the full evaluation
-there; ``--record`` writes the section ``bench_race`` (200 pairs, defaults) or
-``bench_race_<N>`` / ``..._<settings>`` of reports/benchmarks.md).
+[--record [--section NAME --title TITLE]]`` (``--keep`` reuses a trained run, the held-out
+pairs and a full evaluation of the same data and checkpoint files there; a kept run trained
+with other settings is refused; ``--record`` writes the section ``bench_race`` (200 pairs,
+defaults), ``bench_race_<N>`` / ``..._<settings>``, ``bench_race_random_<N>_<pairs>`` with
+``--random``, or ``--section`` of reports/benchmarks.md). Each output ends with the CPU
+flags and the 1-min load average; wall and CPU (user + system) seconds are printed, the
+generator compute (images) is exact.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -231,6 +248,144 @@ def drop_one(full_out: Path) -> dict[str, list[str]]:
     return out
 
 
+RANDOM_SEED0 = 10_000  # init seeds of the random-weight checkpoints (--random)
+
+
+def random_run(base: Path, n: int, width: int, init: int) -> Path:
+    """``n`` random-weight seed-layout checkpoints (ckpt-1..n, generator width ``width``),
+    initialized from seeds ``RANDOM_SEED0 + init * n`` onwards (kept in ``base``)."""
+    from tests.seed_reference import save_seed_checkpoint
+
+    run = base / f"random-{init}" / "person"
+    if len(list(run.glob("ckpt-*.index"))) != n:
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir(parents=True)
+        save_seed_checkpoint(run, n=n, hidden=width, seed=RANDOM_SEED0 + init * n)
+    return run
+
+
+def top_cycle(ranking) -> tuple[list[str], bool]:
+    """The Smith set of a ranking's point values (its head-to-head ``margins``), best
+    first, and whether its winner is a Condorcet winner (beats every other head to head).
+    A Smith set of more than one member is a cycle among the top: its members reach each
+    other through chains of head-to-head wins."""
+    from evalkit.decide.ranking.scores import MARGIN_EPS, _smith_members
+
+    m = ranking.margins
+    members = _smith_members(m.to_numpy(float))
+    smith = [c for c in ranking.participants["checkpoint"] if members[m.index.get_loc(c)]]
+    w = ranking.winner
+    condorcet = bool((m.loc[w].drop(w) > MARGIN_EPS).all())
+    return smith, condorcet
+
+
+def earlier_losers(ranking, p: dict[str, float], threshold: float, settled: list[str]
+                   ) -> dict[str, tuple[float, float]]:
+    """The rule before issue 23 part 2, for comparison: a checkpoint leaves when its
+    P(first) alone is below ``threshold`` (the round's most likely winner and settled
+    checkpoints never leave); patched over :func:`evalkit.execute.racing.race.losers`."""
+    best = max(p, key=lambda k: p[k]) if p else None
+    return {k: (v, float("nan")) for k, v in p.items()
+            if k != best and k not in settled and v < threshold}
+
+
+def race_once(run: Path, heldout: Path, out: Path, opts, settings, earlier: bool):
+    """One race of ``run`` into ``out`` (replaced): ``(RaceResult, wall s, CPU s)``; with
+    ``earlier``, under the P(first)-only rule (:func:`earlier_losers`)."""
+    from unittest import mock
+
+    from evalkit.execute.racing import race_domains
+
+    shutil.rmtree(out, ignore_errors=True)
+    t, c = time.perf_counter(), time.process_time()
+    with mock.patch("evalkit.execute.racing.race.losers", earlier_losers) if earlier \
+            else contextlib.nullcontext():
+        res = race_domains([plan(run, heldout)], out, opts, settings, log=lambda s: None)
+    return res, time.perf_counter() - t, time.process_time() - c
+
+
+def random_mode(args: argparse.Namespace, base: Path, say) -> None:
+    """``--random N``: runs of N random-weight checkpoints; the full evaluation of each,
+    and for those with a cycle among the top (:func:`top_cycle`), races under the current
+    rule and the earlier one (``--seeds`` subset seeds each)."""
+    from evalkit.decide.ranking.rank import RankingConfig
+    from evalkit.execute.engine import RunOptions
+    from evalkit.execute.racing import RaceSettings
+
+    heldout = heldout_dir(base, args.heldout_pairs)
+    opts = RunOptions(image_size=SIZE, batch_size=16, progress=False)
+    rule = RankingConfig(method=args.method)
+    tried, cycles = 0, []
+    rows = {False: [], True: []}  # earlier rule? -> (same, saved) per race
+    wall = {False: [], True: []}
+    cpu = {False: [], True: []}
+    full_walls, full_cpus = [], []
+    for init in range(args.random_inits):
+        run = random_run(base, args.random, args.width, init)
+        p = plan(run, heldout)
+        full_out, full_s, full_c = full_evaluation(base / f"random-{init}", p, opts,
+                                                   reuse=not args.record)
+        full_walls.append(full_s)
+        full_cpus.append(full_c)
+        full = ranked(full_out, rule)
+        smith, condorcet = top_cycle(full)
+        tried += 1
+        t = full.participants.set_index("checkpoint")
+        w = full.winner
+        k = len(t)
+        cycle = len(smith) > 1 or not condorcet
+        ps = "; P(Smith) " + ", ".join(f"{short(c)} {t.loc[c, 'p_smith']:.2f}"
+                                       for c in t.sort_values("p_smith", ascending=False)
+                                       .index[:4])
+        say(f"init {init} (seeds {RANDOM_SEED0 + init * args.random}..): full winner "
+            f"{short(w)} (P(first) {t.loc[w, 'p_first']:.2f}, beats {int(t.loc[w, 'wins'])} "
+            f"of {k - 1} head to head), Smith set {{{', '.join(short(c) for c in smith)}}}"
+            f"{ps}" + (" -> cycle among the top" if cycle else ""))
+        if not cycle:
+            continue
+        cycles.append(init)
+        for earlier in (False, True):
+            line = []
+            for seed in range(args.seeds):
+                res, ws, cs = race_once(run, heldout, base / f"race-{init}-{seed}", opts,
+                                        RaceSettings(seed=seed, threshold=args.threshold,
+                                                     start_fraction=args.start_fraction,
+                                                     min_samples=args.min_samples,
+                                                     growth=args.growth,
+                                                     ranking_config=rule), earlier)
+                r = ranked(base / f"race-{init}-{seed}", rule)
+                rows[earlier].append((r.winner == w, res.saved))
+                wall[earlier].append(ws)
+                cpu[earlier].append(cs)
+                kept = r.participants["checkpoint"].tolist()
+                line.append(f"seed {seed}: {short(r.winner)}"
+                            f"{'' if r.winner == w else ' (DIFFERENT)'} {res.saved:.2f}x, "
+                            f"leaders {'/'.join(short(c) for c in kept)}")
+            say(f"  races, {'earlier rule (P(first) only)' if earlier else 'Smith-set rule'}"
+                f": " + "; ".join(line))
+    say(f"runs tried: {tried} ({args.random} random-weight checkpoints each, width "
+        f"{args.width}, {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}, {SIZE} px); "
+        f"with a cycle among the top (Smith set > 1 or no Condorcet winner): {len(cycles)}"
+        + (f" (inits {', '.join(map(str, cycles))})" if cycles else ""))
+    say(f"full evaluation: {args.random * sum(len(d) for d in p.datasets)} checkpoint·images, "
+        f"wall {statistics.median(full_walls):.0f} s, CPU {statistics.median(full_cpus):.0f} s "
+        "(medians)")
+    for earlier in (False, True):
+        got = rows[earlier]
+        if not got:
+            continue
+        saved = [x for _, x in got]
+        say(f"{'earlier rule (P(first) only)' if earlier else 'Smith-set rule (current)'} on "
+            f"the {len(cycles)} cycle run(s) x {args.seeds} seeds: same winner as the full "
+            f"evaluation {sum(s for s, _ in got)} of {len(got)}; compute saved "
+            f"{statistics.median(saved):.2f}x (median; {min(saved):.2f}-{max(saved):.2f}x); "
+            f"per race wall {statistics.median(wall[earlier]):.0f} s, CPU "
+            f"{statistics.median(cpu[earlier]):.0f} s (medians)")
+    say(f"race settings: ranking method {args.method}, start fraction {args.start_fraction:g}, "
+        f"min samples {args.min_samples}, growth {args.growth:g}, threshold "
+        f"{args.threshold:g}, finite-population corrected bootstrap")
+
+
 def machine_line() -> str:
     """The CPU flags and the 1-min load average, for the record (wall times are noisy on a
     shared machine; the generator counts are exact)."""
@@ -264,6 +419,17 @@ def section(args: argparse.Namespace) -> tuple[str, str]:
     return name, title
 
 
+def write_record(args: argparse.Namespace, say, name: str, title: str) -> None:
+    """Write the printed lines as section ``name`` of reports/benchmarks.md, with the
+    command that re-runs it (``--keep DIR`` left out: a local folder)."""
+    argv = sys.argv[1:]
+    if "--keep" in argv:
+        i = argv.index("--keep")
+        argv = argv[:i] + argv[i + 2:]
+    cmd = "benchmarks/bench_race.py " + shlex.join(argv)
+    print(f"recorded in {record(name, title, cmd.strip(), say.text)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--epochs", type=int, default=12)
@@ -271,8 +437,14 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=160, help="training pairs")
     ap.add_argument("--train-seed", type=int, default=0,
                     help="the trainer's seed (another trained run; use another --keep)")
-    ap.add_argument("--heldout-pairs", type=int, default=200,
-                    help="procedural held-out pairs (0: the example's 40)")
+    ap.add_argument("--heldout-pairs", type=int, default=None,
+                    help="procedural held-out pairs (0: the example's 40; default 200, "
+                         "with --random 24)")
+    ap.add_argument("--random", type=int, default=0, metavar="N",
+                    help="instead of a trained run: runs of N random-weight checkpoints "
+                         "(--random-inits of them); races those with a cycle among the top")
+    ap.add_argument("--random-inits", type=int, default=10,
+                    help="with --random: how many runs (initializations) to try")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--start-fraction", type=float, default=1 / 8)
     ap.add_argument("--min-samples", type=int, default=4)
@@ -288,6 +460,8 @@ def main() -> None:
                                       "settings, e.g. bench_race_0_train1)")
     ap.add_argument("--title", help="with --record: the section's title")
     args = ap.parse_args()
+    if args.heldout_pairs is None:
+        args.heldout_pairs = 24 if args.random else 200
     from evalkit.decide.ranking.rank import RankingConfig
     from evalkit.execute.engine import RunOptions
     from evalkit.execute.racing import RaceSettings, race_domains
@@ -297,6 +471,16 @@ def main() -> None:
     say = Printer()  # prints, and keeps the lines for --record
 
     try:
+        if args.random:
+            random_mode(args, base, say)
+            say(machine_line())
+            if args.record:
+                name = f"bench_race_random_{args.random}_{args.heldout_pairs}"
+                title = (f"Racing on runs of {args.random} random-weight checkpoints "
+                         f"({args.heldout_pairs} held-out pairs + 12 sketches): cycles "
+                         "among the top")
+                write_record(args, say, args.section or name, args.title or title)
+            return
         t = time.perf_counter()
         reused = (base / "run" / "person").is_dir()
         run = trained_run(base, args.epochs, args.width, args.pairs, args.train_seed)
@@ -374,14 +558,8 @@ def main() -> None:
             f"{full_cpu:.0f} s, race {statistics.median(cpus):.0f} s (median)")
         say(machine_line())
         if args.record:
-            argv = sys.argv[1:]
-            if "--keep" in argv:  # a local folder: not part of the command to re-run
-                i = argv.index("--keep")
-                argv = argv[:i] + argv[i + 2:]
-            cmd = "benchmarks/bench_race.py " + shlex.join(argv)
             name, title = section(args)
-            name, title = args.section or name, args.title or title
-            print(f"recorded in {record(name, title, cmd.strip(), say.text)}")
+            write_record(args, say, args.section or name, args.title or title)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
