@@ -264,19 +264,21 @@ def random_run(base: Path, n: int, width: int, init: int) -> Path:
     return run
 
 
-def top_cycle(ranking) -> tuple[list[str], bool]:
+def top_cycle(ranking) -> tuple[list[str], tuple[int, int, int]]:
     """The Smith set of a ranking's point values (its head-to-head ``margins``), best
-    first, and whether its winner is a Condorcet winner (beats every other head to head).
-    A Smith set of more than one member is a cycle among the top: its members reach each
-    other through chains of head-to-head wins."""
+    first, and the winner's head-to-head record ``(beats, ties, loses to)``. The winner is
+    a Condorcet winner when it beats all others. A Smith set of more than one member is a
+    group at the top whose members reach each other through chains of wins or ties; when
+    the winner loses to one of them, it wins through a chain (a cycle), when it only ties,
+    the top is a tie."""
     from evalkit.decide.ranking.scores import MARGIN_EPS, _smith_members
 
     m = ranking.margins
     members = _smith_members(m.to_numpy(float))
     smith = [c for c in ranking.participants["checkpoint"] if members[m.index.get_loc(c)]]
-    w = ranking.winner
-    condorcet = bool((m.loc[w].drop(w) > MARGIN_EPS).all())
-    return smith, condorcet
+    row = m.loc[ranking.winner].drop(ranking.winner)
+    return smith, (int((row > MARGIN_EPS).sum()), int((row.abs() <= MARGIN_EPS).sum()),
+                   int((row < -MARGIN_EPS).sum()))
 
 
 def earlier_losers(ranking, p: dict[str, float], threshold: float, settled: list[str]
@@ -323,27 +325,29 @@ def random_mode(args: argparse.Namespace, base: Path, say) -> None:
     for init in range(args.random_inits):
         run = random_run(base, args.random, args.width, init)
         p = plan(run, heldout)
+        # reused when kept: the folder is keyed by the data's and the checkpoints' hashes
         full_out, full_s, full_c = full_evaluation(base / f"random-{init}", p, opts,
-                                                   reuse=not args.record)
+                                                   reuse=True)
         full_walls.append(full_s)
         full_cpus.append(full_c)
         full = ranked(full_out, rule)
-        smith, condorcet = top_cycle(full)
+        smith, (beats, ties, loses) = top_cycle(full)
         tried += 1
         t = full.participants.set_index("checkpoint")
         w = full.winner
-        k = len(t)
-        cycle = len(smith) > 1 or not condorcet
+        cycle = len(smith) > 1 or beats < len(t) - 1
+        kind = "cycle" if loses else "tie"
         ps = "; P(Smith) " + ", ".join(f"{short(c)} {t.loc[c, 'p_smith']:.2f}"
                                        for c in t.sort_values("p_smith", ascending=False)
                                        .index[:4])
         say(f"init {init} (seeds {RANDOM_SEED0 + init * args.random}..): full winner "
-            f"{short(w)} (P(first) {t.loc[w, 'p_first']:.2f}, beats {int(t.loc[w, 'wins'])} "
-            f"of {k - 1} head to head), Smith set {{{', '.join(short(c) for c in smith)}}}"
-            f"{ps}" + (" -> cycle among the top" if cycle else ""))
+            f"{short(w)} (P(first) {t.loc[w, 'p_first']:.2f}; head to head it beats {beats}, "
+            f"ties {ties}, loses to {loses}), Smith set "
+            f"{{{', '.join(short(c) for c in smith)}}}{ps}"
+            + (f" -> {kind} among the top" if cycle else ""))
         if not cycle:
             continue
-        cycles.append(init)
+        cycles.append((init, kind))
         for earlier in (False, True):
             line = []
             for seed in range(args.seeds):
@@ -358,25 +362,30 @@ def random_mode(args: argparse.Namespace, base: Path, say) -> None:
                 wall[earlier].append(ws)
                 cpu[earlier].append(cs)
                 kept = r.participants["checkpoint"].tolist()
+                among = among_leaders(full_out, kept, rule)
+                lost = [short(c) for c in smith if c not in kept]
                 line.append(f"seed {seed}: {short(r.winner)}"
                             f"{'' if r.winner == w else ' (DIFFERENT)'} {res.saved:.2f}x, "
-                            f"leaders {'/'.join(short(c) for c in kept)}")
+                            f"leaders {'/'.join(short(c) for c in kept)} (full data among "
+                            f"them: {short(among)}; full Smith set members raced out: "
+                            f"{'/'.join(lost) or 'none'})")
             say(f"  races, {'earlier rule (P(first) only)' if earlier else 'Smith-set rule'}"
                 f": " + "; ".join(line))
     say(f"runs tried: {tried} ({args.random} random-weight checkpoints each, width "
         f"{args.width}, {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}, {SIZE} px); "
-        f"with a cycle among the top (Smith set > 1 or no Condorcet winner): {len(cycles)}"
-        + (f" (inits {', '.join(map(str, cycles))})" if cycles else ""))
+        f"with a Smith set > 1 or no Condorcet winner: {len(cycles)}"
+        + (f" (inits {', '.join(f'{i} {k}' for i, k in cycles)}; 'cycle': the winner loses "
+           "to a member head to head, 'tie': it only ties)" if cycles else ""))
     say(f"full evaluation: {args.random * sum(len(d) for d in p.datasets)} checkpoint·images, "
         f"wall {statistics.median(full_walls):.0f} s, CPU {statistics.median(full_cpus):.0f} s "
-        "(medians)")
+        "(medians; measured when first evaluated into the --keep folder)")
     for earlier in (False, True):
         got = rows[earlier]
         if not got:
             continue
         saved = [x for _, x in got]
         say(f"{'earlier rule (P(first) only)' if earlier else 'Smith-set rule (current)'} on "
-            f"the {len(cycles)} cycle run(s) x {args.seeds} seeds: same winner as the full "
+            f"the {len(cycles)} run(s) above x {args.seeds} seeds: same winner as the full "
             f"evaluation {sum(s for s, _ in got)} of {len(got)}; compute saved "
             f"{statistics.median(saved):.2f}x (median; {min(saved):.2f}-{max(saved):.2f}x); "
             f"per race wall {statistics.median(wall[earlier]):.0f} s, CPU "
