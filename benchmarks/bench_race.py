@@ -511,6 +511,10 @@ def main() -> None:
             "highest p_first: " + ", ".join(f"{short(r.checkpoint)} {r.p_first:.2f}"
                                             for r in top.itertuples()) + ")"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
+        smith, (beats, ties, loses) = top_cycle(full)
+        say(f"full evaluation head to head: the winner beats {beats}, ties {ties}, loses to "
+            f"{loses}; Smith set {{{', '.join(short(c) for c in smith)}}}"
+            + (" (a cycle or tie among the top)" if len(smith) > 1 or loses or ties else ""))
         flips, margin = coin_flips(full_out, rule)
         dropped = drop_one(full_out)
         say("checkpoints whose removal alone changes the full evaluation's winner: "
