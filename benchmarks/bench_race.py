@@ -25,6 +25,11 @@ ranking method, which checkpoints change the full winner when left out alone
 (:func:`drop_one`). Offline, FID/KID and LPIPS are skipped (their weights are
 absent), so the ranking uses L1, SSIM, PSNR and sketch adherence, as any offline run.
 
+``--earlier-rule`` races under the rule before issue 23 part 2 (a checkpoint leaves when
+its P(first) alone is below the threshold; patched over
+:func:`evalkit.execute.racing.race.losers`), for a like-for-like comparison on the same
+checkpoints and subset seeds.
+
 ``--random N`` (issue 23 part 2, cycles among the top): instead of a trained run,
 ``--random-inits`` runs of N random-weight seed-layout checkpoints (``tests/seed_reference.py``,
 width ``--width``; run ``i`` initialized from seeds ``10,000 + i * N`` on) on
@@ -419,6 +424,8 @@ def section(args: argparse.Namespace) -> tuple[str, str]:
     changed = [(k, f"{k.replace('_', ' ')} {getattr(args, k):g}") for k, v in
                (("start_fraction", 1 / 8), ("min_samples", 4), ("threshold", 0.01),
                 ("growth", DEFAULT_GROWTH)) if getattr(args, k) != v]
+    if args.earlier_rule:
+        changed.append(("earlier_rule", "earlier racing rule (P(first) alone)"))
     if args.no_finite_population:
         changed.append(("no_finite_population", "plain bootstrap (no finite-population "
                                                 "correction)"))
@@ -461,6 +468,9 @@ def main() -> None:
     ap.add_argument("--growth", type=float, default=DEFAULT_GROWTH)
     ap.add_argument("--no-finite-population", action="store_true",
                     help="plain bootstrap of the seen samples (the earlier rule)")
+    ap.add_argument("--earlier-rule", action="store_true",
+                    help="race under the rule before issue 23 part 2: a checkpoint leaves "
+                         "when its P(first) alone is below the threshold (for comparison)")
     ap.add_argument("--method", choices=["pairwise", "ranks"], default="pairwise",
                     help="[ranking] method for the full evaluation and the races")
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
@@ -473,7 +483,7 @@ def main() -> None:
         args.heldout_pairs = 24 if args.random else 200
     from evalkit.decide.ranking.rank import RankingConfig
     from evalkit.execute.engine import RunOptions
-    from evalkit.execute.racing import RaceSettings, race_domains
+    from evalkit.execute.racing import RaceSettings
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-race-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -497,7 +507,6 @@ def main() -> None:
         heldout = heldout_dir(base, args.heldout_pairs)
         p = plan(run, heldout)
         opts = RunOptions(image_size=SIZE, batch_size=16, progress=False)
-        quiet = {"log": lambda s: None}
         # measured afresh when recording, so that the wall times are side by side
         full_out, full_s, full_cpu = full_evaluation(base, p, opts, reuse=not args.record)
         rule = RankingConfig(method=args.method)
@@ -531,15 +540,13 @@ def main() -> None:
         saved, same, secs, cpus, agree = [], 0, [], [], 0
         for seed in range(args.seeds):
             out = base / f"race-{seed}"
-            shutil.rmtree(out, ignore_errors=True)
-            t, c = time.perf_counter(), time.process_time()
-            res = race_domains([plan(run, heldout)], out, opts, RaceSettings(
+            res, wall_s, cpu_s = race_once(run, heldout, out, opts, RaceSettings(
                 seed=seed, threshold=args.threshold, start_fraction=args.start_fraction,
                 min_samples=args.min_samples, growth=args.growth,
                 finite_population=not args.no_finite_population, ranking_config=rule),
-                **quiet)
-            secs.append(time.perf_counter() - t)
-            cpus.append(time.process_time() - c)
+                args.earlier_rule)
+            secs.append(wall_s)
+            cpus.append(cpu_s)
             race_rank = ranked(out, rule)
             winner = race_rank.winner
             same += winner == full.winner
@@ -557,7 +564,7 @@ def main() -> None:
                 f", generator on {res.generated} of {res.full_cost} ({res.saved:.2f}x less), "
                 f"{secs[-1]:.0f} s; {rounds}; leaders {', '.join(short(x) for x in leaders)}, "
                 f"among whom the full data picks {short(among)}")
-        say(f"race settings: ranking method {args.method}, start fraction "
+        say(f"race settings: {'earlier rule (P(first) alone)' if args.earlier_rule else 'Smith-set rule (P(first) and P(Smith))'}, ranking method {args.method}, start fraction "
             f"{args.start_fraction:g}, min samples "
             f"{args.min_samples}, growth {args.growth:g}, threshold {args.threshold:g}, "
             + ("plain bootstrap" if args.no_finite_population
