@@ -4,7 +4,8 @@ Found by ``benchmarks/bench_race.py --train-seed 2`` (200 + 12, reports/benchmar
 ``bench_race_smith_2_same_run``): three checkpoints beat each other in a cycle of equal
 margins, so Schulze ties them; the tie is broken by the weighted normalized ranks over *all*
 participants, which a checkpoint outside the Smith set can change. Every race kept the whole
-Smith set and still picked another checkpoint than the full evaluation (0 of 5).
+Smith set and still picked another checkpoint than the full evaluation (0 of 5). The tie is
+now broken among the tied checkpoints only (``scores._group_rank_scores``).
 """
 
 from __future__ import annotations
@@ -54,9 +55,6 @@ def test_the_constructed_case_is_a_tied_cycle_with_a_smith_dominated_fourth():
     assert t.loc["ckpt-4", "p_smith"] == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="ranking tie-break (weighted normalized ranks over "
-                   "all participants) is not independent of Smith-dominated checkpoints; "
-                   "evalkit/decide/ranking is another engineer's (issue 23 part 2 report)")
 def test_a_checkpoint_racing_drops_cannot_change_the_pick_when_the_top_ties():
     from evalkit.execute.racing.race import losers
 
@@ -66,3 +64,27 @@ def test_a_checkpoint_racing_drops_cannot_change_the_pick_when_the_top_ties():
     assert "ckpt-4" in dropped  # outside the Smith set in every resample
     kept = [c for c in RANKS if c not in dropped]
     assert _rank(kept).winner == full.winner
+
+
+def test_group_rank_scores_equal_normalized_ranks_within_each_tied_group():
+    """Cross-check against :func:`_norm_ranks` applied to each group's members alone."""
+    import numpy as np
+
+    from evalkit.decide.ranking.scores import _group_rank_scores, _norm_ranks
+
+    rng = np.random.default_rng(3)
+    J, B, K = 3, 40, 7
+    vals = rng.integers(0, 4, size=(J, B, K)).astype(float)  # many equal values
+    vals[rng.random((J, B, K)) < 0.1] = np.nan
+    primary = rng.integers(0, 3, size=(B, K)) / 6.0  # groups of equal score
+    weights = np.array([0.5, 0.3, 0.2])
+    lower = np.array([True, False, True])
+    got = _group_rank_scores(vals, weights, lower, primary)
+    for b in range(B):
+        for level in np.unique(primary[b]):
+            g = np.flatnonzero(primary[b] == level)
+            want = sum(weights[j] * _norm_ranks(vals[j, b, g], bool(lower[j]))
+                       for j in range(J))
+            if len(g) == 1:
+                want = np.zeros(1)
+            np.testing.assert_allclose(got[b, g], want, atol=1e-12)
