@@ -111,6 +111,7 @@ from evalkit.decide.ranking.rule import (  # noqa: F401  (re-exported: callers i
     RANKING_KEYS,
     SCORE_TEXT,
     SET_LEVEL_MODES,
+    TRACK_WEIGHT_RULES,
     MetricRule,
     RankingConfig,
     config_for,
@@ -205,7 +206,9 @@ class Ranking:
         else:
             head = "lowest weighted normalized rank score over "
             tail = "; ties go to the later step"
-        return head + ", ".join(parts) + f" (rule from {src}){tail}{boot}"
+        tw = (f"; track weights \"{self.config.track_weights}\": "
+              f"{TRACK_WEIGHT_RULES[self.config.track_weights]}")
+        return head + ", ".join(parts) + f" (rule from {src}){tw}{tail}{boot}"
 
 
 def _direction(config: RankingConfig, metric: str) -> str | None:
