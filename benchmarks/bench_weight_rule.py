@@ -16,7 +16,10 @@ sha256, like ``tests/test_lpips.py``), on
 
 Then, for each rule (``fixed``, ``measured``, ``per_metric``: docs/ranking.md), it ranks
 (i) with all metrics (the reference pick) and (ii) with only the offline metrics (FID, KID
-and LPIPS rows turned into ``skipped``, as an offline run stores them), and reports how
+and LPIPS rows turned into ``skipped``, as an offline run stores them; then also without
+the sketch track's targets, as for drawn sketches without reference photos, which leaves
+adherence alone there: the thin track of issue 23; and, for comparison, online without
+those targets), and reports how
 often the offline pick equals the reference pick: on the point values (per domain) and
 over ``--bootstrap`` paired bootstrap resamples of the samples (the ranking's own
 bootstrap, :mod:`evalkit.decide.ranking.scores`: the same seed draws the same samples
@@ -33,7 +36,9 @@ there; ``--record`` writes the section ``bench_weight_rule`` of reports/benchmar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import os
 import sys
 import tempfile
@@ -95,7 +100,8 @@ def evaluate(run_dir: Path, out: Path, ext: Path, **options) -> Path:
     ready evaluation of the same inputs: the store reuses results)."""
     from evalkit.api import run
 
-    run(run_dir, out, feature_extractor=str(ext), no_report=True, quiet=True, **options)
+    with contextlib.redirect_stdout(io.StringIO()):  # its results table
+        run(run_dir, out, feature_extractor=str(ext), no_report=True, quiet=True, **options)
     return out
 
 
@@ -103,22 +109,27 @@ def example_out(base: Path, ext: Path) -> Path:
     return evaluate(ROOT / "examples" / "checkpoints", base / "example-out", ext)
 
 
-def trained_out(base: Path, ext: Path, epochs: int, width: int, pairs: int) -> Path:
+def trained_out(base: Path, ext: Path, epochs: int, width: int, pairs: int,
+                seed: int = 0) -> Path:
+    """bench_race's trained run (training seed ``seed``; seed 0 in ``base`` itself, as
+    bench_race keeps it) evaluated with every metric."""
     from benchmarks.bench_race import SIZE, heldout_dir, trained_run
 
-    run = trained_run(base, epochs, width, 160)
+    where = base if seed == 0 else base / f"train-seed{seed}"
+    run = trained_run(where, epochs, width, 160, seed)
     heldout = heldout_dir(base, pairs)
-    return evaluate(run, base / f"trained-out-{pairs}", ext, heldout=str(heldout),
+    return evaluate(run, where / f"trained-out-{pairs}", ext, heldout=str(heldout),
                     sketches=str(ROOT / "examples" / "sketches"), domain="person",
                     image_size=SIZE, batch_size=16)
 
 
-def offline(results, no_targets: bool = False):
+def offline(results, no_targets: bool = False, online: bool = False):
     """The results as an offline run stores them: FID/KID/LPIPS skipped, no value; with
-    ``no_targets`` also the sketch track's paired metrics (L1, SSIM, PSNR), as for drawn
-    sketches without reference photos, leaving adherence alone there."""
+    ``no_targets`` also the sketch track's paired metrics (L1, SSIM, PSNR, LPIPS), as for
+    drawn sketches without reference photos, leaving adherence alone there; with
+    ``online`` only the latter (every weight file present)."""
     res = results.copy()
-    gone = res["metric"].isin(ONLINE_ONLY)
+    gone = res["metric"].isin(() if online else ONLINE_ONLY)
     if no_targets:
         gone |= (res["kind"] == "sketches") & res["metric"].isin(PAIRED)
     res.loc[gone, "status"] = "skipped"
@@ -128,8 +139,9 @@ def offline(results, no_targets: bool = False):
     return res, gone
 
 
-#: Scenario -> whether the sketch track also loses its targets.
-SCENARIOS = {"offline": False, "offline, sketches without targets": True}
+#: Scenario -> (whether the sketch track loses its targets, whether the weights are there).
+SCENARIOS = {"offline": (False, False), "offline, sketches without targets": (True, False),
+             "online, sketches without targets": (True, True)}
 PAIRED = ("l1", "ssim", "psnr", "lpips")
 
 
@@ -146,8 +158,8 @@ def domain_picks(out: Path, rule: str, bootstrap: int) -> dict[str, dict]:
     for d in domains_of(ck, results):
         r, c, s = domain_frames(d, results, ck, samples)
         picks[d] = {"all": rank_checkpoints(r, c, s, cfg)}
-        for name, no_targets in SCENARIOS.items():
-            res, gone = offline(results, no_targets)
+        for name, (no_targets, online) in SCENARIOS.items():
+            res, gone = offline(results, no_targets, online)
             dropped = set(map(tuple, results.loc[gone, ["dataset", "metric"]].to_numpy()))
             keep = [(ds, m) not in dropped for ds, m in zip(samples["dataset"],
                                                             samples["metric"], strict=True)]
@@ -174,7 +186,9 @@ def study(outs: dict[str, Path], bootstrap: int) -> list[dict]:
             for key, p in picks.items():
                 a, o = p["all"], p[scenario]
                 same = [x == y for x, y in zip(a.boot_winners, o.boot_winners, strict=True)]
+                ranks = a.table.set_index("checkpoint")["rank"]
                 row["cells"][key] = {"point": a.winner == o.winner, "all": a.winner,
+                                     "rank": int(ranks[o.winner]),
                                      "offline": o.winner, "boot": sum(same) / max(1, len(same)),
                                      "thin": sketch_weight(o), "full": sketch_weight(a)}
             rows.append(row)
@@ -183,16 +197,17 @@ def study(outs: dict[str, Path], bootstrap: int) -> list[dict]:
 
 def table(rows: list[dict], bootstrap: int) -> list[str]:
     keys = list(rows[0]["cells"])
-    head = (["rule", "offline scenario"] + [f"{k}: pick, agreement over {bootstrap} resamples"
+    head = (["rule", "scenario"] + [f"{k}: pick, agreement over {bootstrap} resamples"
                                             for k in keys]
-            + ["mean agreement", "sketch-track weight offline (all metrics)"])
+            + ["mean agreement", "sketch-track weight in the scenario (all metrics)"])
     lines = [" | ".join(head)]
     for r in rows:
         cells = [r["rule"], r["scenario"]]
         for k in keys:
             c = r["cells"][k]
             cells.append(f"{'same' if c['point'] else 'DIFFERENT'} ({short(c['offline'])}"
-                         + ("" if c["point"] else f" vs {short(c['all'])}")
+                         + ("" if c["point"] else f", all-metrics rank {c['rank']}, "
+                                                   f"vs {short(c['all'])}")
                          + f"), {c['boot']:.0%}")
         cells.append(f"{sum(c['boot'] for c in r['cells'].values()) / len(keys):.0%}")
         thin = sorted({f"{c['thin']:.2f} ({c['full']:.2f})" for c in r["cells"].values()})
@@ -212,7 +227,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=8, help="trained run: generator width")
     ap.add_argument("--heldout-pairs", type=int, default=200,
                     help="trained run: procedural held-out pairs")
-    ap.add_argument("--no-trained", action="store_true", help="the example only")
+    ap.add_argument("--train-seeds", type=lambda v: [int(x) for x in v.split(",") if x],
+                    default=[0], help="trained runs' training seeds, comma-separated "
+                    "('' = the example only)")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
@@ -221,24 +238,38 @@ def main() -> None:
     say = Printer()
     ext = write_extractor(base / "features.pt")
     inject_alexnet(base / "weights")
-    t = time.perf_counter()
+    def took(t: float, out: Path, existed: bool) -> str:
+        return (f"reused from {out}" if existed
+                else f"{time.perf_counter() - t:.0f} s, load average {os.getloadavg()[0]:.1f}")
+
+    t, existed = time.perf_counter(), (base / "example-out" / "results.sqlite").exists()
     outs = {"example": example_out(base, ext)}
-    say(f"example evaluated with every metric (stand-in FID/KID extractor and LPIPS "
-        f"backbone): {time.perf_counter() - t:.0f} s")
-    if not args.no_trained:
+    say("example (person 8 + gemstone 6 checkpoints, 40 held-out pairs + 12 sketches each) "
+        "evaluated with every metric (stand-in FID/KID extractor and LPIPS backbone): "
+        + took(t, outs["example"], existed))
+    for seed in args.train_seeds:
+        where = base if seed == 0 else base / f"train-seed{seed}"
         t = time.perf_counter()
-        outs["trained"] = trained_out(base, ext, args.epochs, args.width, args.heldout_pairs)
-        say(f"trained run (person, {args.epochs} checkpoints, width {args.width}, "
-            f"{args.heldout_pairs} held-out pairs + 12 sketches) evaluated: "
-            f"{time.perf_counter() - t:.0f} s")
+        existed = (where / f"trained-out-{args.heldout_pairs}" / "results.sqlite").exists()
+        outs[f"trained{seed}"] = trained_out(base, ext, args.epochs, args.width,
+                                             args.heldout_pairs, seed)
+        say(f"trained{seed}: bench_race's trained run, training seed {seed} (person, "
+            f"{args.epochs} checkpoints, width {args.width}, {args.heldout_pairs} held-out "
+            f"pairs + 12 sketches), trained and evaluated: "
+            + took(t, outs[f"trained{seed}"], existed))
+    t, cpu = time.perf_counter(), time.process_time()
     rows = study(outs, args.bootstrap)
+    say(f"study (3 rules x 4 rankings x {len(outs)} evaluations, {args.bootstrap} resamples "
+        f"each): {time.perf_counter() - t:.0f} s wall, {time.process_time() - cpu:.0f} s CPU")
     for line in table(rows, args.bootstrap):
         say(line)
     say(f"load average (1 min): {os.getloadavg()[0]:.2f}")
     if args.record:
         cmd = "benchmarks/bench_weight_rule.py --record" + (
             f" --epochs {args.epochs}" if args.epochs != 12 else "") + (
-            f" --heldout-pairs {args.heldout_pairs}" if args.heldout_pairs != 200 else "")
+            f" --heldout-pairs {args.heldout_pairs}" if args.heldout_pairs != 200 else "") + (
+            f" --train-seeds {','.join(map(str, args.train_seeds))}"
+            if args.train_seeds != [0] else "")
         print(f"recorded in {record('bench_weight_rule', 'Track-weight rule: offline pick vs all-metrics pick', cmd, say.text)}")
 
 

@@ -67,6 +67,7 @@ Configuration, in ``evalkit.toml`` (every key optional)::
     bootstrap = 1000        # resamples for the stability estimate (0 = none)
     seed = 0                # bootstrap seed
     set_level = "ci"        # "ci" or "fixed": FID/KID in the bootstrap (see above)
+    track_weights = "measured"  # or "fixed", "per_metric": see step 4
 
     [ranking.tracks]        # weight of each dataset, by dataset name or kind
     heldout = 1.0

@@ -55,7 +55,7 @@ TRACK_WEIGHT_RULES: dict[str, str] = {
                   "normalized over all tracks together (a track with more measured metrics "
                   "weighs more)",
 }
-DEFAULT_TRACK_WEIGHT_RULE = "fixed"
+DEFAULT_TRACK_WEIGHT_RULE = "measured"
 #: A pick is called stable when it comes first in at least this share of bootstrap
 #: resamples (``[ranking] stable_at``).
 DEFAULT_STABLE_AT = 0.5
