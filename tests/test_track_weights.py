@@ -108,3 +108,16 @@ def test_the_explanation_says_what_the_rule_did_to_a_thin_track(rule, sentence):
             f"track's whole weight {thin['weight']:.2f}): {sentence}") in sel["explanation"]
     assert {t["dataset"]: t["weight"] for t in sel["rule"]["tracks"]}["sketches"] == \
         pytest.approx(thin["weight"])
+
+
+def test_the_sentence_for_a_fully_measured_one_metric_track():
+    from evalkit.decide.selection import weight_effect
+
+    track = {"configured": 0.5, "measured": 1.0, "weight": 0.5}
+    assert weight_effect(track, "measured") == (
+        '[ranking] track_weights = "measured" left its weight at 0.50, as 100% of its metric '
+        "weight was measured")
+    assert weight_effect(track, "fixed") == (
+        '[ranking] track_weights = "fixed" keeps its configured weight, 0.50 of the choice')
+    assert "raised its weight from 0.30 to 0.40" in weight_effect(
+        {"configured": 0.3, "measured": 1.0, "weight": 0.4}, "measured")

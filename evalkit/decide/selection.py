@@ -119,13 +119,14 @@ def weight_effect(track: dict, rule: str) -> str:
     conf, w, share = track["configured"], track["weight"], track["measured"]
     head = f'[ranking] track_weights = "{rule}" '
     if rule == "fixed":
-        return (head + f"keeps its configured weight, {w:.2f} of the choice, although "
-                f"{share:.0%} of its metric weight was measured")
+        return (head + f"keeps its configured weight, {w:.2f} of the choice"
+                + (f", although {share:.0%} of its metric weight was measured" if share < 1
+                   else ""))
     if rule == "measured":
-        moved = ("cut its weight" if w < conf - 1e-9 else "raised its weight"
-                 if w > conf + 1e-9 else "left its weight")
-        return (head + f"{moved} from {conf:.2f} to {w:.2f}, as {share:.0%} of its metric "
-                "weight was measured")
+        how = (f"cut its weight from {conf:.2f} to {w:.2f}" if w < conf - 1e-9 else
+               f"raised its weight from {conf:.2f} to {w:.2f}" if w > conf + 1e-9 else
+               f"left its weight at {w:.2f}")
+        return head + f"{how}, as {share:.0%} of its metric weight was measured"
     return (head + f"weighs each counted metric on its own, which gives it {w:.2f} of the "
             f"choice instead of its configured {conf:.2f}")
 
