@@ -121,3 +121,24 @@ def test_the_sentence_for_a_fully_measured_one_metric_track():
         '[ranking] track_weights = "fixed" keeps its configured weight, 0.50 of the choice')
     assert "raised its weight from 0.30 to 0.40" in weight_effect(
         {"configured": 0.3, "measured": 1.0, "weight": 0.4}, "measured")
+
+
+def test_boot_winners_are_each_resamples_first_and_pair_two_rules():
+    """Ranking.boot_winners (what benchmarks/bench_weight_rule.py compares): one name per
+    resample, matching p_first; the same seed draws the same samples, so two rankings of
+    the same per-sample values agree resample by resample."""
+    import numpy as np
+
+    from tests.test_ranking import _from_samples, _samples
+
+    rng = np.random.default_rng(3)
+    vals = {f"ckpt-{i}": rng.normal(0.3, 0.05, 30) for i in (1, 2, 3)}
+    a = rank_checkpoints(_from_samples(vals), _ckpts(list(vals)), _samples(vals),
+                         RankingConfig(bootstrap=120, track_weights="fixed"))
+    b = rank_checkpoints(_from_samples(vals), _ckpts(list(vals)), _samples(vals),
+                         RankingConfig(bootstrap=120, track_weights="per_metric"))
+    assert len(a.boot_winners) == 120 and len(set(a.boot_winners)) >= 2
+    pf = a.table.set_index("checkpoint")["p_first"]
+    for name in vals:
+        assert a.boot_winners.count(name) / 120 == pytest.approx(pf[name])
+    assert a.boot_winners == b.boot_winners
