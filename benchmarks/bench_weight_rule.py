@@ -10,9 +10,12 @@ sha256, like ``tests/test_lpips.py``), on
 
 * (a) the shipped example (``examples/``: person 8 + gemstone 6 checkpoints, 40 held-out
   pairs + 12 sketches per domain, 64 px), and
-* (b) a trained run: ``benchmarks/bench_race.py``'s ``trained_run`` (person, width 8,
-  ``--epochs`` checkpoints, 160 training pairs) on ``--heldout-pairs`` procedural held-out
-  pairs + the example's 12 person sketches.
+* (b) trained runs: ``benchmarks/bench_race.py``'s ``trained_run`` (person, width 8,
+  ``--epochs`` checkpoints, 160 training pairs), one per ``--train-seeds`` training seed
+  (default 0; the recorded section used 0,1,2), on ``--heldout-pairs`` procedural held-out
+  pairs + the example's 12 person sketches. Measured here (2 shared cores, load 3-11): the
+  example evaluates in ~40 s, each trained run trains and evaluates in 3-5 min; the study
+  itself takes ~20 s.
 
 Then, for each rule (``fixed``, ``measured``, ``per_metric``: docs/ranking.md), it ranks
 (i) with all metrics (the reference pick) and (ii) with only the offline metrics (FID, KID
@@ -29,7 +32,7 @@ every metric is measured, so they share it. A last column gives the weight of th
 offline sketch track under the rule.
 
 Usage: ``.venv/bin/python benchmarks/bench_weight_rule.py [--keep DIR] [--epochs N]
-[--heldout-pairs N] [--bootstrap B] [--record]`` (``--keep`` reuses evaluations made
+[--heldout-pairs N] [--train-seeds 0,1,2] [--bootstrap B] [--record]`` (``--keep`` reuses evaluations made
 there; ``--record`` writes the section ``bench_weight_rule`` of reports/benchmarks.md).
 """
 
