@@ -12,7 +12,7 @@ sha256, like ``tests/test_lpips.py``), on
   pairs + 12 sketches per domain, 64 px), and
 * (b) trained runs: ``benchmarks/bench_race.py``'s ``trained_run`` (person, width 8,
   ``--epochs`` checkpoints, 160 training pairs), one per ``--train-seeds`` training seed
-  (default 0; the recorded section used 0,1,2), on ``--heldout-pairs`` procedural held-out
+  (default 0; the recorded section used 0,1,2,3,4), on ``--heldout-pairs`` procedural held-out
   pairs + the example's 12 person sketches. Measured here (2 shared cores, load 3-11): the
   example evaluates in ~40 s, each trained run trains and evaluates in 3-5 min; the study
   itself takes ~20 s.
