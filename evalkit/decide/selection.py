@@ -42,6 +42,9 @@ The same results and the same rule give the same file (except ``created_at``): t
 bootstrap is seeded, and ``results_digest`` says which numbers were ranked. An unchanged
 selection is not rewritten (``created_at`` stays the time it was first made), so an
 unchanged re-run leaves the report up to date (:mod:`evalkit.present.report.stamp`).
+A changed selection moves the file it replaces to ``OUT/selection.previous.json`` (one
+level kept), from which the report says what changed since the last selection
+(:func:`evalkit.decide.compare.last_selection`).
 
 Exporting the choice for the service (``select --export``) is :mod:`evalkit.present.deploy`.
 """
@@ -67,6 +70,8 @@ from evalkit.decide.ranking.rank import (
 
 FORMAT = "evalkit-selection/2"
 SELECTION_NAME = "selection.json"
+#: The selection that ``selection.json`` replaced (kept so the report can say what changed).
+PREVIOUS_NAME = "selection.previous.json"
 
 
 class SelectionError(ValueError):
@@ -379,6 +384,10 @@ def select(out_dir: str | Path, config_path: str | Path | None = None,
             return old       # its time does not make the report look out of date
         tmp = out_dir / (SELECTION_NAME + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(sel, indent=2) + "\n")
+        if path.is_file():  # the one it replaces stays as selection.previous.json
+            keep = out_dir / (PREVIOUS_NAME + f".tmp{os.getpid()}")
+            keep.write_bytes(path.read_bytes())
+            os.replace(keep, out_dir / PREVIOUS_NAME)
         os.replace(tmp, path)
     return sel
 

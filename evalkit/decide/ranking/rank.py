@@ -46,8 +46,9 @@ The method (documented for users in ``docs/ranking.md``):
      the choice.
    - ``"ranks"``: ``score = rank_score`` (the rule before pairwise was the default).
 
-   Lowest score ranks first; ties go to the lower rank score, then the later checkpoint
-   (higher step), then the name.
+   Lowest score ranks first; ties go to the lower rank score (for ``"pairwise"``: computed
+   among the tied checkpoints only, so a checkpoint outside the Smith set cannot break a
+   tie at the top), then the later checkpoint (higher step), then the name.
 7. **Stability.** ``B`` bootstrap resamples (``[ranking] bootstrap``, default 1000,
    seed ``[ranking] seed``, default 0): for each dataset, its samples are drawn with
    replacement (one draw per resample, shared by every checkpoint and metric of that
@@ -121,6 +122,7 @@ from evalkit.decide.ranking.rule import (  # noqa: F401  (re-exported: callers i
 from evalkit.decide.ranking.scores import (
     MARGIN_EPS,
     _bootstrap_ranks,
+    _group_rank_scores,
     _margins,
     _norm_ranks,
     _order,
@@ -326,7 +328,10 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
             comp_rows.append({"checkpoint": name, "dataset": r.dataset, "metric": r.metric,
                               "value": point[j, i], "norm_rank": norm[j, i],
                               "weight": weights[j]})
-    order = _order(scores, rank_scores, steps, names) if K else np.zeros(0, int)
+    # ties of the head-to-head order go to the normalized-rank score among the tied only
+    tie_scores = (_group_rank_scores(point, weights, lower, scores)
+                  if config.method == "pairwise" and len(counted) else rank_scores)
+    order = _order(scores, tie_scores, steps, names) if K else np.zeros(0, int)
     rank = np.empty(K)
     rank[order] = np.arange(1, K + 1)
 

@@ -164,10 +164,47 @@ def _smith_members(margin: np.ndarray) -> np.ndarray:
     return reach.all(axis=-1)
 
 
+def _group_rank_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray,
+                       primary: np.ndarray) -> np.ndarray:
+    """The tie-break of the head-to-head order: each participant's weighted normalized-rank
+    score among only the participants it ties with on ``primary`` (its Schulze score).
+
+    ``vals`` ``(J, ..., K)``, ``weights``/``lower`` ``(J,)`` as in :func:`_margins`,
+    ``primary`` ``(..., K)``. For every group of equal primary score (within 1e-12) and
+    counted metric j: ``r = (rank within the group - 1) / (group size - 1)`` in [0, 1]
+    (0 = best, ties share the average rank, no value = 1, a group of one: 0), then
+    ``sum_j w_j * r_j``. Returns ``(..., K)``.
+
+    Why only the tied group: ranked among all participants, a checkpoint that every member
+    of the top group beats (outside the Smith set) could still change how a tie at the top
+    is broken, by lying between two tied checkpoints on one metric; then racing it out, or
+    evaluating one more early epoch, could change the deployment pick. Schulze's order
+    never depends on such checkpoints (they are strictly beaten by every Smith member, so
+    no strongest chain between members passes through them), and within a group only its
+    members count, so the whole order of the Smith set is independent of them.
+    Why by hand: a group-restricted average rank, batched over resamples, which numpy,
+    scipy and pandas do not offer.
+    """
+    same = np.abs(primary[..., :, None] - primary[..., None, :]) <= 1e-12  # (..., K, K)
+    size = same.sum(axis=-1)
+    out = np.zeros(primary.shape)
+    for j in range(vals.shape[0]):
+        x = vals[j] if lower[j] else -vals[j]  # lower is better; NaN compares False
+        a, b = x[..., :, None], x[..., None, :]  # a: the participant, b: the others
+        better = (same & (b < a)).sum(axis=-1)
+        equal = (same & (b == a)).sum(axis=-1)  # includes itself unless NaN
+        rank = better + (equal + 1) / 2.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(size > 1, (rank - 1.0) / (size - 1), 0.0)
+        out += weights[j] * np.where(np.isnan(x), np.where(size > 1, 1.0, 0.0), r)
+    return out
+
+
 def _order(scores: np.ndarray, rank_scores: np.ndarray, steps: np.ndarray,
            names: list[str]) -> np.ndarray:
-    """Participant order: lowest score, then lowest normalized-rank score (the same for
-    ``method = "ranks"``), then higher step, then name."""
+    """Participant order: lowest score, then the lowest tie-break score (``rank_scores``:
+    the normalized-rank score, for ``method = "pairwise"`` among the tied participants
+    only, :func:`_group_rank_scores`), then higher step, then name."""
     keys = sorted(range(len(names)), key=lambda i: (round(float(scores[i]), 12),
                                                     round(float(rank_scores[i]), 12),
                                                     -steps[i], names[i]))
@@ -226,7 +263,10 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
         smith[a:a + chunk] = _smith_members(margin)
         if pairwise:
             primary[a:a + chunk] = _schulze_scores(margin)
-    # same order as _order, vectorized: score, normalized-rank score (rounded), then the
+            # ties of the head-to-head order are broken among the tied only
+            score_b[a:a + chunk] = _group_rank_scores(all_vals[:, a:a + chunk], weights,
+                                                      lower, primary[a:a + chunk])
+    # same order as _order, vectorized: score, tie-break score (rounded), then the
     # tie-break position
     tie = np.empty(K, dtype=np.int64)
     tie[sorted(range(K), key=lambda i: (-steps[i], names[i]))] = np.arange(K)
