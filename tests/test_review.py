@@ -474,7 +474,8 @@ def test_report_shows_the_human_track_agreement_and_a_review_page(out):
     index = render_report(out)
     car = (index.parent / "car" / "index.html").read_text()
     assert 'href="review.html"' in car and 'id="human"' in car
-    assert "human/car<br>bt_score" in car  # a ranking column, counted (31 + 5 votes)
+    # a ranking column, counted (31 + 5 votes): its header names a weight
+    assert 'title="human/car bt_score (higher is better), weight ' in car
     assert "equal to the sketch track, as 36 votes reach 30" in car
     assert 'id="agreement-table"' in car and "per sketch" in car
     assert 'alt="bt_score against step"' in car  # and a plot against step
