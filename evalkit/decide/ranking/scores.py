@@ -18,6 +18,54 @@ from evalkit.decide.ranking.rule import RankingConfig
 MARGIN_EPS = 1e-12
 
 
+def effective_weights(counted: pd.DataFrame, stored: dict[str, float], rule: str
+                      ) -> tuple[np.ndarray, pd.DataFrame]:
+    """Effective weight of each counted (dataset, metric), by ``[ranking] track_weights``.
+
+    Args:
+        counted: one row per counted pair: ``dataset``, ``mw`` (metric weight > 0), ``tw``
+            (the dataset's ``[ranking.tracks]`` weight > 0).
+        stored: per dataset, the summed metric weight of every metric of the ranking's list
+            (weight > 0) stored there, measured or not (skipped for missing weights or
+            targets, failed): what the track would count were everything measured.
+        rule: ``"fixed"``, ``"measured"`` or ``"per_metric"`` (:data:`TRACK_WEIGHT_RULES`).
+
+    Returns:
+        ``(weights, tracks)``: ``weights`` ``(J,)`` summing to 1 (metric weights normalized
+        within their track, times the track's weight), and one row per counted track:
+        ``dataset``, ``configured`` (its ``[ranking.tracks]`` weight normalized over the
+        counted tracks: its weight under ``"fixed"``), ``measured`` (counted / stored metric
+        weight, in (0, 1]), ``weight`` (its total effective weight under ``rule``).
+
+    ``fixed``: track weight ``t_d = tw_d``. ``measured``: ``t_d = tw_d * measured_d``.
+    Both then normalize ``t_d`` to sum 1 and split it over the track's counted metrics in
+    proportion to their weights. ``per_metric``: weight ``tw_d * mw`` for every counted
+    metric, normalized over all of them (no per-track normalization).
+    """
+    if counted.empty:
+        return np.zeros(0), pd.DataFrame(columns=["dataset", "configured", "measured",
+                                                  "weight"])
+    mw = counted["mw"].to_numpy(float)
+    tw = counted["tw"].to_numpy(float)
+    track_sum = counted.groupby("dataset")["mw"].transform("sum").to_numpy(float)
+    tracks = counted.drop_duplicates("dataset")[["dataset", "tw"]].reset_index(drop=True)
+    counted_mw = counted.groupby("dataset")["mw"].sum()
+    tracks["measured"] = [min(1.0, float(counted_mw[d]) / max(stored.get(d, 0.0),
+                                                               float(counted_mw[d])))
+                          for d in tracks["dataset"]]
+    tracks["configured"] = tracks["tw"] / tracks["tw"].sum()
+    if rule == "per_metric":
+        weights = tw * mw / float((tw * mw).sum())
+    else:
+        scale = tracks["measured"] if rule == "measured" else 1.0
+        t = tracks["tw"] * scale
+        t = dict(zip(tracks["dataset"], t / t.sum(), strict=True))
+        weights = mw / track_sum * counted["dataset"].map(t).to_numpy(float)
+    tracks["weight"] = [float(weights[(counted["dataset"] == d).to_numpy()].sum())
+                        for d in tracks["dataset"]]
+    return weights, tracks[["dataset", "configured", "measured", "weight"]]
+
+
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks along axis 0 (1 = smallest), ties share their average rank, NaN stays NaN.
 
