@@ -24,6 +24,8 @@ import pandas as pd
 
 from evalkit.decide.ranking.rule import SCORE_TEXT
 from evalkit.present.report import grids, plots
+from evalkit.present.report.cache import ReportCache
+from evalkit.present.report.cache import key as cache_key
 from evalkit.present.report.overview import domain_summary, render_overview
 from evalkit.present.report.render import (
     _badges,
@@ -217,9 +219,11 @@ def render_report(out_dir: Path, config_path: Path | None = None,
     shutil.rmtree(tmp, ignore_errors=True)
     domains = domains_of(ckpts, results)
     try:
+        tmp.mkdir(parents=True)
+        cache = ReportCache(final if final.is_dir() else None, tmp)
         if len(domains) <= 1:
             _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals, runs,
-                           samples, domains[0] if domains else "", review=review)
+                           samples, domains[0] if domains else "", review=review, cache=cache)
         else:
             summaries = []
             for d in domains:
@@ -229,9 +233,10 @@ def render_report(out_dir: Path, config_path: Path | None = None,
                     out_dir, tmp / d, config, r, c, ds, s_,
                     evals[evals["checkpoint"].isin(set(c["name"]))], runs,
                     samples[samples["dataset"].isin(set(ds["name"]))], d, up="../index.html",
-                    review=review))
+                    review=review, cache=cache))
             render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method],
                             unmeasured(results))
+        cache.save()
         _swap_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -248,7 +253,8 @@ def _review_inputs(store) -> dict:
 def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFrame,
                    ckpts: pd.DataFrame, datasets: pd.DataFrame, sm: pd.DataFrame,
                    evals: pd.DataFrame, runs: pd.DataFrame, samples: pd.DataFrame,
-                   domain: str, up: str | None = None, review: dict | None = None) -> dict:
+                   domain: str, up: str | None = None, review: dict | None = None,
+                   cache: ReportCache | None = None) -> dict:
     """Render one domain's report into ``report_dir``; returns its overview summary."""
     import evalkit
     from evalkit.decide.ranking.rank import rank_checkpoints
@@ -272,16 +278,20 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     winner = ranking.winner
 
     (report_dir / "img" / "plots").mkdir(parents=True)
+    cache = cache or ReportCache(None, report_dir)
 
     # plots
     table = ranking.table
     sel_step = None
     if winner is not None:
         sel_step = int(table.loc[table["checkpoint"] == winner, "step"].iloc[0])
-    metric_figs = plots.metric_plots(results, report_dir / "img" / "plots", directions,
-                                     sel_step)
-    mismatch_figs = plots.mismatch_plots(results, report_dir / "img" / "plots", directions,
-                                         winner)
+    plot_dir = report_dir / "img" / "plots"
+    metric_figs = cache.call(
+        cache_key("metric_plots", results, directions, sel_step), plot_dir,
+        lambda: plots.metric_plots(results, plot_dir, directions, sel_step))
+    mismatch_figs = cache.call(
+        cache_key("mismatch_plots", results, directions, winner), plot_dir,
+        lambda: plots.mismatch_plots(results, plot_dir, directions, winner))
 
     # which samples each page shows
     grid_cols, reduced = grids.grid_columns(table)
@@ -309,7 +319,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
             limit = None
     participants = ranking.participants["checkpoint"].tolist()
     sets = grids.build_display_sets(out_dir, report_dir, shown, samples, evals,
-                                    participants, size, limit, needed)
+                                    participants, size, limit, needed, cache=cache)
     sm_lookup: dict[tuple[str, str, str, int], float] = {}
     for r in sm.itertuples():
         if not _nan(r.idx):
