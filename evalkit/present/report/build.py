@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from evalkit.decide.ranking.rule import SCORE_TEXT
+from evalkit.present.report import cache as report_cache
 from evalkit.present.report import grids, plots
 from evalkit.present.report.cache import ReportCache
 from evalkit.present.report.cache import key as cache_key
@@ -219,7 +220,7 @@ def render_report(out_dir: Path, config_path: Path | None = None,
     shutil.rmtree(tmp, ignore_errors=True)
     domains = domains_of(ckpts, results)
     try:
-        tmp.mkdir(parents=True)
+        recycled = report_cache.begin(final, tmp)
         cache = ReportCache(final if final.is_dir() else None, tmp)
         if len(domains) <= 1:
             _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals, runs,
@@ -237,7 +238,8 @@ def render_report(out_dir: Path, config_path: Path | None = None,
             render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method],
                             unmeasured(results))
         cache.save()
-        _swap_into_place(tmp, final)
+        report_cache.prune(recycled)
+        _swap_into_place(tmp, final, recycle=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / "index.html"
@@ -277,7 +279,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         selection_error = str(exc)
     winner = ranking.winner
 
-    (report_dir / "img" / "plots").mkdir(parents=True)
+    (report_dir / "img" / "plots").mkdir(parents=True, exist_ok=True)
     cache = cache or ReportCache(None, report_dir)
 
     # plots
@@ -462,14 +464,17 @@ def _head_to_head(ranking, limit: int = 12) -> dict:
             "more": max(0, len(ranking.participants) - len(names))}
 
 
-def _swap_into_place(new: Path, final: Path) -> None:
+def _swap_into_place(new: Path, final: Path, recycle: bool = False) -> None:
     """Replace folder ``final`` by ``new`` (a directory cannot be renamed over a non-empty
-    one: the old one is renamed away first, then removed)."""
+    one: the old one is renamed away first, then removed; with ``recycle``, emptied and
+    kept for the next render, :func:`evalkit.present.report.cache.recycle`)."""
     old = final.with_name(f"{final.name}.old{os.getpid()}")
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(new, final)
+    if recycle and old.is_dir():
+        report_cache.recycle(old, final)
     shutil.rmtree(old, ignore_errors=True)
 
 
