@@ -87,7 +87,13 @@ def _tree(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _dirs(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_dir())
+
+
 def _same_tree(a: Path, b: Path) -> None:
+    """Same folders, same files, same bytes."""
+    assert _dirs(a) == _dirs(b)
     ta, tb = _tree(a), _tree(b)
     assert sorted(ta) == sorted(tb)
     differ = [k for k in ta if ta[k] != tb[k]]
@@ -205,3 +211,27 @@ def test_cache_keys_follow_content(tmp_path):
     assert c.entries == {}
     c.put("k", tmp_path, ["f.png"], {"step": [1, 2]})
     assert set(c.entries) == {"k"}
+
+
+def test_the_old_folder_tree_is_recycled_emptied_and_links_are_not_followed(evaluated,
+                                                                             tmp_path):
+    out = _copy(evaluated, "after", tmp_path)
+    render_report(out)
+    render_report(out)
+    kept = out / ".report.dirs"
+    assert kept.is_dir() and _dirs(kept) == _dirs(out / "report")
+    assert not [p for p in kept.rglob("*") if not p.is_dir()]  # folders only
+    # something planted in the kept tree is not written through
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    plots_dir = kept / "car" / "img" / "plots"
+    plots_dir.rmdir()
+    plots_dir.symlink_to(elsewhere, target_is_directory=True)
+    (kept / "car" / "stray.html").write_text("x")
+    render_report(out)
+    assert list(elsewhere.iterdir()) == []
+    assert not (out / "report" / "car" / "img" / "plots").is_symlink()
+    assert not (out / "report" / "car" / "stray.html").exists()
+    scratch = tmp_path / "scratch"
+    render_report(out, dest=scratch)
+    _same_tree(out / "report", scratch)
