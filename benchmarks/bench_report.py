@@ -7,12 +7,13 @@ with ``evalkit run --no-report``: ``out23`` with 23 checkpoints in domain ``d0``
 ``out24``, a copy of it to which ``d0/ckpt-24`` was added and evaluated. Then, each a fresh
 ``evalkit report`` process, interleaved ``--repeats`` times (medians):
 
-* **from scratch**: ``out24`` without any report folder (nothing cached);
+* **from scratch**: ``out24`` without any report folder (nothing cached, no kept folder
+  tree);
 * **unchanged**: ``out24`` again, its report (and the report's cache) already there;
 * **one checkpoint added**: ``out24`` with the report folder that was rendered from
   ``out23`` (restored before each repeat): only what shows ``d0/ckpt-24`` is drawn again;
 * **example, from scratch**: ``evalkit demo``'s folder (2 domains, 14 checkpoints), its
-  report folder removed first.
+  report folder (and kept folder tree) removed first.
 
 Each line prints wall seconds, CPU seconds (user + system of the process), the target and
 measured/target; the machine's 1-minute load average is printed with them (the machine is
@@ -140,19 +141,28 @@ def example(base: Path) -> Path:
     return out
 
 
+def scratch(out: Path) -> None:
+    """No previous report: its folder and the kept folder tree removed."""
+    from evalkit.present.report.cache import dirs_folder
+
+    shutil.rmtree(out / "report", ignore_errors=True)
+    shutil.rmtree(dirs_folder(out / "report"), ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", type=Path, help="Build into (and reuse) this folder.")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
     base = Path(args.keep or tempfile.mkdtemp(prefix="bench-report-")).resolve()
     base.mkdir(parents=True, exist_ok=True)
     out23, out24 = build(base)
     demo = example(base)
     # the report of the 23-checkpoint state, restored before each "one added" repeat
     before = base / "report23"
-    shutil.rmtree(out23 / "report", ignore_errors=True)
+    scratch(out23)
     evalkit(["report", str(out23)], base)
     shutil.rmtree(before, ignore_errors=True)
     shutil.copytree(out23 / "report", before)
@@ -160,13 +170,13 @@ def main() -> int:
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in
                                                    ("scratch", "unchanged", "added", "example")}
     for _ in range(args.repeats):
-        shutil.rmtree(out24 / "report", ignore_errors=True)
+        scratch(out24)
         times["scratch"].append(evalkit(["report", str(out24)], base))
         times["unchanged"].append(evalkit(["report", str(out24)], base))
         shutil.rmtree(out24 / "report")
         shutil.copytree(before, out24 / "report")
         times["added"].append(evalkit(["report", str(out24)], base))
-        shutil.rmtree(demo / "report", ignore_errors=True)
+        scratch(demo)
         times["example"].append(evalkit(["report", str(demo)], base))
     load = os.getloadavg()[0]
 

@@ -6,7 +6,9 @@ one that fails is not shown, its cell says why) and the checked bytes written (a
 a link, so a later change to the cache cannot change the report), and the served inputs and targets are
 written as PNG after reloading each dataset from its recorded root with the recorded image
 size (only when the reloaded dataset has the recorded content hash, so the grid never shows
-inputs the outputs were not made from). File names in ``img/`` are generated from indices
+inputs the outputs were not made from); an input/target PNG the previous report already
+holds for the same content is reused rather than encoded again
+(:mod:`evalkit.present.report.cache`). File names in ``img/`` are generated from indices
 (``d0/in/00012.png``), never from sample ids, so no name from the data reaches an HTML
 attribute; ids are shown as (escaped) text only.
 """
