@@ -359,7 +359,8 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     for d in _dataset_info(datasets):
         if d["detector"]:
             detectors.setdefault(d["detector"]["name"], []).append(f"made {d['name']} inputs")
-    for p in _provenance(results):
+    provenance = _provenance(results)
+    for p in provenance:
         for k, v in p["flags"]:
             if k == "edge_detector":
                 uses = detectors.setdefault(str(v), [])
@@ -387,7 +388,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "runs": run_info,
         "image_size": size,
         "datasets": _dataset_info(datasets),
-        "provenance": _provenance(results), "detectors": detectors,
+        "provenance": provenance, "detectors": detectors,
         "selection": selection, "selection_error": selection_error,
         "verdict": verdict(selection) if selection else None,
         "h2h": _head_to_head(ranking),
@@ -407,8 +408,12 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
                                            encoding="utf-8")
     tmpl = env.get_template("checkpoint.html")
     trow = table.set_index("checkpoint")
+    # one split per frame, not one filter per checkpoint page
+    by_checkpoint = dict(tuple(results.groupby("checkpoint", sort=False)))
+    comps = dict(tuple(ranking.components.groupby("checkpoint", sort=False))) \
+        if len(ranking.components) else {}
     for c in ckpts.itertuples():
-        mine = results[results["checkpoint"] == c.name].copy()
+        mine = by_checkpoint.get(c.name, results.iloc[:0])
         metric_rows = []
         for r in sorted(mine.itertuples(), key=lambda r: (r.dataset, _metric_sort_key(r.metric))):
             metric_rows.append({"dataset": r.dataset, "metric": r.metric, "value": r.value,
@@ -417,7 +422,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
                                 "flags": _flags(r.flags), "badges": _badges(_flags(r.flags)),
                                 "direction": directions.get(r.metric, ""),
                                 "weight": counted.get((r.dataset, r.metric))})
-        comp = ranking.components[ranking.components["checkpoint"] == c.name]
+        comp = comps.get(c.name, ranking.components.iloc[:0])
         cols = [c.name] + ([winner] if winner and winner != c.name else [])
         outputs = []
         for disp in sets:
