@@ -235,3 +235,9 @@ def test_the_old_folder_tree_is_recycled_emptied_and_links_are_not_followed(eval
     scratch = tmp_path / "scratch"
     render_report(out, dest=scratch)
     _same_tree(out / "report", scratch)
+    # a link (or a file) in the kept tree's place is not taken as the render folder
+    shutil.rmtree(kept)
+    kept.symlink_to(elsewhere, target_is_directory=True)
+    render_report(out)
+    assert list(elsewhere.iterdir()) == [] and (out / "report" / "index.html").is_file()
+    _same_tree(out / "report", scratch)

@@ -196,8 +196,11 @@ def begin(final: Path, tmp: Path) -> set[str]:
     """Create the render folder ``tmp`` (which must not exist): the recycled tree of
     :func:`dirs_folder` when there is one, else an empty folder. Returns the recycled
     folders (paths), for :func:`prune`."""
+    kept = dirs_folder(final)
     try:
-        os.rename(dirs_folder(final), tmp)
+        if kept.is_symlink() or not kept.is_dir():  # only a real folder is taken
+            raise FileNotFoundError(kept)
+        os.rename(kept, tmp)
         recycled = set()
         for root, dirs, files in os.walk(tmp):  # only folders: nothing else is trusted
             for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
@@ -227,6 +230,8 @@ def recycle(old: Path, final: Path) -> None:
     :func:`dirs_folder` for the next render; falls back to removing ``old``."""
     target = dirs_folder(final)
     try:
+        if target.is_symlink() or target.is_file():
+            target.unlink()
         shutil.rmtree(target, ignore_errors=True)
         for root, dirs, files in os.walk(old):
             for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
