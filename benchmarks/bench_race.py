@@ -25,17 +25,41 @@ ranking method, which checkpoints change the full winner when left out alone
 (:func:`drop_one`). Offline, FID/KID and LPIPS are skipped (their weights are
 absent), so the ranking uses L1, SSIM, PSNR and sketch adherence, as any offline run.
 
+``--earlier-rule`` races under the rule before issue 23 part 2 (a checkpoint leaves when
+its P(first) alone is below the threshold; patched over
+:func:`evalkit.execute.racing.race.losers`), for a like-for-like comparison on the same
+checkpoints and subset seeds.
+
+``--random N`` (issue 23 part 2, cycles among the top): instead of a trained run,
+``--random-inits`` runs of N random-weight seed-layout checkpoints (``tests/seed_reference.py``,
+width ``--width``; run ``i`` initialized from seeds ``10,000 + i * N`` on) on
+``--heldout-pairs`` (default 24) procedural pairs + the 12 sketches. Each is evaluated in full;
+a run has a *cycle among the top* when the Smith set of its full evaluation's head-to-head
+margins has more than one member or its winner is not a Condorcet winner. Those runs are
+raced under ``--seeds`` subset seeds twice: with the current rule (a checkpoint leaves when
+its P(first) and its P(Smith) are both below the threshold) and, for comparison, the
+earlier one (P(first) alone; patched in). Prints per run the full winner, its head-to-head
+wins, the Smith set and P(Smith); per race the winner, the compute saved and the leaders;
+how many runs had a cycle; and per rule the same-winner count and the median saving.
+
 Usage: ``.venv/bin/python benchmarks/bench_race.py [--heldout-pairs N] [--keep DIR]
-[--record]`` (``--keep`` reuses a trained run, the held-out pairs and the full evaluation
-there; ``--record`` writes the section ``bench_race`` (200 pairs, defaults) or
-``bench_race_<N>`` / ``..._<settings>`` of reports/benchmarks.md).
+[--record [--section NAME --title TITLE]]`` (``--keep`` reuses a trained run, the held-out
+pairs and a full evaluation of the same data and checkpoint files there; a kept run trained
+with other settings is refused; ``--record`` writes the section ``bench_race`` (200 pairs,
+defaults), ``bench_race_<N>`` / ``..._<settings>``, ``bench_race_random_<N>_<pairs>`` with
+``--random``, or ``--section`` of reports/benchmarks.md). Each output ends with the CPU
+flags and the 1-min load average; wall and CPU (user + system) seconds are printed, the
+generator compute (images) is exact.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
+import shlex
 import shutil
 import statistics
 import sys
@@ -48,6 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 import evalkit  # noqa: E402,F401  (torch before TensorFlow)
 from benchmarks._record import Printer, record  # noqa: E402
+from benchmarks.bench_bf16 import cpu_flags  # noqa: E402
 from evalkit.execute.racing import DEFAULT_GROWTH  # noqa: E402
 
 SIZE = 64
@@ -60,7 +85,13 @@ def trained_run(base: Path, epochs: int, width: int, pairs: int, seed: int = 0) 
     from benchmarks.make_example import DOMAINS, write_pairs
 
     run = base / "run" / "person"
+    stamp = base / "run" / "trained.json"
+    wanted = {"epochs": epochs, "width": width, "pairs": pairs, "seed": seed}
     if run.is_dir() and len(list(run.glob("ckpt-*.index"))) >= epochs:
+        kept = json.loads(stamp.read_text()) if stamp.exists() else None
+        if kept not in (None, wanted):  # a run kept without a stamp predates it
+            sys.exit(f"error: {base} keeps a run trained with {kept}, not {wanted}; "
+                     "use another --keep folder")
         return run
     train_dir = base / "train"
     if not train_dir.is_dir():
@@ -69,6 +100,7 @@ def trained_run(base: Path, epochs: int, width: int, pairs: int, seed: int = 0) 
     shutil.rmtree(run, ignore_errors=True)
     train(train_dir, run, TrainConfig(image_size=SIZE, hidden_channels=width, epochs=epochs,
                                       seed=seed), log=None)
+    stamp.write_text(json.dumps(wanted))
     return run
 
 
@@ -96,22 +128,28 @@ def plan(run: Path, heldout: Path):
     return DomainPlan("person", run, refs, datasets=datasets)
 
 
-def full_evaluation(base: Path, p, opts, reuse: bool) -> tuple[Path, float]:
-    """Every checkpoint on every sample (kept in ``base`` with its wall time; with
-    ``reuse``, taken from there when the same data was evaluated before)."""
+def full_evaluation(base: Path, p, opts, reuse: bool) -> tuple[Path, float, float]:
+    """Every checkpoint on every sample: the store folder, wall and process CPU seconds
+    (user + system). Kept in ``base`` under the datasets' content hashes and a hash of the
+    checkpoints' files, so a different held-out set (or a re-trained run) is a different
+    folder; with ``reuse``, taken from there when the same data was evaluated before."""
+    import hashlib
+
     from evalkit.execute.engine import evaluate_domains
 
-    key = "-".join(d.content_hash[:12] for d in p.datasets)
+    ckpts = hashlib.sha256("".join(r.files_hash() for r in p.refs).encode()).hexdigest()
+    key = "-".join([d.content_hash[:12] for d in p.datasets] + [ckpts[:12]])
     out = base / f"full-{key}"
     stamp = out / "wall_s.json"
     if reuse and stamp.exists():
-        return out, json.loads(stamp.read_text())["wall_s"]
+        kept = json.loads(stamp.read_text())
+        return out, kept["wall_s"], kept.get("cpu_s", float("nan"))
     shutil.rmtree(out, ignore_errors=True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     evaluate_domains([p], out, opts, log=lambda s: None)
-    wall = time.perf_counter() - t
-    stamp.write_text(json.dumps({"wall_s": wall}))
-    return out, wall
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    stamp.write_text(json.dumps({"wall_s": wall, "cpu_s": cpu}))
+    return out, wall, cpu
 
 
 def short(name: str | None) -> str:
@@ -215,6 +253,161 @@ def drop_one(full_out: Path) -> dict[str, list[str]]:
     return out
 
 
+RANDOM_SEED0 = 10_000  # init seeds of the random-weight checkpoints (--random)
+
+
+def random_run(base: Path, n: int, width: int, init: int) -> Path:
+    """``n`` random-weight seed-layout checkpoints (ckpt-1..n, generator width ``width``),
+    initialized from seeds ``RANDOM_SEED0 + init * n`` onwards (kept in ``base``)."""
+    from tests.seed_reference import save_seed_checkpoint
+
+    run = base / f"random-{init}" / "person"
+    if len(list(run.glob("ckpt-*.index"))) != n:
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir(parents=True)
+        save_seed_checkpoint(run, n=n, hidden=width, seed=RANDOM_SEED0 + init * n)
+    return run
+
+
+def top_cycle(ranking) -> tuple[list[str], tuple[int, int, int]]:
+    """The Smith set of a ranking's point values (its head-to-head ``margins``), best
+    first, and the winner's head-to-head record ``(beats, ties, loses to)``. The winner is
+    a Condorcet winner when it beats all others. A Smith set of more than one member is a
+    group at the top whose members reach each other through chains of wins or ties; when
+    the winner loses to one of them, it wins through a chain (a cycle), when it only ties,
+    the top is a tie."""
+    from evalkit.decide.ranking.scores import MARGIN_EPS, _smith_members
+
+    m = ranking.margins
+    members = _smith_members(m.to_numpy(float))
+    smith = [c for c in ranking.participants["checkpoint"] if members[m.index.get_loc(c)]]
+    row = m.loc[ranking.winner].drop(ranking.winner)
+    return smith, (int((row > MARGIN_EPS).sum()), int((row.abs() <= MARGIN_EPS).sum()),
+                   int((row < -MARGIN_EPS).sum()))
+
+
+def earlier_losers(ranking, p: dict[str, float], threshold: float, settled: list[str]
+                   ) -> dict[str, tuple[float, float]]:
+    """The rule before issue 23 part 2, for comparison: a checkpoint leaves when its
+    P(first) alone is below ``threshold`` (the round's most likely winner and settled
+    checkpoints never leave); patched over :func:`evalkit.execute.racing.race.losers`."""
+    best = max(p, key=lambda k: p[k]) if p else None
+    return {k: (v, float("nan")) for k, v in p.items()
+            if k != best and k not in settled and v < threshold}
+
+
+def race_once(run: Path, heldout: Path, out: Path, opts, settings, earlier: bool):
+    """One race of ``run`` into ``out`` (replaced): ``(RaceResult, wall s, CPU s)``; with
+    ``earlier``, under the P(first)-only rule (:func:`earlier_losers`)."""
+    from unittest import mock
+
+    from evalkit.execute.racing import race_domains
+
+    shutil.rmtree(out, ignore_errors=True)
+    t, c = time.perf_counter(), time.process_time()
+    with mock.patch("evalkit.execute.racing.race.losers", earlier_losers) if earlier \
+            else contextlib.nullcontext():
+        res = race_domains([plan(run, heldout)], out, opts, settings, log=lambda s: None)
+    return res, time.perf_counter() - t, time.process_time() - c
+
+
+def random_mode(args: argparse.Namespace, base: Path, say) -> None:
+    """``--random N``: runs of N random-weight checkpoints; the full evaluation of each,
+    and for those with a cycle among the top (:func:`top_cycle`), races under the current
+    rule and the earlier one (``--seeds`` subset seeds each)."""
+    from evalkit.decide.ranking.rank import RankingConfig
+    from evalkit.execute.engine import RunOptions
+    from evalkit.execute.racing import RaceSettings
+
+    heldout = heldout_dir(base, args.heldout_pairs)
+    opts = RunOptions(image_size=SIZE, batch_size=16, progress=False)
+    rule = RankingConfig(method=args.method)
+    tried, cycles = 0, []
+    rows = {False: [], True: []}  # earlier rule? -> (same, saved) per race
+    wall = {False: [], True: []}
+    cpu = {False: [], True: []}
+    full_walls, full_cpus = [], []
+    for init in range(args.random_inits):
+        run = random_run(base, args.random, args.width, init)
+        p = plan(run, heldout)
+        # reused when kept: the folder is keyed by the data's and the checkpoints' hashes
+        full_out, full_s, full_c = full_evaluation(base / f"random-{init}", p, opts,
+                                                   reuse=True)
+        full_walls.append(full_s)
+        full_cpus.append(full_c)
+        full = ranked(full_out, rule)
+        smith, (beats, ties, loses) = top_cycle(full)
+        tried += 1
+        t = full.participants.set_index("checkpoint")
+        w = full.winner
+        cycle = len(smith) > 1 or beats < len(t) - 1
+        kind = "cycle" if loses else "tie"
+        ps = "; P(Smith) " + ", ".join(f"{short(c)} {t.loc[c, 'p_smith']:.2f}"
+                                       for c in t.sort_values("p_smith", ascending=False)
+                                       .index[:4])
+        say(f"init {init} (seeds {RANDOM_SEED0 + init * args.random}..): full winner "
+            f"{short(w)} (P(first) {t.loc[w, 'p_first']:.2f}; head to head it beats {beats}, "
+            f"ties {ties}, loses to {loses}), Smith set "
+            f"{{{', '.join(short(c) for c in smith)}}}{ps}"
+            + (f" -> {kind} among the top" if cycle else ""))
+        if not cycle:
+            continue
+        cycles.append((init, kind))
+        for earlier in (False, True):
+            line = []
+            for seed in range(args.seeds):
+                res, ws, cs = race_once(run, heldout, base / f"race-{init}-{seed}", opts,
+                                        RaceSettings(seed=seed, threshold=args.threshold,
+                                                     start_fraction=args.start_fraction,
+                                                     min_samples=args.min_samples,
+                                                     growth=args.growth,
+                                                     ranking_config=rule), earlier)
+                r = ranked(base / f"race-{init}-{seed}", rule)
+                rows[earlier].append((r.winner == w, res.saved))
+                wall[earlier].append(ws)
+                cpu[earlier].append(cs)
+                kept = r.participants["checkpoint"].tolist()
+                among = among_leaders(full_out, kept, rule)
+                lost = [short(c) for c in smith if c not in kept]
+                line.append(f"seed {seed}: {short(r.winner)}"
+                            f"{'' if r.winner == w else ' (DIFFERENT)'} {res.saved:.2f}x, "
+                            f"leaders {'/'.join(short(c) for c in kept)} (full data among "
+                            f"them: {short(among)}; full Smith set members raced out: "
+                            f"{'/'.join(lost) or 'none'})")
+            say(f"  races, {'earlier rule (P(first) only)' if earlier else 'Smith-set rule'}"
+                f": " + "; ".join(line))
+    say(f"runs tried: {tried} ({args.random} random-weight checkpoints each, width "
+        f"{args.width}, {', '.join(f'{d.name} {len(d)}' for d in p.datasets)}, {SIZE} px); "
+        f"with a Smith set > 1 or no Condorcet winner: {len(cycles)}"
+        + (f" (inits {', '.join(f'{i} {k}' for i, k in cycles)}; 'cycle': the winner loses "
+           "to a member head to head, 'tie': it only ties)" if cycles else ""))
+    say(f"full evaluation: {args.random * sum(len(d) for d in p.datasets)} checkpoint·images, "
+        f"wall {statistics.median(full_walls):.0f} s, CPU {statistics.median(full_cpus):.0f} s "
+        "(medians; measured when first evaluated into the --keep folder)")
+    for earlier in (False, True):
+        got = rows[earlier]
+        if not got:
+            continue
+        saved = [x for _, x in got]
+        say(f"{'earlier rule (P(first) only)' if earlier else 'Smith-set rule (current)'} on "
+            f"the {len(cycles)} run(s) above x {args.seeds} seeds: same winner as the full "
+            f"evaluation {sum(s for s, _ in got)} of {len(got)}; compute saved "
+            f"{statistics.median(saved):.2f}x (median; {min(saved):.2f}-{max(saved):.2f}x); "
+            f"per race wall {statistics.median(wall[earlier]):.0f} s, CPU "
+            f"{statistics.median(cpu[earlier]):.0f} s (medians)")
+    say(f"race settings: ranking method {args.method}, start fraction {args.start_fraction:g}, "
+        f"min samples {args.min_samples}, growth {args.growth:g}, threshold "
+        f"{args.threshold:g}, finite-population corrected bootstrap")
+
+
+def machine_line() -> str:
+    """The CPU flags and the 1-min load average, for the record (wall times are noisy on a
+    shared machine; the generator counts are exact)."""
+    return (f"CPU flags: {' '.join(cpu_flags()) or '(none of the AVX-512/AMX ones)'}; "
+            f"load (1-min average) at the end {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} CPUs")
+
+
 def section(args: argparse.Namespace) -> tuple[str, str]:
     """The reports/benchmarks.md section of these settings, and its title."""
     size = (f"{args.heldout_pairs} held-out pairs" if args.heldout_pairs
@@ -231,6 +424,8 @@ def section(args: argparse.Namespace) -> tuple[str, str]:
     changed = [(k, f"{k.replace('_', ' ')} {getattr(args, k):g}") for k, v in
                (("start_fraction", 1 / 8), ("min_samples", 4), ("threshold", 0.01),
                 ("growth", DEFAULT_GROWTH)) if getattr(args, k) != v]
+    if args.earlier_rule:
+        changed.append(("earlier_rule", "earlier racing rule (P(first) alone)"))
     if args.no_finite_population:
         changed.append(("no_finite_population", "plain bootstrap (no finite-population "
                                                 "correction)"))
@@ -240,6 +435,17 @@ def section(args: argparse.Namespace) -> tuple[str, str]:
     return name, title
 
 
+def write_record(args: argparse.Namespace, say, name: str, title: str) -> None:
+    """Write the printed lines as section ``name`` of reports/benchmarks.md, with the
+    command that re-runs it (``--keep DIR`` left out: a local folder)."""
+    argv = sys.argv[1:]
+    if "--keep" in argv:
+        i = argv.index("--keep")
+        argv = argv[:i] + argv[i + 2:]
+    cmd = "benchmarks/bench_race.py " + shlex.join(argv)
+    print(f"recorded in {record(name, title, cmd.strip(), say.text)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--epochs", type=int, default=12)
@@ -247,8 +453,14 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=160, help="training pairs")
     ap.add_argument("--train-seed", type=int, default=0,
                     help="the trainer's seed (another trained run; use another --keep)")
-    ap.add_argument("--heldout-pairs", type=int, default=200,
-                    help="procedural held-out pairs (0: the example's 40)")
+    ap.add_argument("--heldout-pairs", type=int, default=None,
+                    help="procedural held-out pairs (0: the example's 40; default 200, "
+                         "with --random 24)")
+    ap.add_argument("--random", type=int, default=0, metavar="N",
+                    help="instead of a trained run: runs of N random-weight checkpoints "
+                         "(--random-inits of them); races those with a cycle among the top")
+    ap.add_argument("--random-inits", type=int, default=10,
+                    help="with --random: how many runs (initializations) to try")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--start-fraction", type=float, default=1 / 8)
     ap.add_argument("--min-samples", type=int, default=4)
@@ -256,20 +468,38 @@ def main() -> None:
     ap.add_argument("--growth", type=float, default=DEFAULT_GROWTH)
     ap.add_argument("--no-finite-population", action="store_true",
                     help="plain bootstrap of the seen samples (the earlier rule)")
+    ap.add_argument("--earlier-rule", action="store_true",
+                    help="race under the rule before issue 23 part 2: a checkpoint leaves "
+                         "when its P(first) alone is below the threshold (for comparison)")
     ap.add_argument("--method", choices=["pairwise", "ranks"], default="pairwise",
                     help="[ranking] method for the full evaluation and the races")
     ap.add_argument("--keep", type=Path, help="work folder to keep (reuses a trained run)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
+    ap.add_argument("--section", help="with --record: the section's name (default: from the "
+                                      "settings, e.g. bench_race_0_train1)")
+    ap.add_argument("--title", help="with --record: the section's title")
     args = ap.parse_args()
+    if args.heldout_pairs is None:
+        args.heldout_pairs = 24 if args.random else 200
     from evalkit.decide.ranking.rank import RankingConfig
     from evalkit.execute.engine import RunOptions
-    from evalkit.execute.racing import RaceSettings, race_domains
+    from evalkit.execute.racing import RaceSettings
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-race-"))
     base.mkdir(parents=True, exist_ok=True)
     say = Printer()  # prints, and keeps the lines for --record
 
     try:
+        if args.random:
+            random_mode(args, base, say)
+            say(machine_line())
+            if args.record:
+                name = f"bench_race_random_{args.random}_{args.heldout_pairs}"
+                title = (f"Racing on runs of {args.random} random-weight checkpoints "
+                         f"({args.heldout_pairs} held-out pairs + 12 sketches): cycles "
+                         "among the top")
+                write_record(args, say, args.section or name, args.title or title)
+            return
         t = time.perf_counter()
         reused = (base / "run" / "person").is_dir()
         run = trained_run(base, args.epochs, args.width, args.pairs, args.train_seed)
@@ -277,9 +507,8 @@ def main() -> None:
         heldout = heldout_dir(base, args.heldout_pairs)
         p = plan(run, heldout)
         opts = RunOptions(image_size=SIZE, batch_size=16, progress=False)
-        quiet = {"log": lambda s: None}
         # measured afresh when recording, so that the wall times are side by side
-        full_out, full_s = full_evaluation(base, p, opts, reuse=not args.record)
+        full_out, full_s, full_cpu = full_evaluation(base, p, opts, reuse=not args.record)
         rule = RankingConfig(method=args.method)
         full = ranked(full_out, rule)
         n = sum(len(d) for d in p.datasets)
@@ -291,6 +520,10 @@ def main() -> None:
             "highest p_first: " + ", ".join(f"{short(r.checkpoint)} {r.p_first:.2f}"
                                             for r in top.itertuples()) + ")"
             f", generator on {len(p.refs) * n} checkpoint·images, {full_s:.0f} s")
+        smith, (beats, ties, loses) = top_cycle(full)
+        say(f"full evaluation head to head: the winner beats {beats}, ties {ties}, loses to "
+            f"{loses}; Smith set {{{', '.join(short(c) for c in smith)}}}"
+            + (" (a cycle or tie among the top)" if len(smith) > 1 or loses or ties else ""))
         flips, margin = coin_flips(full_out, rule)
         dropped = drop_one(full_out)
         say("checkpoints whose removal alone changes the full evaluation's winner: "
@@ -304,17 +537,16 @@ def main() -> None:
                 if flips else ""))
         if not args.seeds:
             return
-        saved, same, secs, agree = [], 0, [], 0
+        saved, same, secs, cpus, agree = [], 0, [], [], 0
         for seed in range(args.seeds):
             out = base / f"race-{seed}"
-            shutil.rmtree(out, ignore_errors=True)
-            t = time.perf_counter()
-            res = race_domains([plan(run, heldout)], out, opts, RaceSettings(
+            res, wall_s, cpu_s = race_once(run, heldout, out, opts, RaceSettings(
                 seed=seed, threshold=args.threshold, start_fraction=args.start_fraction,
                 min_samples=args.min_samples, growth=args.growth,
                 finite_population=not args.no_finite_population, ranking_config=rule),
-                **quiet)
-            secs.append(time.perf_counter() - t)
+                args.earlier_rule)
+            secs.append(wall_s)
+            cpus.append(cpu_s)
             race_rank = ranked(out, rule)
             winner = race_rank.winner
             same += winner == full.winner
@@ -332,7 +564,7 @@ def main() -> None:
                 f", generator on {res.generated} of {res.full_cost} ({res.saved:.2f}x less), "
                 f"{secs[-1]:.0f} s; {rounds}; leaders {', '.join(short(x) for x in leaders)}, "
                 f"among whom the full data picks {short(among)}")
-        say(f"race settings: ranking method {args.method}, start fraction "
+        say(f"race settings: {'earlier rule (P(first) alone)' if args.earlier_rule else 'Smith-set rule (P(first) and P(Smith))'}, ranking method {args.method}, start fraction "
             f"{args.start_fraction:g}, min samples "
             f"{args.min_samples}, growth {args.growth:g}, threshold {args.threshold:g}, "
             + ("plain bootstrap" if args.no_finite_population
@@ -342,15 +574,12 @@ def main() -> None:
             f"{args.seeds} seeds; the full data among each race's leaders picks the race's "
             f"winner in {agree} of {args.seeds}; the full choice rests on {len(flips)} coin-flip "
             f"comparisons; wall: full {full_s:.0f} s, race "
-            f"{statistics.median(secs):.0f} s (median)")
+            f"{statistics.median(secs):.0f} s (median); CPU (user+system): full "
+            f"{full_cpu:.0f} s, race {statistics.median(cpus):.0f} s (median)")
+        say(machine_line())
         if args.record:
-            argv = sys.argv[1:]
-            if "--keep" in argv:  # a local folder: not part of the command to re-run
-                i = argv.index("--keep")
-                argv = argv[:i] + argv[i + 2:]
-            cmd = "benchmarks/bench_race.py " + " ".join(argv)
             name, title = section(args)
-            print(f"recorded in {record(name, title, cmd.strip(), say.text)}")
+            write_record(args, say, args.section or name, args.title or title)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)

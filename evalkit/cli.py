@@ -14,6 +14,7 @@ import sys
 import click
 
 from evalkit import __version__
+from evalkit.commands import QUIET_HELP, set_quiet
 
 #: command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
@@ -98,7 +99,7 @@ class LazyGroup(click.Group):
             return None
         module, attr = target.split(":")
         try:
-            return getattr(importlib.import_module(module), attr)
+            return with_global_flags(getattr(importlib.import_module(module), attr))
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("evalkit"):
                 return None
@@ -137,17 +138,49 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, HELP.get(name, "")) for name in COMMANDS])
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="evalkit")
-@click.option("--verbose", is_flag=True,
-              help="Also show TensorFlow's, absl's and oneDNN's own log lines (hidden by "
-                   "default).")
-def cli(verbose: bool) -> None:
-    """evalkit: evaluate sketch-to-image generator checkpoints and pick the one to deploy."""
-    if verbose:
+VERBOSE_HELP = "Also show TensorFlow's, absl's and oneDNN's own log lines (hidden by default)."
+
+
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
         from evalkit.core.quiet import set_verbose
 
         set_verbose(True)
+
+
+def _own_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    set_quiet(ctx, param, value)
+    return value
+
+
+def with_global_flags(cmd: click.Command) -> click.Command:
+    """Give ``cmd`` (and a group's sub-commands) evalkit's global ``--quiet`` and
+    ``--verbose``, so they also work after the command name; an option the command already
+    has (e.g. ``review serve --verbose``: log requests) is left alone. Idempotent."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            with_global_flags(sub)
+    have = {o for p in cmd.params for o in getattr(p, "opts", [])}
+    for p in cmd.params:  # a command's own --quiet (run, watch) also sets the global one
+        if "--quiet" in getattr(p, "opts", []) and p.callback is None:
+            p.callback = _own_quiet
+    for name, callback, text in (("--quiet", set_quiet, QUIET_HELP),
+                                 ("--verbose", _verbose, VERBOSE_HELP)):
+        if name not in have:
+            cmd.params.append(click.Option([name], is_flag=True, expose_value=False,
+                                           callback=callback, help=text))
+    return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evalkit")
+@click.option("--quiet", is_flag=True, expose_value=False, callback=set_quiet, help=QUIET_HELP)
+@click.option("--verbose", is_flag=True, expose_value=False, callback=_verbose,
+              help=VERBOSE_HELP)
+def cli() -> None:
+    """evalkit: evaluate sketch-to-image generator checkpoints and pick the one to deploy.
+
+    --quiet and --verbose work before or after the command name."""
 
 
 def main(argv: list[str] | None = None) -> None:

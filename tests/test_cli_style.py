@@ -243,3 +243,77 @@ def test_results_wide_is_one_row_per_checkpoint_like_run(finished):
     assert row.split()[0] == "ckpt-2"
     r = _results(finished, "--wide", "--per-sample")
     assert r.exit_code == 2 and "does not combine" in r.output
+
+
+@pytest.mark.parametrize("argv", [["--quiet", "weights", "fetch", "alexnet"],
+                                  ["weights", "fetch", "alexnet", "--quiet"],
+                                  ["weights", "fetch", "--quiet", "alexnet"],
+                                  ["weights", "fetch", "alexnet"]])
+def test_global_quiet_before_or_after_the_command(argv, monkeypatch):
+    """`evalkit --quiet CMD` and `evalkit CMD --quiet` both turn progress bars off (here
+    weights fetch's download bar); without it they stay on."""
+    from evalkit.measure import weights as W
+
+    seen = {}
+    monkeypatch.setattr(W, "fetch", lambda keys, dest=None, force=False, progress=True,
+                        log=print: seen.setdefault("progress", progress) and [])
+    r = CliRunner().invoke(cli, argv)
+    assert r.exit_code == 0, r.output
+    assert seen["progress"] is ("--quiet" not in argv)
+
+
+@pytest.mark.parametrize("argv", [["--quiet", "run"], ["run", "--quiet"], ["run"]])
+def test_global_quiet_reaches_run(argv, monkeypatch, tmp_path):
+    """run keeps its own --quiet; the global one before the command works the same."""
+    import evalkit.execute.engine as engine
+
+    class Stop(Exception):
+        pass
+
+    def options(**kw):
+        raise Stop(kw["progress"])
+
+    monkeypatch.setattr(engine, "RunOptions", options)
+    (tmp_path / "ckpts").mkdir()
+    r = CliRunner().invoke(cli, [*argv, str(tmp_path / "ckpts"), "--out", str(tmp_path / "o")])
+    assert isinstance(r.exception, Stop), r.output
+    assert r.exception.args[0] is ("--quiet" not in argv)
+
+
+def test_global_flags_on_every_command_and_output_note(monkeypatch, tmp_path):
+    """Every command and sub-command accepts --quiet and --verbose after its name; --quiet
+    drops the 'wrote FILE' note of -o; --verbose after the command turns verbose on."""
+    import os
+
+    from evalkit.core.quiet import VERBOSE_ENV
+
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        cmd = cli.get_command(ctx, name)
+        subs = list(cmd.commands.values()) if isinstance(cmd, click.Group) else [cmd]
+        for c in subs:
+            opts = {o for p in c.params for o in getattr(p, "opts", [])}
+            assert {"--quiet", "--verbose"} <= opts, f"{name} {c.name}"
+    monkeypatch.setenv("EVALKIT_WEIGHTS_DIR", str(tmp_path / "w"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    dest = tmp_path / "s.json"
+    r = CliRunner().invoke(cli, ["weights", "status", "--format", "json", "-o", str(dest)])
+    assert r.exit_code == 0 and "wrote weights status" in r.output
+    r = CliRunner().invoke(cli, ["weights", "status", "--format", "json", "-o", str(dest),
+                                 "--quiet"])
+    assert r.exit_code == 0 and r.output == "" and dest.is_file()
+    monkeypatch.setenv(VERBOSE_ENV, "0")
+    assert CliRunner().invoke(cli, ["weights", "status", "--verbose"]).exit_code == 0
+    assert os.environ[VERBOSE_ENV] == "1"
+
+
+def test_commands_taking_quiet_accept_it_on_their_own(tmp_path):
+    """demo and weights fetch declare --quiet themselves (the global flag), so the command
+    objects parse it even when called without the evalkit group (as tests do)."""
+    from evalkit.commands.demo import demo
+    from evalkit.commands.weights import fetch_cmd
+
+    r = CliRunner().invoke(demo, ["--quiet", "--example", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "No such option" not in r.output and "does not exist" in r.output
+    r = CliRunner().invoke(fetch_cmd, ["--quiet", "nonesuch"])
+    assert r.exit_code == 2 and "unknown weight file(s) nonesuch" in r.output

@@ -119,3 +119,93 @@ def test_a_new_pick_that_loses_is_said_and_exits_1(monkeypatch, tmp_path):
                                                      "only_in_a": [], "only_in_b": []})
     r = CliRunner().invoke(cli, ["compare", str(tmp_path), str(tmp_path)])
     assert r.exit_code == 1 and "A's pick beats B's" in r.output
+
+
+# --- what changed since the last selection (issue 24 part 1) and the compare page (part 6)
+
+
+def _reselected(two, tmp_path):
+    """A copy of A selected again by B's rule: selection.json is B's pick, and the one it
+    replaced (A's pick) is kept as selection.previous.json."""
+    d, sa, sb = two
+    c = tmp_path / "c"
+    shutil.copytree(d / "a", c)
+    shutil.rmtree(c / "report", ignore_errors=True)
+    select(c, d / "b.toml")
+    return c, sa, sb
+
+
+def test_select_keeps_the_selection_it_replaces(two, tmp_path):
+    c, sa, sb = _reselected(two, tmp_path)
+    now = json.loads((c / "selection.json").read_text())["domains"][""]
+    before = json.loads((c / "selection.previous.json").read_text())["domains"][""]
+    assert now["checkpoint"] == sb["checkpoint"] and before["checkpoint"] == sa["checkpoint"]
+    select(c, two[0] / "b.toml")  # unchanged: neither file moves
+    assert json.loads((c / "selection.previous.json").read_text())["domains"][""][
+        "checkpoint"] == sa["checkpoint"]
+
+
+def test_changes_since_says_new_pick_same_pick_and_added_checkpoints():
+    from evalkit.decide.compare import changes_since
+
+    old = {"checkpoint": "car/ckpt-5", "content_hash": "h5", "step": 5,
+           "ranking": [{"checkpoint": f"car/ckpt-{k}"} for k in range(1, 6)], "excluded": []}
+    new = {"checkpoint": "car/ckpt-8", "content_hash": "h8",
+           "ranking": [{"checkpoint": f"car/ckpt-{k}"} for k in range(1, 8)],
+           "excluded": [{"checkpoint": "car/ckpt-8b", "error": "x"}]}
+    ch = changes_since((old, "2026-12-01T10:00:00+00:00"), new)
+    assert ch["kind"] == "new" and ch["was"] == "car/ckpt-5"
+    assert ch["new_checkpoints"] == ["car/ckpt-6", "car/ckpt-7", "car/ckpt-8b"]
+    assert ch["text"] == "new pick (was ckpt-5), +3 checkpoints since"
+    same = changes_since((old, None), {**old, "ranking": old["ranking"][:4]})
+    assert same["kind"] == "same" and same["text"] == "same pick"
+    renamed = changes_since((old, None), {**old, "checkpoint": "car/copy"})  # same content
+    assert renamed["kind"] == "same"
+    assert changes_since(None, new)["kind"] == "first"
+
+
+def test_report_says_what_changed_and_links_the_compare_page(two, tmp_path):
+    from evalkit.present.report import render_report
+
+    c, sa, sb = _reselected(two, tmp_path)
+    index = render_report(c)
+    short = sa["checkpoint"].rsplit("/", 1)[-1]
+    page = index.read_text()
+    assert f"new pick (was {short})" in page and 'href="compare.html#cmp-"' in page
+    cmp = (index.parent / "compare.html").read_text()
+    assert sa["checkpoint"] in cmp and sb["checkpoint"] in cmp
+    assert "B beats A" in cmp and "B&#39;s pick beats A&#39;s head to head (+1.00)" in cmp
+    # run added a checkpoint the recorded selection did not know: said before select runs
+    sel = json.loads((c / "selection.json").read_text())
+    entry = sel["domains"][""]
+    gone = next(r["checkpoint"] for r in entry["ranking"] if r["checkpoint"] !=
+                entry["checkpoint"])
+    entry["ranking"] = [r for r in entry["ranking"] if r["checkpoint"] != gone]
+    entry["results_digest"] = "older results"
+    (c / "selection.json").write_text(json.dumps(sel))
+    page = render_report(c).read_text()
+    assert f"same pick, +1 checkpoint since ({gone})" in page
+
+
+def test_compare_cli_writes_the_same_page(two, tmp_path):
+    d, sa, sb = two
+    dest = tmp_path / "cmp.html"
+    r = CliRunner().invoke(cli, ["compare", str(d / "a"), str(d / "b"), "--html", str(dest)])
+    assert r.exit_code == 0, r.output
+    page = dest.read_text()
+    assert 'id="compare-table"' in page and "B beats A" in page and sb["checkpoint"] in page
+    r = CliRunner().invoke(cli, ["compare", str(d / "a"), str(d / "b"), "--html",
+                                 str(tmp_path / "no" / "such" / "x.html")])
+    assert r.exit_code == 2 and "choose a writable --html path" in r.output
+
+
+def test_a_malformed_previous_selection_does_not_break_the_report(two, tmp_path):
+    from evalkit.present.report import render_report
+
+    c, _, _ = _reselected(two, tmp_path)
+    (c / "selection.previous.json").write_text(json.dumps(
+        {"format": "evalkit-selection/2", "domains": {"": {"ranking": 5}},
+         "created_at": "x"}))
+    page = render_report(c).read_text()
+    assert "Since the last selection" not in page and "Selected checkpoint" in page
+    assert not (c / "report" / "compare.html").exists()

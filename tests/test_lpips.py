@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 import evalkit  # noqa: F401  (import-order safety first)
 from evalkit.core.hashing import file_sha256
@@ -21,17 +20,27 @@ from evalkit.measure.lpips import (
     LpipsMetric,
     build_lpips_net,
     check_signed_range,
+    linear_layers_path,
     lpips_per_sample,
     to_signed,
 )
+from evalkit.measure.lpips_net import TAPS, AlexNetFeatures, LpipsNet
+
+try:
+    import torchvision
+except ImportError:  # evalkit's LPIPS does not need it; the equality test below is skipped
+    torchvision = None
 
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def alexnet() -> torch.nn.Module:
-    """An AlexNet with seeded random weights (built without downloading anything)."""
+    """An AlexNet with seeded random weights (built without downloading anything):
+    torchvision's, or evalkit's own trunk where torchvision is not installed."""
     torch.manual_seed(7)
+    if torchvision is None:
+        return AlexNetFeatures().eval()
     return torchvision.models.alexnet(weights=None).eval()
 
 
@@ -145,3 +154,73 @@ def test_backbone_loaded_from_local_file_only(alexnet, tmp_path, monkeypatch):
     np.testing.assert_allclose(v.per_sample, ref.per_sample, rtol=1e-6)
     assert v.flags["backbone"] == W.ALEXNET.name and v.flags["backbone_sha256"] == digest
     assert v.flags["comparable"] is True
+
+
+def _tv_alexnet(seed: int) -> torch.nn.Module:
+    if torchvision is None:
+        pytest.skip("torchvision is not installed: nothing to compare evalkit's AlexNet with")
+    torch.manual_seed(seed)
+    return torchvision.models.alexnet(weights=None).eval()
+
+
+def test_own_alexnet_trunk_equals_torchvision(alexnet):
+    """evalkit's plain-torch trunk loads torchvision's full AlexNet state dict (classifier
+    keys ignored) by its own keys and gives the same features at every LPIPS tap."""
+    tv = _tv_alexnet(11)
+    ours = AlexNetFeatures().eval()
+    ours.load_alexnet(tv.state_dict())
+    x = torch.randn(3, 3, 2 * SIZE + 3, 2 * SIZE - 5)  # odd sizes, deep enough for pool 3
+    with torch.no_grad():
+        want, h = [], x
+        for i, layer in enumerate(tv.features):
+            h = layer(h)
+            if i in TAPS:
+                want.append(h.clone())  # torchvision's ReLUs are in-place
+        got = ours.taps(x)
+        assert [t.shape[1] for t in got] == [64, 192, 384, 256, 256]
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        torch.testing.assert_close(ours(x), tv.features(x), rtol=0, atol=1e-6)
+    with pytest.raises(RuntimeError):  # a wrong file is refused, not half-loaded
+        AlexNetFeatures().load_alexnet({"features.0.weight": torch.zeros(1)})
+
+
+def test_own_lpips_equals_torchmetrics_on_torchvision_alexnet():
+    """LPIPS from evalkit's network == torchmetrics' _NoTrainLpips (torchvision AlexNet, the
+    same random weights, the shipped v0.1 linear layers) to 1e-6."""
+    from torchmetrics.functional.image.lpips import _NoTrainLpips
+
+    tv = _tv_alexnet(5)
+    ref = _NoTrainLpips(pretrained=True, net="alex", pnet_rand=True)
+    slices = {0: 1, 1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 4, 9: 4, 10: 5, 11: 5}
+    ref.net.load_state_dict({f"slice{slices[int(k.split('.')[0])]}.{k}": v
+                             for k, v in tv.features.state_dict().items()}, strict=True)
+    ours, name, _ = build_lpips_net(tv)
+    assert isinstance(ours, LpipsNet) and name == "injected"
+    pred, target = _pairs(5, seed=4)
+    a, b = to_signed(pred), to_signed(target)
+    with torch.no_grad():
+        want = ref(a, b, normalize=False).reshape(-1)
+        got = ours(a, b).reshape(-1)
+    assert want.std() > 0
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(lpips_per_sample(pred, target, ours), want.double().numpy(),
+                               rtol=0, atol=1e-6)
+
+
+def test_lpips_runs_without_torchvision(alexnet, monkeypatch):
+    """With torchvision unimportable, LPIPS still builds (own trunk, linear layers read from
+    torchmetrics' package file) and scores; the torchvision-free net equals the reference."""
+    import sys
+
+    state = {f"features.{k}": v for k, v in alexnet.features.state_dict().items()} \
+        if hasattr(alexnet, "features") else alexnet.state_dict()
+    pred, target = _pairs(4, seed=6)
+    with_tv = LpipsMetric(backbone=alexnet).compute(_ctx(pred, target))[0]
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # `import torchvision` now fails
+    with pytest.raises(ImportError):
+        import torchvision as _  # noqa: F401
+    (v,) = LpipsMetric(backbone=state).compute(_ctx(pred, target))
+    assert v.status == "ok" and v.n == 4
+    np.testing.assert_allclose(v.per_sample, with_tv.per_sample, rtol=1e-6)
+    assert linear_layers_path().name == "alex.pth"

@@ -214,3 +214,62 @@ def test_inputs_note_when_dataset_changed(tmp_path):
     html = render_report(out).read_text()
     assert "changed since they were evaluated" in html
     assert "/in/" not in html  # no input shown that the outputs were not made from
+
+
+def test_each_checkpoint_has_one_colour_everywhere(report):
+    """Issue 24 part 4: the ranking table, head-to-head matrix, grid headers, colour key
+    and the plots draw a checkpoint in the same colour (by step order in the domain)."""
+    from evalkit.present.report.colors import PALETTE, checkpoint_colors
+
+    out, index = report
+    html = index.read_text()
+    seen: dict[str, set[str]] = {}
+    for name, colour in re.findall(r'class="chip" data-ck="([^"]+)" style="background:'
+                                   r'(#[0-9a-f]{6})"', html):
+        seen.setdefault(name, set()).add(colour)
+    want = checkpoint_colors([("ckpt-1", 1), ("ckpt-2", 2), ("ckpt-3", 3), ("ckpt-4", 4)])
+    assert want["ckpt-1"] == PALETTE[0] and want["ckpt-3"] == PALETTE[2]
+    assert {n: c for n, c in want.items() if n in seen} == \
+        {n: next(iter(c)) for n, c in seen.items()}
+    assert all(len(c) == 1 for c in seen.values()) and {"ckpt-1", "ckpt-2", "ckpt-3"} <= set(seen)
+    for place in ('id="h2h-table"', 'id="ranking-table"', 'id="color-key"', 'class="grid"'):
+        part = html[html.index(place):]
+        assert f'data-ck="ckpt-2" style="background:{want["ckpt-2"]}"' in \
+            part[:part.index("</table>") if "table" in place else part.index("</p>")], place
+    with Image.open(out / "report" / "img" / "plots" / "metric_l1.png") as im:
+        px = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    for name in ("ckpt-1", "ckpt-2", "ckpt-3"):
+        rgb = tuple(int(want[name][i:i + 2], 16) for i in (1, 3, 5))
+        assert (px == rgb).all(axis=1).sum() >= 6, name
+
+
+def test_metric_panels_share_the_step_axis(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from evalkit.present.report import plots
+
+    made = []
+    real = plots._figure
+    monkeypatch.setattr(plots, "_figure", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    rows = [{"checkpoint": f"c{s}", "step": s, "dataset": "heldout", "metric": m,
+             "value": 0.1 * s, "ci_low": 0.0, "ci_high": 1.0, "n": 4, "status": "ok"}
+            for m, steps in (("l1", [2, 4, 6]), ("ssim", [4, 6]), ("kid", [6])) for s in steps]
+    out = plots.metric_plots(pd.DataFrame(rows), tmp_path, {}, selected_step=6)
+    assert [o["metric"] for o in out] == ["l1", "ssim", "kid"]  # the report's metric order
+    limits = {tuple(f.axes[0].get_xlim()) for f in made}
+    assert limits == {(1.5, 6.5)}  # every panel spans every step, even with fewer points
+    assert [list(f.axes[0].get_xticks()) for f in made] == [[2, 4, 6]] * 3
+    assert [f.axes[0].get_legend() is not None for f in made] == [True, False, False]
+
+
+def test_stamp_covers_the_previous_selection(report):
+    from evalkit.present.report.stamp import fingerprint
+
+    out, _ = report
+    before = fingerprint(out)
+    prev = out / "selection.previous.json"
+    prev.write_text("{}")
+    try:
+        assert fingerprint(out) != before
+    finally:
+        prev.unlink()

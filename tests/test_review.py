@@ -148,12 +148,19 @@ def test_human_track_weight_is_0_below_30_votes_then_equal_to_the_sketch_track(o
         res, ck = s.results(), s.checkpoints()
     r30 = _ranking(out, "car")
     assert r30.human["human/car"]["votes"] == 30 and r30.human["human/car"]["weight"] == 1.0
-    w = r30.counted.groupby("dataset")["weight"].sum()
-    assert w["human/car"] == pytest.approx(w["sketches/car"]) == pytest.approx(1 / 3)
-    # [ranking.tracks] naming the human track wins over the default rule
+    # the same configured weight as the sketch track; track_weights = "fixed" keeps the
+    # configured weights (the default "measured" scales each track by the share of its
+    # metric weight measured: offline the sketch track shrinks, the votes do not)
     r, c, _ = domain_frames("car", res, ck, None)
+    fixed = rank_checkpoints(r, c, None, RankingConfig(bootstrap=0, track_weights="fixed"))
+    w = fixed.counted.groupby("dataset")["weight"].sum()
+    assert w["human/car"] == pytest.approx(w["sketches/car"]) == pytest.approx(1 / 3)
+    t = r30.tracks.set_index("dataset")
+    assert t.loc["human/car", "configured"] == pytest.approx(t.loc["sketches/car", "configured"])
+    assert t.loc["human/car", "measured"] == 1.0
+    # [ranking.tracks] naming the human track wins over the default rule
     cfg = RankingConfig(bootstrap=0, tracks={"heldout": 1.0, "sketches": 1.0, "human": 2.0},
-                        tracks_given=True)
+                        tracks_given=True, track_weights="fixed")
     w = rank_checkpoints(r, c, None, cfg).counted.groupby("dataset")["weight"].sum()
     assert w["human/car"] == pytest.approx(0.5)
 
@@ -467,7 +474,8 @@ def test_report_shows_the_human_track_agreement_and_a_review_page(out):
     index = render_report(out)
     car = (index.parent / "car" / "index.html").read_text()
     assert 'href="review.html"' in car and 'id="human"' in car
-    assert "human/car<br>bt_score" in car  # a ranking column, counted (31 + 5 votes)
+    # a ranking column, counted (31 + 5 votes): its header names a weight
+    assert 'title="human/car bt_score (higher is better), weight ' in car
     assert "equal to the sketch track, as 36 votes reach 30" in car
     assert 'id="agreement-table"' in car and "per sketch" in car
     assert 'alt="bt_score against step"' in car  # and a plot against step

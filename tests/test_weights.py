@@ -251,3 +251,60 @@ def test_run_with_custom_extractor_extracts_real_features_once(tmp_path, dirs):
     feats = tmp_path / "out" / "cache" / "features"
     assert len(list((feats / "real").glob("*.npy"))) == 1
     assert len(list((feats / "fake").glob("*.npy"))) == 3
+
+
+def test_status_exit_1_only_for_a_present_but_unusable_file(dirs, monkeypatch, tmp_path):
+    """Not installed: exit 0 (reported with what it disables and the fix) unless
+    --check/--require; present but corrupt or unreadable: exit 1 naming file, cause, fix."""
+    env, hub = dirs
+    r = CliRunner().invoke(cli, ["weights", "status"])
+    assert r.exit_code == 0, r.output
+    assert "2 file(s) not installed: fid, kid, lpips will be skipped" in r.output
+    assert "fix:      run 'evalkit weights fetch inception'" in r.output
+    assert CliRunner().invoke(cli, ["weights", "status", "--require"]).exit_code == 1
+
+    w = _fake_weight(monkeypatch, "alexnet", b"alex")
+    env.mkdir(parents=True)
+    bad = env / w.name
+    bad.write_bytes(b"truncat")
+    r = CliRunner().invoke(cli, ["weights", "status"])
+    assert r.exit_code == 1, r.output
+    err = next(ln for ln in r.output.splitlines() if ln.startswith("evalkit weights status: "
+                                                                   "error: "))
+    assert f"{w.name} at {bad} has sha256 " in err and "(corrupt, truncated" in err
+    assert f"fix: delete {bad} and run 'evalkit weights fetch alexnet'" in err
+    r = CliRunner().invoke(cli, ["weights", "status", "--format", "json"])
+    assert r.exit_code == 1
+    row = {f["key"]: f for f in json.loads(r.output)["files"]}["alexnet"]
+    assert row["state"] == "bad-hash" and "expected" in row["problem"]
+    assert row["fix"].startswith(f"delete {bad}")
+
+    bad.write_bytes(b"alex")
+    assert CliRunner().invoke(cli, ["weights", "status"]).exit_code == 0
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(W, "cached_sha256", denied)  # chmod 0 would not stop root
+    r = CliRunner().invoke(cli, ["weights", "status"])
+    assert r.exit_code == 1, r.output
+    assert f"{w.name} at {bad} cannot be read: Permission denied" in r.output
+    assert "chmod a+r" in r.output
+
+
+def test_status_formats_and_output_file(dirs, tmp_path):
+    import csv
+
+    r = CliRunner().invoke(cli, ["weights", "status", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.output)))
+    assert list(rows[0])[:3] == ["key", "name", "state"]
+    assert {x["key"]: x["state"] for x in rows}["inception"] == "missing"
+    assert json.loads(rows[0]["used_by"]) == ["fid", "kid"]
+    as_json = CliRunner().invoke(cli, ["weights", "status", "--json"]).output
+    assert json.loads(as_json) == json.loads(
+        CliRunner().invoke(cli, ["weights", "status", "--format", "json"]).output)
+    dest = tmp_path / "w" / "status.json"
+    r = CliRunner().invoke(cli, ["weights", "status", "--format", "json", "-o", str(dest)])
+    assert r.exit_code == 0 and f"wrote weights status {dest}" in r.output
+    assert json.loads(dest.read_text())["files"][0]["key"] == "inception"

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from evalkit.commands import is_quiet, quiet_option
+
 #: The example, relative to the repository root (evalkit is installed editable from it).
 EXAMPLE = Path("examples")
 
@@ -77,8 +79,8 @@ def select_and_export(out: Path) -> None:
 @click.option("--example", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="The example folder (checkpoints/, heldout/, sketches, evalkit.toml) "
                    "[default: examples/ of this checkout, else ./examples].")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def demo(out: Path, example: Path | None, quiet: bool) -> None:
+@quiet_option
+def demo(out: Path, example: Path | None) -> None:
     """Evaluate the shipped example run (every checkpoint, held-out pairs and sketches).
 
     Exit 0 when every checkpoint was evaluated, 1 when any failed, 2 when the example is
@@ -102,7 +104,7 @@ def demo(out: Path, example: Path | None, quiet: bool) -> None:
             "of the evalkit repository (installed with scripts/setup.sh), or pass --example DIR")
     cfg = load_config(example / "evalkit.toml")
     opts = RunOptions(image_size=cfg.image_size or 64, batch_size=cfg.batch_size or 16,
-                      domain=cfg.domain, progress=not quiet)
+                      domain=cfg.domain, progress=not is_quiet())
     run_dir = example / "checkpoints"
     click.echo(f"evalkit demo: evaluating {run_dir} (every domain, served at "
                f"{opts.image_size} px) into {out}", err=True)

@@ -13,6 +13,26 @@ from pathlib import Path
 
 import click
 
+from evalkit.commands._output import emit, format_options, is_stdout, render
+
+#: ``gate --format csv`` columns: one row per rule and domain (a domain that could not be
+#: judged: one row with its ``problem``)
+GATE_COLUMNS = ["domain", "checkpoint", "domain_passed", "status", "rule", "kind", "dataset",
+                "metric", "value", "ci_low", "ci_high", "n", "baseline_value", "worse_by",
+                "failures", "notes", "problem"]
+
+
+def gate_rows(doc: dict) -> list[dict]:
+    """Flatten the gate's JSON document (:func:`evalkit.decide.gate.to_json`) to records:
+    one per rule and domain; a domain judged on no rule (e.g. nothing to gate) one row."""
+    rows = []
+    for d, g in doc["domains"].items():
+        head = {"domain": d, "checkpoint": (g.get("checkpoint") or {}).get("name"),
+                "domain_passed": g["passed"], "problem": g.get("problem")}
+        rows += [{**{k: r.get(k) for k in GATE_COLUMNS if k in r}, **head}
+                 for r in g["rules"]] or [head]
+    return rows
+
 
 def _die(command: str, message: str) -> None:
     """Print ``evalkit COMMAND: error: ...`` on stderr and exit 2."""
@@ -43,10 +63,12 @@ def _die(command: str, message: str) -> None:
               help="Write Markdown (CI step summary / PR comment); '-' for stdout.")
 @click.option("--json", "json_path",
               type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
-              help="Write the full outcome as JSON; '-' for stdout.")
+              help="Write the full outcome as JSON; '-' for stdout (same as --format json "
+                   "-o FILE).")
+@format_options(what="the outcome")
 def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path | None,
          config: Path | None, junit: Path | None, markdown: Path | None,
-         json_path: Path | None) -> None:
+         json_path: Path | None, fmt: str, output: Path | None) -> None:
     """Check each domain's checkpoint in OUT against the release rules in evalkit.toml.
 
     Every domain is judged on its own candidate (by default what is released: its
@@ -58,6 +80,9 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
     (max_regression, max_regression_pct, ci_must_not_overlap) and required metrics
     (allow_skipped). See docs/gate.md. Exit 0 pass, 1 a rule failed, 2 bad config/inputs.
     With one output as '-' it alone goes to stdout and the summary to stderr.
+    --format json is the --json document; csv one row per rule (domain, checkpoint, rule,
+    status, value, CI, baseline, worse_by, message); table the summary. With
+    --format csv/json on stdout the summary goes to stderr.
     """
     from evalkit.decide.gate import (
         ConfigError,
@@ -71,17 +96,26 @@ def gate(out: Path, checkpoint: tuple[str, ...], selected: bool, baseline: Path 
 
     outputs = {"--junit": junit, "--markdown": markdown, "--json": json_path}
     dashes = [k for k, v in outputs.items() if v is not None and str(v) == "-"]
+    if fmt != "table" and is_stdout(output):
+        dashes.append(f"--format {fmt}")
     if len(dashes) > 1:
         _die("gate", f"{' and '.join(dashes)} both write to stdout ('-'); give all but one "
-                     "of them a file name")
+                     "of them a file name (-o FILE for --format)")
     try:
         report = run_gate(out, config, checkpoint=list(checkpoint), selected=selected,
                           baseline=baseline)
     except (ConfigError, GateInputError) as exc:
         _die("gate", str(exc))
         return
-    for line in summary_lines(report):
-        click.echo(line, err=bool(dashes))  # stdout stays machine-readable with a '-'
+    summary = "\n".join(summary_lines(report)) + "\n"
+    if fmt == "table" and not is_stdout(output):
+        emit(summary, output, "the gate summary")
+    else:  # stdout stays machine-readable when a '-' output or --format csv/json uses it
+        click.echo(summary, err=bool(dashes), nl=False)
+    if fmt != "table":
+        doc = to_json(report)
+        emit(render(fmt, gate_rows(doc), document=doc, columns=GATE_COLUMNS), output,
+             "the gate outcome", fmt)
     texts = {}
     if junit:
         buf = io.BytesIO()  # the bytes ElementTree writes to a file, declaration included

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 import pandas as pd
+
+from evalkit.commands._output import emit, format_options, render
 
 #: Metrics shown in the compact per-checkpoint table, per dataset kind, in order.
 HEADLINE = ["l1", "ssim", "psnr", "lpips", "fid", "kid", "adherence_f1"]
@@ -114,8 +115,7 @@ def footnote_reasons(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 @click.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "table"]), default="table",
-              show_default=True)
+@format_options(what="the results")
 @click.option("--domain", "domains", metavar="D", multiple=True,
               help="Only this domain's rows (repeatable; '' is a run without domains).")
 @click.option("--checkpoint", "checkpoints", metavar="NAME", multiple=True,
@@ -131,8 +131,9 @@ def footnote_reasons(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 @click.option("--wide", is_flag=True,
               help="One row per checkpoint with the headline metrics as track:metric "
                    "columns (the table `run` prints).")
-def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[str, ...],
-            metrics: tuple[str, ...], mismatch: bool, per_sample: bool,
+def results(out: Path, fmt: str, output: Path | None, domains: tuple[str, ...],
+            checkpoints: tuple[str, ...], metrics: tuple[str, ...], mismatch: bool,
+            per_sample: bool,
             show_all: bool, wide: bool) -> None:
     """Print the results of an evaluation folder (read-only: works on a read-only folder).
 
@@ -151,7 +152,7 @@ def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[st
         raise click.UsageError("--wide is one row per checkpoint; it does not combine with "
                                "--per-sample, --mismatch or --all")
     if wide:
-        _print_wide(out, fmt, domains, checkpoints, metrics)
+        _print_wide(out, fmt, output, domains, checkpoints, metrics)
         return
     try:
         with Store(out, create=False) as store:
@@ -164,10 +165,8 @@ def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[st
         df = filter_rows(df, dataset_domain, domains, checkpoints, metrics)
     if mismatch:
         df = _mismatch(df, out)
-    if fmt == "csv":
-        df.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        click.echo(df.to_json(orient="records", indent=1))
+    if fmt != "table":
+        emit(render(fmt, df), output, "results", fmt)
     elif df.empty:
         click.echo(f"no evaluations stored in {out} yet (e.g. a run stopped before its first "
                    "one finished): run `evalkit run` again", err=True)
@@ -183,13 +182,14 @@ def results(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[st
         df, notes = footnote_reasons(visible_text(df))  # controls escaped, reasons once
         with pd.option_context("display.max_rows", None, "display.width", 200,
                                "display.max_colwidth", 60):
-            click.echo(df.to_string(index=False, na_rep="-"))
+            text = df.to_string(index=False, na_rep="-") + "\n"
         if notes:
-            click.echo("\nreasons:\n" + "\n".join(notes))
+            text += "\nreasons:\n" + "\n".join(notes) + "\n"
+        emit(text, output, "results")
 
 
-def _print_wide(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tuple[str, ...],
-                metrics: tuple[str, ...]) -> None:
+def _print_wide(out: Path, fmt: str, output: Path | None, domains: tuple[str, ...],
+                checkpoints: tuple[str, ...], metrics: tuple[str, ...]) -> None:
     """``results --wide``: :func:`checkpoint_table`, filtered; ``--metric`` keeps the
     ``track:metric`` columns of those metrics."""
     from evalkit.store.results import ResultsError
@@ -209,9 +209,4 @@ def _print_wide(out: Path, fmt: str, domains: tuple[str, ...], checkpoints: tupl
             raise click.UsageError(f"--metric {', '.join(unknown)}: not in the --wide "
                                    f"table; known: {', '.join(have) or 'none'}")
         table = table.drop(columns=[c for c in cols if c.split(":", 1)[1] not in metrics])
-    if fmt == "csv":
-        table.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        click.echo(table.to_json(orient="records", indent=1))
-    else:
-        click.echo(table.to_string(index=False, na_rep="-"))
+    emit(render(fmt, table), output, "results", fmt)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from evalkit.commands import error_line
+from evalkit.commands._output import emit, format_options, render
 
 
 class _ReviewGroup(click.Group):
@@ -133,8 +134,12 @@ def import_votes(out: Path, votes_file: Path) -> None:
 
 @review.command("scores")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
-def scores(out: Path) -> None:
-    """Refit the reviewers' Bradley-Terry scores from the stored votes and print them."""
+@format_options(what="the scores")
+def scores(out: Path, fmt: str, output: Path | None) -> None:
+    """Refit the reviewers' Bradley-Terry scores from the stored votes and print them.
+
+    csv/json: one record per domain and checkpoint (domain, checkpoint, bt_score, ci_low,
+    ci_high, votes, n_votes of the domain), best first."""
     from evalkit.decide.review.scores import update_human_scores
     from evalkit.decide.review.votes import ensure_table
 
@@ -142,20 +147,47 @@ def scores(out: Path) -> None:
     try:
         ensure_table(store.conn)
         fits = update_human_scores(store)
-        if not fits:
-            click.echo("no votes yet: run 'evalkit review OUT'")
-        _print_fits(fits)
     finally:
         store.close()
+    if fmt == "table" and not fits:
+        click.echo("no votes yet: run 'evalkit review OUT'")
+        return
+    emit(render(fmt, score_rows(fits), columns=SCORE_COLUMNS,
+                table=lambda: "\n".join(_fit_lines(fits))), output, "the scores", fmt)
+
+
+#: ``review scores --format csv`` columns
+SCORE_COLUMNS = ["domain", "checkpoint", "bt_score", "ci_low", "ci_high", "votes", "n_votes"]
+
+
+def score_rows(fits: dict) -> list[dict]:
+    """Each domain's Bradley-Terry fit as records, best first (NaN CI bounds as None)."""
+    def num(v):
+        return None if v != v else float(v)
+
+    rows = []
+    for d, fit in fits.items():
+        for k in sorted(range(len(fit.items)), key=lambda k: -fit.theta[k]):
+            rows.append({"domain": d, "checkpoint": fit.items[k], "bt_score": num(fit.theta[k]),
+                         "ci_low": num(fit.ci_low[k]), "ci_high": num(fit.ci_high[k]),
+                         "votes": int(fit.votes[k]), "n_votes": int(fit.n_votes)})
+    return rows
 
 
 def _print_fits(fits: dict) -> None:
+    for line in _fit_lines(fits):
+        click.echo(line)
+
+
+def _fit_lines(fits: dict) -> list[str]:
+    lines = []
     for d, fit in fits.items():
-        click.echo(f"[{d or 'run'}] {fit.n_votes} counted vote(s); bt_score = centred "
-                   "log-strength (higher is better), 95% bootstrap CI")
+        lines.append(f"[{d or 'run'}] {fit.n_votes} counted vote(s); bt_score = centred "
+                     "log-strength (higher is better), 95% bootstrap CI")
         order = sorted(range(len(fit.items)), key=lambda k: -fit.theta[k])
         for k in order:
             ci = ("" if fit.ci_low[k] != fit.ci_low[k] else
                   f"  [{fit.ci_low[k]:+.2f}, {fit.ci_high[k]:+.2f}]")
-            click.echo(f"  {fit.items[k]:<32} {fit.theta[k]:+.3f}{ci}  "
-                       f"({int(fit.votes[k])} votes)")
+            lines.append(f"  {fit.items[k]:<32} {fit.theta[k]:+.3f}{ci}  "
+                         f"({int(fit.votes[k])} votes)")
+    return lines

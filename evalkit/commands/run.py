@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from evalkit.commands import is_quiet
 from evalkit.core.config import ConfigError, find_config, image_size_problem, load_config
 
 
@@ -181,7 +182,7 @@ def prepare_run(run_dir: Path, heldout, sketches, out, config_path, domain, imag
         feature_extractor=feature_extractor or cfg.feature_extractor,
         domain=domain or cfg.domain,
         net_g=net_g, norm=norm, contract=contract, trust_model_code=trust_model_code,
-        progress=not quiet,
+        progress=not (quiet or is_quiet()),
     )
     heldout = heldout or cfg.heldout
     sketches = sketches or cfg.sketches

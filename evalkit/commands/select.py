@@ -7,6 +7,27 @@ from pathlib import Path
 
 import click
 
+from evalkit.commands._output import emit, format_options, render
+
+#: ``select --format csv`` columns, one row per domain (a domain with nothing selected: its
+#: ``error``, the rest empty)
+SELECTION_COLUMNS = ["domain", "checkpoint", "step", "content_hash", "p_first", "stable",
+                     "runner_up", "margin", "error"]
+
+
+def selection_rows(sel: dict) -> list[dict]:
+    """One record per domain of a selection (:data:`SELECTION_COLUMNS`)."""
+    rows = []
+    for d, e in sel.get("domains", {}).items():
+        st, ru = e.get("stability") or {}, e.get("runner_up") or {}
+        rows.append({"domain": d, "checkpoint": e.get("checkpoint"), "step": e.get("step"),
+                     "content_hash": e.get("content_hash"), "p_first": st.get("p_first"),
+                     "stable": st.get("stable"), "runner_up": ru.get("checkpoint"),
+                     "margin": ru.get("margin"), "error": None})
+    for d, err in sel.get("errors", {}).items():
+        rows.append({"domain": d, "error": err})
+    return rows
+
 
 @click.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
@@ -17,9 +38,11 @@ import click
                    "(checkpoint + ckpt-1.index + ckpt-1.data-*), other formats copied as "
                    "they are.")
 @click.option("--force", is_flag=True, help="Replace checkpoint files in a non-empty --export.")
-@click.option("--json", "as_json", is_flag=True, help="Print selection.json instead of prose.")
+@format_options(what="the selection")
+@click.option("--json", "as_json", is_flag=True,
+              help="Same as --format json (selection.json; kept for scripts).")
 def select(out: Path, config_path: Path | None, export_dir: Path | None, force: bool,
-           as_json: bool) -> None:
+           fmt: str, output: Path | None, as_json: bool) -> None:
     """Choose the checkpoint to deploy from the results in OUT, one per domain.
 
     Ranks checkpoints head to head (weighted pairwise majority; [ranking] method =
@@ -27,10 +50,12 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
     docs/ranking.md), measures how often each comes first over bootstrap
     resamples of the samples, writes OUT/selection.json and prints why. --export DIR writes
     DIR/<domain>/ (checkpoint + ckpt-1.*) per domain, the seed's serving layout (flat for a
-    run without domains). An existing OUT/report is refreshed so it shows this choice. Exit 0 on success, 1 when some domain has nothing to select, 2
-    when nothing can be selected or the inputs are unusable.
+    run without domains). An existing OUT/report is refreshed so it shows this choice.
+    --format json prints selection.json; csv one row per domain (domain, checkpoint, step,
+    content_hash, p_first, stable, runner_up, margin, error). Exit 0 on success, 1 when
+    some domain has nothing to select, 2 when nothing can be selected or the inputs are
+    unusable.
     """
-    import json
     import os
 
     from evalkit.core.config import ConfigError
@@ -44,11 +69,11 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
         sel = do_select(out, config_path, write=writable)
     except (ConfigError, ResultsError, SelectionError) as exc:
         raise click.UsageError(str(exc)) from exc
-    if as_json:
-        click.echo(json.dumps(sel, indent=2))
-    else:  # the decision at a glance first, then why
-        click.echo(summary_table(sel) + "\n")
-        click.echo(explain_all(sel))
+    fmt = "json" if as_json else fmt
+    # table: the decision at a glance first, then why; json: selection.json; csv: per domain
+    emit(render(fmt, selection_rows(sel), document=sel, columns=SELECTION_COLUMNS,
+                table=lambda: summary_table(sel) + "\n\n" + explain_all(sel)),
+         output, "the selection", fmt)
     if writable:
         click.echo(f"selection: {out / 'selection.json'}", err=True)
         if (out / "report" / "index.html").is_file():  # the page must not contradict it

@@ -6,13 +6,13 @@ listed); 2 usage errors (missing paths, bad options).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
 
 import click
 
+from evalkit.commands._output import emit, format_options, render
 from evalkit.inputs.data.pairs import IMAGE_EXTENSIONS
 
 _DOMAIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -192,8 +192,11 @@ def import_(sources: tuple[Path, ...], domain: str, into: Path, mode: str, fit: 
 @click.option("--image-size", default=256, show_default=True, type=click.IntRange(16, 4096),
               help="Size the sketches are served at (the run's --image-size).")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings (style notes) too.")
-@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
-def check(directory: Path, image_size: int, strict: bool, as_json: bool) -> None:
+@format_options(what="the check")
+@click.option("--json", "as_json", is_flag=True,
+              help="Same as --format json (kept for scripts).")
+def check(directory: Path, image_size: int, strict: bool, fmt: str, output: Path | None,
+          as_json: bool) -> None:
     """Validate the sketch set in DIRECTORY; exit 1 and list the errors if any.
 
     Errors (what `evalkit run` skips or refuses too, judged by the same function): manifest
@@ -201,7 +204,7 @@ def check(directory: Path, image_size: int, strict: bool, as_json: bool) -> None
     drawings blank, nearly blank or inverted as served at --image-size (16-bit, grey+alpha,
     palette transparency: the cause is named). Warnings (the drawing is scored; exit 0
     unless --strict): faint strokes at this size, duplicates, non-square images,
-    stroke-width outliers.
+    stroke-width outliers. csv: one row per problem (file, severity, check, message).
     """
     import numpy as np
 
@@ -209,25 +212,27 @@ def check(directory: Path, image_size: int, strict: bool, as_json: bool) -> None
 
     report = check_set(directory, serve_size=image_size)
     failed = not report.ok or (strict and report.warnings)
-    if as_json:
-        click.echo(json.dumps({
-            "ok": report.ok, "n_files": report.n_files,
-            "n_errors": len(report.errors), "n_warnings": len(report.warnings),
-            "problems": [{**p.__dict__, "severity": p.severity} for p in report.problems],
-            "stroke_width_px": {s.file: round(s.stroke_width, 3) for s in report.stats},
-        }, indent=2))
-    else:
+    fmt = "json" if as_json else fmt
+
+    def table() -> str:
         domains = report.domains
         widths = [s.stroke_width for s in report.stats]
         summary = (f"{report.n_files} sketches, domains: {', '.join(d or '(none)' for d in domains)}"
                    + (f", stroke width median {np.median(widths):.2f} px "
                       f"(range {min(widths):.2f}-{max(widths):.2f})" if widths else ""))
         head = "FAILED" if failed else "OK"
-        click.echo(f"{head}: {directory}: {len(report.errors)} error(s), "
-                   f"{len(report.warnings)} warning(s) at {image_size} px; {summary}")
-        for p in report.errors:
-            click.echo(f"  error {p}")
-        for p in report.warnings:
-            click.echo(f"  warning {p}")
+        lines = [f"{head}: {directory}: {len(report.errors)} error(s), "
+                 f"{len(report.warnings)} warning(s) at {image_size} px; {summary}"]
+        lines += [f"  error {p}" for p in report.errors]
+        lines += [f"  warning {p}" for p in report.warnings]
+        return "\n".join(lines)
+
+    problems = [{**p.__dict__, "severity": p.severity} for p in report.problems]
+    doc = {"ok": report.ok, "n_files": report.n_files,
+           "n_errors": len(report.errors), "n_warnings": len(report.warnings),
+           "problems": problems,
+           "stroke_width_px": {s.file: round(s.stroke_width, 3) for s in report.stats}}
+    emit(render(fmt, problems, document=doc, table=table,
+                columns=["file", "severity", "check", "message"]), output, "the check", fmt)
     if failed:
         raise SystemExit(1)

@@ -173,3 +173,69 @@ def to_text(cmp: dict) -> str:
 
 def to_json(cmp: dict) -> str:
     return json.dumps(cmp, indent=2)
+
+
+def _names(entry: dict) -> set[str]:
+    """Every checkpoint a selection entry knew: ranked and excluded."""
+    return {str(r["checkpoint"]) for r in entry.get("ranking", []) if r.get("checkpoint")} | \
+        {str(e["checkpoint"]) for e in entry.get("excluded", []) if e.get("checkpoint")}
+
+
+def _read(path: Path) -> tuple[dict[str, dict], str | None] | None:
+    """``({domain: entry}, created_at)`` of a selection file, None when absent or unreadable."""
+    from evalkit.decide.selection import SelectionError, read_selection
+
+    if not path.is_file():
+        return None
+    try:
+        entries = read_selection(path)
+        created = json.loads(path.read_text(encoding="utf-8")).get("created_at")
+    except (SelectionError, OSError, ValueError, AttributeError):
+        return None
+    return entries, created
+
+
+def last_selection(out: str | Path, domain: str, current: dict | None
+                   ) -> tuple[dict, str | None] | None:
+    """The last recorded selection of ``domain`` that ``current`` (this report's choice) is
+    to be compared with, as ``(entry, created_at)``, or None when there is none:
+    ``OUT/selection.json`` when it records another choice or other results than
+    ``current`` (e.g. ``run`` added checkpoints since ``select``), else the one it replaced,
+    ``OUT/selection.previous.json`` (``select`` just recorded ``current``)."""
+    from evalkit.decide.selection import PREVIOUS_NAME, SELECTION_NAME
+
+    out = Path(out)
+    now = _read(out / SELECTION_NAME)
+    if now is not None and domain in now[0]:
+        e = now[0][domain]
+        agrees = current is not None and e.get("checkpoint") == current.get("checkpoint") \
+            and e.get("results_digest") == current.get("results_digest")
+        if not agrees:
+            return e, now[1]
+    before = _read(out / PREVIOUS_NAME)
+    if before is not None and domain in before[0]:
+        return before[0][domain], before[1]
+    return None
+
+
+def changes_since(last: tuple[dict, str | None] | None, current: dict | None) -> dict | None:
+    """What changed in one domain since the last selection: ``{"kind": "first" | "same" |
+    "new", "was" (the last pick), "was_step", "since" (its created_at), "new_checkpoints"
+    (names the last selection did not know, sorted), "text"}``; None without a current
+    choice. ``"same"`` means the same checkpoint (by name or content hash)."""
+    if current is None:
+        return None
+    if last is None:
+        return {"kind": "first", "was": None, "was_step": None, "since": None,
+                "new_checkpoints": [], "text": "first selection"}
+    entry, created = last
+    same = entry.get("checkpoint") == current["checkpoint"] or (
+        entry.get("content_hash") is not None
+        and entry.get("content_hash") == current.get("content_hash"))
+    added = sorted(_names(current) - _names(entry))
+    was = str(entry.get("checkpoint"))
+    text = "same pick" if same else f"new pick (was {was.rsplit('/', 1)[-1]})"
+    if added:
+        text += f", +{len(added)} checkpoint{'s' if len(added) != 1 else ''} since"
+    return {"kind": "same" if same else "new", "was": was, "was_step": entry.get("step"),
+            "since": created, "new_checkpoints": added, "text": text}

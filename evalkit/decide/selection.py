@@ -17,14 +17,19 @@ writes ``OUT/selection.json``, one entry per domain (``""`` for a run without do
                       "stable_at", "stable" (p_first >= stable_at; null without bootstrap),
                       "set_level"},
         "rule": {"method", "text", "counted": [{"dataset", "metric", "direction", "weight",
-                 "resampled"}], "not_counted": [...], "config": {...}},
+                 "resampled"}], "not_counted": [...], "config": {...} (with
+                 "track_weights"), "tracks": [{"dataset", "configured", "measured",
+                 "weight"}] (each counted track's weight before and after the
+                 track_weights rule, evalkit.decide.ranking.scores.effective_weights)},
         "ranking": [{"checkpoint", "step", "rank", "score", "p_first", ...}, ...],
         "excluded": [{"checkpoint", "error"}],
         "human": {"dataset", "votes", "weight", "rule", "winner_without", "changed",
                   "text"} (only with reviewers' votes, see evalkit.decide.review.effect),
         "results_digest": "<sha256 of the domain's aggregate values ranked>",
-        "thin_tracks": [{"dataset", "metrics", "weight", "why"}] (one metric only, or the
-                        pick's and runner-up's CIs overlap on all of the track's metrics),
+        "thin_tracks": [{"dataset", "metrics", "weight", "why", "configured", "measured",
+                         "effect"}] (one metric only, or the pick's and runner-up's CIs
+                        overlap on all of the track's metrics; effect: what the
+                        track_weights rule did to its weight),
         "settle": [{"dataset", "n", "factor", "more", "p_first", "leader"}] (only when the
                    pick is unstable: evalkit.decide.ranking.settle),
         "explanation": "<one paragraph>"}, ...},
@@ -37,6 +42,9 @@ The same results and the same rule give the same file (except ``created_at``): t
 bootstrap is seeded, and ``results_digest`` says which numbers were ranked. An unchanged
 selection is not rewritten (``created_at`` stays the time it was first made), so an
 unchanged re-run leaves the report up to date (:mod:`evalkit.present.report.stamp`).
+A changed selection moves the file it replaces to ``OUT/selection.previous.json`` (one
+level kept), from which the report says what changed since the last selection
+(:func:`evalkit.decide.compare.last_selection`).
 
 Exporting the choice for the service (``select --export``) is :mod:`evalkit.present.deploy`.
 """
@@ -62,6 +70,8 @@ from evalkit.decide.ranking.rank import (
 
 FORMAT = "evalkit-selection/2"
 SELECTION_NAME = "selection.json"
+#: The selection that ``selection.json`` replaced (kept so the report can say what changed).
+PREVIOUS_NAME = "selection.previous.json"
 
 
 class SelectionError(ValueError):
@@ -105,14 +115,39 @@ def checkpoint_metrics(results: pd.DataFrame, checkpoint: str) -> dict[str, dict
     return out
 
 
+def weight_effect(track: dict, rule: str) -> str:
+    """What ``[ranking] track_weights`` did to one track's weight, as a clause.
+
+    ``track``: a row of :attr:`evalkit.decide.ranking.rank.Ranking.tracks` (``configured``:
+    its normalized ``[ranking.tracks]`` weight; ``measured``: the share of its stored metric
+    weight that counts; ``weight``: its effective weight)."""
+    conf, w, share = track["configured"], track["weight"], track["measured"]
+    head = f'[ranking] track_weights = "{rule}" '
+    if rule == "fixed":
+        return (head + f"keeps its configured weight, {w:.2f} of the choice"
+                + (f", although {share:.0%} of its metric weight was measured" if share < 1
+                   else ""))
+    if rule == "measured":
+        how = (f"cut its weight from {conf:.2f} to {w:.2f}" if w < conf - 1e-9 else
+               f"raised its weight from {conf:.2f} to {w:.2f}" if w > conf + 1e-9 else
+               f"left its weight at {w:.2f}")
+        return head + f"{how}, as {share:.0%} of its metric weight was measured"
+    return (head + f"weighs each counted metric on its own, which gives it {w:.2f} of the "
+            f"choice instead of its configured {conf:.2f}")
+
+
 def thin_tracks(counted: list[dict], results: pd.DataFrame, pick: str,
-                runner_up: str | None) -> list[dict]:
+                runner_up: str | None, tracks: list[dict] | None = None,
+                rule: str = "fixed") -> list[dict]:
     """The counted tracks (datasets) whose evidence is thin, each
     ``{"dataset", "metrics", "weight", "why"}``: only one metric counts there (so it carries
     the track's whole weight, e.g. offline, where FID/KID/LPIPS are skipped and drawn
     sketches without targets leave adherence alone), and/or the pick's and the runner-up's
     95 % CIs overlap on every counted metric of the track (the track cannot tell them
-    apart)."""
+    apart). With ``tracks`` (:attr:`~evalkit.decide.ranking.rank.Ranking.tracks` records)
+    each entry also has ``configured`` (the track's weight before ``rule``), ``measured``
+    (share of its metric weight measured) and ``effect`` (:func:`weight_effect`)."""
+    by_track = {t["dataset"]: t for t in tracks or []}
     out = []
     for ds in sorted({c["dataset"] for c in counted}):
         cs = [c for c in counted if c["dataset"] == ds]
@@ -133,9 +168,13 @@ def thin_tracks(counted: list[dict], results: pd.DataFrame, pick: str,
                 why.append(f"the 95% CIs of {pick} and {runner_up} overlap on "
                            + ("its metric" if len(cs) == 1 else f"all {len(cs)} of its metrics"))
         if why:
-            out.append({"dataset": ds, "metrics": [c["metric"] for c in cs],
-                        "weight": float(sum(c["weight"] for c in cs)),
-                        "why": "; ".join(why)})
+            entry = {"dataset": ds, "metrics": [c["metric"] for c in cs],
+                     "weight": float(sum(c["weight"] for c in cs)), "why": "; ".join(why)}
+            if ds in by_track:
+                t = by_track[ds]
+                entry.update(configured=float(t["configured"]), measured=float(t["measured"]),
+                             effect=weight_effect(t, rule))
+            out.append(entry)
     return out
 
 
@@ -178,8 +217,8 @@ def explain(sel: dict) -> str:
         per_track.append(f"{t}: " + ", ".join(ms))
     parts.append("Counted metrics and their effective weights: " + "; ".join(per_track) + ".")
     for th in sel.get("thin_tracks", []):
-        parts.append(f"{th['dataset']} is thinly measured ({th['why']}): it still weighs "
-                     f"{th['weight']:.2f} of the choice.")
+        effect = th.get("effect") or f"it still weighs {th['weight']:.2f} of the choice"
+        parts.append(f"{th['dataset']} is thinly measured ({th['why']}): {effect}.")
     if st.get("bootstrap"):
         pf = st["p_first"]
         lo, hi = st["rank_lo"], st["rank_hi"]
@@ -268,7 +307,10 @@ def build_selection(ranking: Ranking, results: pd.DataFrame, checkpoints: pd.Dat
                      for r in ranking.table[ranking.table["rank"].isna()].itertuples()],
         "results_digest": results_digest(results),
     }
-    sel["thin_tracks"] = thin_tracks(sel["rule"]["counted"], results, winner, ru)
+    tracks = [{k: _clean(v) for k, v in r.items()} for r in ranking.tracks.to_dict("records")]
+    sel["rule"]["tracks"] = tracks
+    sel["thin_tracks"] = thin_tracks(sel["rule"]["counted"], results, winner, ru, tracks,
+                                     ranking.config.track_weights)
     from evalkit.decide.review.effect import human_effect
 
     effect = human_effect(ranking, results, checkpoints)
@@ -342,6 +384,10 @@ def select(out_dir: str | Path, config_path: str | Path | None = None,
             return old       # its time does not make the report look out of date
         tmp = out_dir / (SELECTION_NAME + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(sel, indent=2) + "\n")
+        if path.is_file():  # the one it replaces stays as selection.previous.json
+            keep = out_dir / (PREVIOUS_NAME + f".tmp{os.getpid()}")
+            keep.write_bytes(path.read_bytes())
+            os.replace(keep, out_dir / PREVIOUS_NAME)
         os.replace(tmp, path)
     return sel
 

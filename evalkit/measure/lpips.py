@@ -9,13 +9,15 @@ layers (shipped inside torchmetrics, ``lpips_models/alex.pth``) and averaged ove
 Dimensionless, >= 0, typically in [0, 1]; 0 for identical images; lower is better.
 
 Inputs: served uint8 RGB output and uint8 target, mapped to [-1, 1] by ``x / 127.5 - 1`` (the
-range LPIPS was trained on); evalkit asserts that range itself, because torchmetrics only checks
-``min >= -1`` and would silently score [0, 1] inputs too well. No resizing (served size).
+range LPIPS was trained on); evalkit asserts that range itself, because torchmetrics (and the
+network) only check ``min >= -1`` or nothing and would silently score [0, 1] inputs too well. No resizing (served size).
 Per sample, then mean, std and 95% bootstrap CI (:func:`evalkit.measure.stats.summarize`).
 
-The AlexNet backbone is loaded only from the local hash-checked file (:mod:`evalkit.measure.weights`);
-without it the metric is skipped with a one-line reason. Tests inject a backbone (random
-weights) instead.
+The network is evalkit's own plain-torch AlexNet trunk and LPIPS head
+(:mod:`evalkit.measure.lpips_net`; torchvision is not needed), checked equal to torchvision's
+AlexNet and torchmetrics' LPIPS in tests/test_lpips.py. The AlexNet backbone is loaded only
+from the local hash-checked file (:mod:`evalkit.measure.weights`); without it the metric is
+skipped with a one-line reason. Tests inject a backbone (random weights) instead.
 """
 
 from __future__ import annotations
@@ -31,8 +33,6 @@ from evalkit.measure.stats import summarize
 
 LPIPS_VERSION = "0.1"
 NET_TYPE = "alex"
-#: torchvision ``alexnet.features`` index -> slice of torchmetrics' LPIPS ``Alexnet``
-_ALEX_SLICE = {0: 1, 1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 4, 9: 4, 10: 5, 11: 5}
 
 
 def to_signed(images: np.ndarray):
@@ -55,27 +55,31 @@ def check_signed_range(x) -> None:
         raise ValueError(f"LPIPS inputs must lie in [-1, 1], got [{lo}, {hi}]")
 
 
-def _alexnet_state(features_state: dict) -> dict:
-    """torchvision AlexNet ``features.*`` parameters -> torchmetrics' LPIPS slices."""
-    out = {}
-    for k, v in features_state.items():
-        if not k.startswith("features."):
-            continue
-        idx, param = k[len("features."):].split(".", 1)
-        out[f"slice{_ALEX_SLICE[int(idx)]}.{idx}.{param}"] = v
-    return out
+def linear_layers_path():
+    """The v0.1 linear layers file shipped inside torchmetrics (found without importing it).
+
+    Raises:
+        WeightsMissing: torchmetrics (or the file inside it) is not installed.
+    """
+    path = W.bundled_lpips_layers(NET_TYPE)
+    if path is None:
+        raise W.BundledMissing("lpips_models/alex.pth", "torchmetrics")
+    return path
 
 
 def build_lpips_net(backbone: Any = None):
-    """torchmetrics' LPIPS network (AlexNet, v0.1 linear layers), eval mode, no download.
+    """The LPIPS network (AlexNet, v0.1 linear layers; :class:`evalkit.measure.lpips_net.
+    LpipsNet`, plain torch, no torchvision), eval mode, no download.
 
     ``backbone``: None (load ``alexnet-owt-7be5be79.pth`` from the local weights folders,
-    raising :class:`evalkit.measure.weights.WeightsMissing` when absent or wrong), a torchvision
-    ``AlexNet`` or its ``features`` ``Sequential`` (tests: random weights), or an AlexNet
-    state dict. Returns ``(net, backbone_name, backbone_sha256)``.
+    raising :class:`evalkit.measure.weights.WeightsMissing` when absent or wrong), an AlexNet
+    module (torchvision's, or :class:`~evalkit.measure.lpips_net.AlexNetFeatures`) or its
+    ``features`` ``Sequential`` (tests: random weights), or an AlexNet state dict
+    (``features.*`` keys). Returns ``(net, backbone_name, backbone_sha256)``.
     """
     import torch
-    from torchmetrics.functional.image.lpips import _NoTrainLpips
+
+    from evalkit.measure.lpips_net import LpipsNet
 
     if backbone is None:
         path = W.resolve("alexnet")
@@ -88,10 +92,10 @@ def build_lpips_net(backbone: Any = None):
         else:
             state = dict(backbone)
         name, digest = "injected", None
-    # pretrained=True: the v0.1 linear layers from torchmetrics' package;
-    # pnet_rand=True: a randomly initialised AlexNet (no download), replaced right below.
-    net = _NoTrainLpips(pretrained=True, net=NET_TYPE, pnet_rand=True)
-    net.net.load_state_dict(_alexnet_state(state), strict=True)
+    net = LpipsNet()
+    net.load_linear_layers(torch.load(str(linear_layers_path()), map_location="cpu",
+                                      weights_only=True))
+    net.trunk.load_alexnet(state)
     net.eval()
     return net, name, digest
 

@@ -143,6 +143,17 @@ class WeightsMissing(RuntimeError):
         return f"{metrics} skipped: {self}"
 
 
+class BundledMissing(WeightsMissing):
+    """A file that ships inside a Python package (not fetched by evalkit) is missing."""
+
+    def __init__(self, file_name: str, package: str):
+        RuntimeError.__init__(self, f"weights file {file_name} not found: it ships inside the "
+                                    f"{package} package; pip install {package}")
+        self.weight, self.file_name, self.looked_in, self.problem = None, file_name, [], None
+        self.fix_command = f"pip install {package}"
+        self.import_command = None
+
+
 def torch_hub_checkpoints() -> Path:
     """``$TORCH_HOME/hub/checkpoints`` as torch computes it (without importing torch)."""
     home = os.environ.get("TORCH_HOME")
@@ -224,7 +235,7 @@ class WeightStatus:
     key: str
     name: str
     used_by: tuple[str, ...]
-    state: str  # "found", "missing", "bad-hash", "bundled"
+    state: str  # "found", "bundled", "missing" (not installed), "bad-hash", "unreadable"
     path: Path | None
     looked_in: list[Path]
     size: int | None
@@ -232,14 +243,44 @@ class WeightStatus:
     expected: str  # full digest or "prefix..."
     hash_check: str
     description: str = ""
+    problem: str | None = None  # why a present file is unusable (bad-hash, unreadable)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        """Present and passing its check (``found`` or ``bundled``)."""
+        return self.state in ("found", "bundled")
+
+    @property
+    def unusable(self) -> bool:
+        """Present but unusable: fails its hash check or cannot be read (not merely
+        missing)."""
+        return self.state in UNUSABLE
+
+    def fix(self) -> str:
+        """The command(s) that make this file usable ('' when it is)."""
+        if self.usable:
+            return ""
+        if self.key not in REGISTRY:  # shipped inside a package: reinstall that package
+            return "reinstall torchmetrics (pip install --force-reinstall torchmetrics)"
+        fetch = f"'{FIX_COMMAND} {self.key}' on a connected machine or '{IMPORT_COMMAND}' " \
+                "with a copy fetched elsewhere"
+        if self.state == "unreadable":
+            return f"make {self.path} readable (chmod a+r), or delete it and run {fetch}"
+        if self.state == "bad-hash":
+            return f"delete {self.path} and run {fetch}"
+        return f"run {fetch}"
 
     def as_dict(self) -> dict:
         return {"key": self.key, "name": self.name, "used_by": list(self.used_by),
                 "state": self.state, "path": str(self.path) if self.path else None,
                 "looked_in": [str(p) for p in self.looked_in], "size": self.size,
                 "sha256": self.sha256, "expected": self.expected, "hash_check": self.hash_check,
-                "description": self.description}
+                "description": self.description, "problem": self.problem, "fix": self.fix()}
+
+
+#: states of a file that is present but cannot be used (``evalkit weights status`` exit 1)
+UNUSABLE = ("bad-hash", "unreadable")
 
 
 def bundled_lpips_layers(net: str = "alex") -> Path | None:
@@ -253,7 +294,11 @@ def bundled_lpips_layers(net: str = "alex") -> Path | None:
 
 
 def status() -> list[WeightStatus]:
-    """Every file a metric needs: where it is (or where evalkit looked), size, sha256, state."""
+    """Every file a metric needs: where it is (or where evalkit looked), size, sha256, state.
+
+    States: ``found`` (hash ok), ``bundled`` (inside a package), ``missing`` (not installed),
+    ``bad-hash`` (present, wrong sha256: corrupt, truncated or other weights) and
+    ``unreadable`` (present, cannot be read); the last two carry ``problem``."""
     rows = []
     dirs = search_dirs()
     for w in REGISTRY.values():
@@ -262,17 +307,32 @@ def status() -> list[WeightStatus]:
             rows.append(WeightStatus(w.key, w.name, w.used_by, "missing", None, dirs, w.size, None,
                                      w.expected_hash(), w.hash_check, w.description))
             continue
-        digest = cached_sha256(path)
-        rows.append(WeightStatus(w.key, w.name, w.used_by,
-                                 "found" if w.matches(digest) else "bad-hash", path, dirs,
-                                 path.stat().st_size, digest, w.expected_hash(), w.hash_check,
-                                 w.description))
+        size = path.stat().st_size
+        try:
+            digest = cached_sha256(path)
+        except OSError as exc:
+            rows.append(WeightStatus(w.key, w.name, w.used_by, "unreadable", path, dirs, size,
+                                     None, w.expected_hash(), w.hash_check, w.description,
+                                     problem=f"cannot be read: {exc.strerror or exc}"))
+            continue
+        ok = w.matches(digest)
+        rows.append(WeightStatus(
+            w.key, w.name, w.used_by, "found" if ok else "bad-hash", path, dirs, size, digest,
+            w.expected_hash(), w.hash_check, w.description,
+            problem=None if ok else f"has sha256 {digest}, expected {w.expected_hash()} "
+                                    "(corrupt, truncated or other weights)"))
     lin = bundled_lpips_layers()
+    state, digest, problem = ("bundled" if lin else "missing"), None, None
+    if lin:
+        try:
+            digest = file_sha256(lin)
+        except OSError as exc:
+            state, problem = "unreadable", f"cannot be read: {exc.strerror or exc}"
     rows.append(WeightStatus(
-        "lpips-v0.1-alex", "lpips_models/alex.pth", ("lpips",),
-        "bundled" if lin else "missing", lin, [lin.parent] if lin else [],
-        lin.stat().st_size if lin else None, file_sha256(lin) if lin else None,
-        "(shipped inside torchmetrics)", "package", "LPIPS v0.1 linear layers (torchmetrics)"))
+        "lpips-v0.1-alex", "lpips_models/alex.pth", ("lpips",), state, lin,
+        [lin.parent] if lin else [], lin.stat().st_size if lin else None, digest,
+        "(shipped inside torchmetrics)", "package", "LPIPS v0.1 linear layers (torchmetrics)",
+        problem=problem))
     return rows
 
 

@@ -19,7 +19,9 @@ The method (documented for users in ``docs/ranking.md``):
    over its counted metrics; the tracks are then weighted by ``[ranking.tracks]`` and
    normalized to sum to 1. So the effective weight of (dataset d, metric m) is
    ``w_d * w_m / (sum_m' w_m') / (sum_d' w_d')`` and all effective weights sum to 1. A track
-   with many metrics does not outweigh a track with few.
+   with many metrics does not outweigh a track with few. ``[ranking] track_weights``
+   says how a track's weight follows the metrics actually measured there (``"fixed"``,
+   ``"measured"``, ``"per_metric"``): :func:`~evalkit.decide.ranking.scores.effective_weights`.
 5. **Rank score.** ``rank_score = sum of effective weight * r``, in [0, 1]: 0 = best on
    every counted metric, 1 = worst on every one.
 6. **Score** (``[ranking] method``):
@@ -44,8 +46,9 @@ The method (documented for users in ``docs/ranking.md``):
      the choice.
    - ``"ranks"``: ``score = rank_score`` (the rule before pairwise was the default).
 
-   Lowest score ranks first; ties go to the lower rank score, then the later checkpoint
-   (higher step), then the name.
+   Lowest score ranks first; ties go to the lower rank score (for ``"pairwise"``: computed
+   among the tied checkpoints only, so a checkpoint outside the Smith set cannot break a
+   tie at the top), then the later checkpoint (higher step), then the name.
 7. **Stability.** ``B`` bootstrap resamples (``[ranking] bootstrap``, default 1000,
    seed ``[ranking] seed``, default 0): for each dataset, its samples are drawn with
    replacement (one draw per resample, shared by every checkpoint and metric of that
@@ -65,6 +68,7 @@ Configuration, in ``evalkit.toml`` (every key optional)::
     bootstrap = 1000        # resamples for the stability estimate (0 = none)
     seed = 0                # bootstrap seed
     set_level = "ci"        # "ci" or "fixed": FID/KID in the bootstrap (see above)
+    track_weights = "measured"  # or "fixed", "per_metric": see step 4
 
     [ranking.tracks]        # weight of each dataset, by dataset name or kind
     heldout = 1.0
@@ -109,6 +113,7 @@ from evalkit.decide.ranking.rule import (  # noqa: F401  (re-exported: callers i
     RANKING_KEYS,
     SCORE_TEXT,
     SET_LEVEL_MODES,
+    TRACK_WEIGHT_RULES,
     MetricRule,
     RankingConfig,
     config_for,
@@ -117,10 +122,12 @@ from evalkit.decide.ranking.rule import (  # noqa: F401  (re-exported: callers i
 from evalkit.decide.ranking.scores import (
     MARGIN_EPS,
     _bootstrap_ranks,
+    _group_rank_scores,
     _margins,
     _norm_ranks,
     _order,
     _schulze_scores,
+    effective_weights,
 )
 
 
@@ -146,6 +153,12 @@ class Ranking:
             configured weight applied to the reviewers' track).
         margins: head-to-head margins between participants (index beats column by this
             weighted share of the counted metrics, in [-1, 1]; antisymmetric).
+        tracks: one row per counted track: ``dataset``, ``configured`` (its normalized
+            ``[ranking.tracks]`` weight), ``measured`` (share of its stored metric weight
+            that counts, in (0, 1]), ``weight`` (its effective weight under ``[ranking]
+            track_weights``; :func:`~evalkit.decide.ranking.scores.effective_weights`).
+        boot_winners: the checkpoint ranked first in each bootstrap resample, in order
+            (empty without a bootstrap): paired comparisons of two rules use it.
     """
 
     config: RankingConfig
@@ -156,6 +169,8 @@ class Ranking:
     bootstrap: int
     human: dict[str, dict] = field(default_factory=dict)
     margins: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tracks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    boot_winners: list[str] = field(default_factory=list)
 
     def margin(self, a: str, b: str) -> float | None:
         """The weighted share of counted metrics by which ``a`` beats ``b`` head to head
@@ -194,7 +209,9 @@ class Ranking:
         else:
             head = "lowest weighted normalized rank score over "
             tail = "; ties go to the later step"
-        return head + ", ".join(parts) + f" (rule from {src}){tail}{boot}"
+        tw = (f"; track weights \"{self.config.track_weights}\": "
+              f"{TRACK_WEIGHT_RULES[self.config.track_weights]}")
+        return head + ", ".join(parts) + f" (rule from {src}){tw}{tail}{boot}"
 
 
 def _direction(config: RankingConfig, metric: str) -> str | None:
@@ -233,9 +250,12 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
     okv = okv[np.isfinite(okv["value"].astype(float))]
     counted_rows, not_counted = [], []
     human = _human_tracks(res, kinds, config)
+    stored: dict[str, float] = {}  # per dataset: metric weight stored there, measured or not
     for (ds, metric), _ in res.groupby(["dataset", "metric"], sort=True):
         rule = config.metrics.get(metric)
         tw = human[ds]["weight"] if ds in human else config.track_weight(ds, kinds.get(ds))
+        if rule is not None and rule.weight > 0 and tw > 0:
+            stored[ds] = stored.get(ds, 0.0) + rule.weight
         have = okv[(okv["dataset"] == ds) & (okv["metric"] == metric)]
         if rule is None:
             reason = "not in the ranking's metric list"
@@ -253,12 +273,8 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
             continue
         not_counted.append({"dataset": ds, "metric": metric, "reason": reason})
     counted = pd.DataFrame(counted_rows, columns=["dataset", "metric", "direction", "mw", "tw"])
-    if not counted.empty:
-        track_sum = counted.groupby("dataset")["mw"].transform("sum")
-        tw_total = counted.drop_duplicates("dataset")["tw"].sum()
-        counted["weight"] = counted["mw"] / track_sum * counted["tw"] / tw_total
-    else:
-        counted["weight"] = []
+    weights, tracks = effective_weights(counted, stored, config.track_weights)
+    counted["weight"] = weights
 
     # per-sample matrices for the bootstrap: (dataset, metric) -> (K, N) with NaN gaps
     per_sample: dict[tuple[str, str], np.ndarray] = {}
@@ -297,7 +313,6 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
         resampled.append("per-sample" if (r.dataset, r.metric) in per_sample
                          else ("ci" if config.set_level == "ci" else "fixed"))
     counted["resampled"] = resampled
-    weights = counted["weight"].to_numpy(float)
     norm = np.stack([_norm_ranks(point[j], r.direction == "lower")
                      for j, r in enumerate(counted.itertuples())]) if len(counted) else \
         np.zeros((0, K))
@@ -313,7 +328,10 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
             comp_rows.append({"checkpoint": name, "dataset": r.dataset, "metric": r.metric,
                               "value": point[j, i], "norm_rank": norm[j, i],
                               "weight": weights[j]})
-    order = _order(scores, rank_scores, steps, names) if K else np.zeros(0, int)
+    # ties of the head-to-head order go to the normalized-rank score among the tied only
+    tie_scores = (_group_rank_scores(point, weights, lower, scores)
+                  if config.method == "pairwise" and len(counted) else rank_scores)
+    order = _order(scores, tie_scores, steps, names) if K else np.zeros(0, int)
     rank = np.empty(K)
     rank[order] = np.arange(1, K + 1)
 
@@ -324,6 +342,7 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
     mean_rank = np.full(K, np.nan)
     rank_lo = np.full(K, np.nan)
     rank_hi = np.full(K, np.nan)
+    boot_winners: list[str] = []
     if K == 1 and len(counted):
         p_first[:] = p_smith[:] = 1.0
         mean_rank[:] = rank_lo[:] = rank_hi[:] = 1.0
@@ -335,6 +354,7 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
         mean_rank = boot_ranks.mean(axis=0)
         rank_lo = np.percentile(boot_ranks, 5, axis=0, method="lower")
         rank_hi = np.percentile(boot_ranks, 95, axis=0, method="higher")
+        boot_winners = [names[i] for i in boot_ranks.argmin(axis=1)]
 
     table = pd.DataFrame({
         "checkpoint": names, "step": ok_ck["step"].to_numpy(), "status": "ok",
@@ -365,7 +385,8 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
                    not_counted=pd.DataFrame(not_counted, columns=["dataset", "metric",
                                                                   "reason"]),
                    bootstrap=B, human=human,
-                   margins=pd.DataFrame(margin, index=names, columns=names))
+                   margins=pd.DataFrame(margin, index=names, columns=names),
+                   tracks=tracks, boot_winners=boot_winners)
 
 
 def _human_tracks(res: pd.DataFrame, kinds: dict, config: RankingConfig) -> dict[str, dict]:

@@ -42,7 +42,20 @@ HUMAN_MIN_VOTES = 30
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
 SET_LEVEL_MODES = ("ci", "fixed")
-RANKING_KEYS = {"method", "bootstrap", "seed", "set_level", "stable_at", "tracks", "metrics"}
+RANKING_KEYS = {"method", "bootstrap", "seed", "set_level", "stable_at", "tracks", "metrics",
+                "track_weights"}
+#: ``[ranking] track_weights``: how a track's weight follows the metrics measured there
+#: (:func:`evalkit.decide.ranking.scores.effective_weights`, docs/ranking.md).
+TRACK_WEIGHT_RULES: dict[str, str] = {
+    "fixed": "each counted track keeps its [ranking.tracks] weight however few of its "
+             "metrics were measured",
+    "measured": "each track's [ranking.tracks] weight is scaled by the share of its metric "
+                "weight that was measured (counted / stored), then renormalized",
+    "per_metric": "every counted metric weighs its track weight times its metric weight, "
+                  "normalized over all tracks together (a track with more measured metrics "
+                  "weighs more)",
+}
+DEFAULT_TRACK_WEIGHT_RULE = "measured"
 #: A pick is called stable when it comes first in at least this share of bootstrap
 #: resamples (``[ranking] stable_at``).
 DEFAULT_STABLE_AT = 0.5
@@ -90,6 +103,8 @@ class RankingConfig:
         seed: bootstrap seed.
         set_level: ``"ci"`` or ``"fixed"``, see the module docstring.
         stable_at: P(first) in (0, 1] from which a pick is called stable (``select``).
+        track_weights: how a track's weight follows its measured metrics, one of
+            :data:`TRACK_WEIGHT_RULES` (``[ranking] track_weights``).
         source: the config file the section came from, or None for the defaults.
     """
 
@@ -102,6 +117,7 @@ class RankingConfig:
     seed: int = DEFAULT_SEED
     set_level: str = "ci"
     stable_at: float = DEFAULT_STABLE_AT
+    track_weights: str = DEFAULT_TRACK_WEIGHT_RULE
     source: Path | None = None
 
     def track_weight(self, dataset: str, kind: str | None) -> float:
@@ -135,7 +151,8 @@ class RankingConfig:
                 "metrics": {m: {"weight": r.weight, "direction": r.direction}
                             for m, r in self.metrics.items()},
                 "tracks": dict(self.tracks), "bootstrap": self.bootstrap, "seed": self.seed,
-                "set_level": self.set_level, "stable_at": self.stable_at}
+                "set_level": self.set_level, "stable_at": self.stable_at,
+                "track_weights": self.track_weights}
 
 
 def _is_number(v: Any) -> bool:
@@ -187,6 +204,8 @@ def ranking_config(path: str | Path | None) -> RankingConfig:
         out.seed = s
     if "set_level" in raw:
         out.set_level = one_of("set_level", SET_LEVEL_MODES)
+    if "track_weights" in raw:
+        out.track_weights = one_of("track_weights", TRACK_WEIGHT_RULES)
     if "stable_at" in raw:
         v = raw["stable_at"]
         if not _is_number(v) or not 0 < v <= 1:

@@ -18,6 +18,54 @@ from evalkit.decide.ranking.rule import RankingConfig
 MARGIN_EPS = 1e-12
 
 
+def effective_weights(counted: pd.DataFrame, stored: dict[str, float], rule: str
+                      ) -> tuple[np.ndarray, pd.DataFrame]:
+    """Effective weight of each counted (dataset, metric), by ``[ranking] track_weights``.
+
+    Args:
+        counted: one row per counted pair: ``dataset``, ``mw`` (metric weight > 0), ``tw``
+            (the dataset's ``[ranking.tracks]`` weight > 0).
+        stored: per dataset, the summed metric weight of every metric of the ranking's list
+            (weight > 0) stored there, measured or not (skipped for missing weights or
+            targets, failed): what the track would count were everything measured.
+        rule: ``"fixed"``, ``"measured"`` or ``"per_metric"`` (:data:`TRACK_WEIGHT_RULES`).
+
+    Returns:
+        ``(weights, tracks)``: ``weights`` ``(J,)`` summing to 1 (metric weights normalized
+        within their track, times the track's weight), and one row per counted track:
+        ``dataset``, ``configured`` (its ``[ranking.tracks]`` weight normalized over the
+        counted tracks: its weight under ``"fixed"``), ``measured`` (counted / stored metric
+        weight, in (0, 1]), ``weight`` (its total effective weight under ``rule``).
+
+    ``fixed``: track weight ``t_d = tw_d``. ``measured``: ``t_d = tw_d * measured_d``.
+    Both then normalize ``t_d`` to sum 1 and split it over the track's counted metrics in
+    proportion to their weights. ``per_metric``: weight ``tw_d * mw`` for every counted
+    metric, normalized over all of them (no per-track normalization).
+    """
+    if counted.empty:
+        return np.zeros(0), pd.DataFrame(columns=["dataset", "configured", "measured",
+                                                  "weight"])
+    mw = counted["mw"].to_numpy(float)
+    tw = counted["tw"].to_numpy(float)
+    track_sum = counted.groupby("dataset")["mw"].transform("sum").to_numpy(float)
+    tracks = counted.drop_duplicates("dataset")[["dataset", "tw"]].reset_index(drop=True)
+    counted_mw = counted.groupby("dataset")["mw"].sum()
+    tracks["measured"] = [min(1.0, float(counted_mw[d]) / max(stored.get(d, 0.0),
+                                                               float(counted_mw[d])))
+                          for d in tracks["dataset"]]
+    tracks["configured"] = tracks["tw"] / tracks["tw"].sum()
+    if rule == "per_metric":
+        weights = tw * mw / float((tw * mw).sum())
+    else:
+        scale = tracks["measured"] if rule == "measured" else 1.0
+        t = tracks["tw"] * scale
+        t = dict(zip(tracks["dataset"], t / t.sum(), strict=True))
+        weights = mw / track_sum * counted["dataset"].map(t).to_numpy(float)
+    tracks["weight"] = [float(weights[(counted["dataset"] == d).to_numpy()].sum())
+                        for d in tracks["dataset"]]
+    return weights, tracks[["dataset", "configured", "measured", "weight"]]
+
+
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks along axis 0 (1 = smallest), ties share their average rank, NaN stays NaN.
 
@@ -116,10 +164,47 @@ def _smith_members(margin: np.ndarray) -> np.ndarray:
     return reach.all(axis=-1)
 
 
+def _group_rank_scores(vals: np.ndarray, weights: np.ndarray, lower: np.ndarray,
+                       primary: np.ndarray) -> np.ndarray:
+    """The tie-break of the head-to-head order: each participant's weighted normalized-rank
+    score among only the participants it ties with on ``primary`` (its Schulze score).
+
+    ``vals`` ``(J, ..., K)``, ``weights``/``lower`` ``(J,)`` as in :func:`_margins`,
+    ``primary`` ``(..., K)``. For every group of equal primary score (within 1e-12) and
+    counted metric j: ``r = (rank within the group - 1) / (group size - 1)`` in [0, 1]
+    (0 = best, ties share the average rank, no value = 1, a group of one: 0), then
+    ``sum_j w_j * r_j``. Returns ``(..., K)``.
+
+    Why only the tied group: ranked among all participants, a checkpoint that every member
+    of the top group beats (outside the Smith set) could still change how a tie at the top
+    is broken, by lying between two tied checkpoints on one metric; then racing it out, or
+    evaluating one more early epoch, could change the deployment pick. Schulze's order
+    never depends on such checkpoints (they are strictly beaten by every Smith member, so
+    no strongest chain between members passes through them), and within a group only its
+    members count, so the whole order of the Smith set is independent of them.
+    Why by hand: a group-restricted average rank, batched over resamples, which numpy,
+    scipy and pandas do not offer.
+    """
+    same = np.abs(primary[..., :, None] - primary[..., None, :]) <= 1e-12  # (..., K, K)
+    size = same.sum(axis=-1)
+    out = np.zeros(primary.shape)
+    for j in range(vals.shape[0]):
+        x = vals[j] if lower[j] else -vals[j]  # lower is better; NaN compares False
+        a, b = x[..., :, None], x[..., None, :]  # a: the participant, b: the others
+        better = (same & (b < a)).sum(axis=-1)
+        equal = (same & (b == a)).sum(axis=-1)  # includes itself unless NaN
+        rank = better + (equal + 1) / 2.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(size > 1, (rank - 1.0) / (size - 1), 0.0)
+        out += weights[j] * np.where(np.isnan(x), np.where(size > 1, 1.0, 0.0), r)
+    return out
+
+
 def _order(scores: np.ndarray, rank_scores: np.ndarray, steps: np.ndarray,
            names: list[str]) -> np.ndarray:
-    """Participant order: lowest score, then lowest normalized-rank score (the same for
-    ``method = "ranks"``), then higher step, then name."""
+    """Participant order: lowest score, then the lowest tie-break score (``rank_scores``:
+    the normalized-rank score, for ``method = "pairwise"`` among the tied participants
+    only, :func:`_group_rank_scores`), then higher step, then name."""
     keys = sorted(range(len(names)), key=lambda i: (round(float(scores[i]), 12),
                                                     round(float(rank_scores[i]), 12),
                                                     -steps[i], names[i]))
@@ -178,7 +263,10 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
         smith[a:a + chunk] = _smith_members(margin)
         if pairwise:
             primary[a:a + chunk] = _schulze_scores(margin)
-    # same order as _order, vectorized: score, normalized-rank score (rounded), then the
+            # ties of the head-to-head order are broken among the tied only
+            score_b[a:a + chunk] = _group_rank_scores(all_vals[:, a:a + chunk], weights,
+                                                      lower, primary[a:a + chunk])
+    # same order as _order, vectorized: score, tie-break score (rounded), then the
     # tie-break position
     tie = np.empty(K, dtype=np.int64)
     tie[sorted(range(K), key=lambda i: (-steps[i], names[i]))] = np.arange(K)

@@ -3,8 +3,9 @@
 ``evalkit run --race`` (or ``[run] race = true``); the method is in ``docs/racing.md``.
 Per domain, every checkpoint is first evaluated on a seeded subset of each of the domain's
 datasets; then, round after round, the checkpoints whose chance of being the final choice
-is below a threshold are *raced out* and the subsets grow for the others, until the leaders
-have the full data.
+and chance of being in the Smith set (the head-to-head top group) are both below a
+threshold are *raced out* and the subsets grow for the others, until the leaders have the
+full data.
 
 * :mod:`evalkit.execute.racing.subsets`: the nested subsets, and :func:`raced_outputs` (outputs a
   race generated for a checkpoint on subsets of a dataset) and :func:`complete_outputs`

@@ -30,7 +30,8 @@ class RaceSettings:
 
     Attributes:
         threshold: a checkpoint whose chance of being the final choice (bootstrap
-            ``p_first``, in [0, 1]) is below this is raced out.
+            ``p_first``, in [0, 1]) and chance of being in the Smith set (``p_smith``)
+            are both below this is raced out (:func:`losers`).
         start_fraction: share of each dataset's samples in the first round, (0, 1].
         min_samples: fewest samples of a dataset in any round.
         growth: factor (> 1) by which the subsets grow from one round to the next.

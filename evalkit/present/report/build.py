@@ -27,6 +27,8 @@ from evalkit.present.report import cache as report_cache
 from evalkit.present.report import grids, plots
 from evalkit.present.report.cache import ReportCache
 from evalkit.present.report.cache import key as cache_key
+from evalkit.present.report.colors import checkpoint_colors
+from evalkit.present.report.compare_page import since_last, write_report_compare
 from evalkit.present.report.overview import domain_summary, render_overview
 from evalkit.present.report.render import (
     _badges,
@@ -86,7 +88,8 @@ def _ranking_rows(results: pd.DataFrame, ranking, columns: list[tuple[str, str]]
                     cell["text"] = _num(x.value)
                     if not _nan(x.ci_low) and not _nan(x.ci_high):
                         cell["ci"] = f"{_num(x.ci_low)} – {_num(x.ci_high)}"
-                    cell["title"] = f"n = {x.n}"
+                    cell["title"] = (f"95% CI {cell['ci']} · " if cell["ci"] else "") + \
+                        f"n = {x.n}"
                     if (ds, m) in best and float(x.value) == best[(ds, m)]:
                         cell["cls"] = "best"
                 else:
@@ -223,8 +226,10 @@ def render_report(out_dir: Path, config_path: Path | None = None,
         recycled = report_cache.begin(final, tmp)
         cache = ReportCache(final if final.is_dir() else None, tmp)
         if len(domains) <= 1:
-            _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals, runs,
-                           samples, domains[0] if domains else "", review=review, cache=cache)
+            one = _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals,
+                                 runs, samples, domains[0] if domains else "", review=review,
+                                 cache=cache)
+            write_report_compare(out_dir, tmp, [one], multi=False)
         else:
             summaries = []
             for d in domains:
@@ -237,6 +242,7 @@ def render_report(out_dir: Path, config_path: Path | None = None,
                     review=review, cache=cache))
             render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method],
                             unmeasured(results))
+            write_report_compare(out_dir, tmp, summaries, multi=True)
         cache.save()
         report_cache.prune(recycled)
         _swap_into_place(tmp, final, recycle=True)
@@ -278,6 +284,8 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     except SelectionError as exc:
         selection_error = str(exc)
     winner = ranking.winner
+    change, comparison = since_last(out_dir, domain, selection, results, sm, datasets)
+    compare_href = ("../compare.html" if up else "compare.html") + f"#cmp-{domain}"
 
     (report_dir / "img" / "plots").mkdir(parents=True, exist_ok=True)
     cache = cache or ReportCache(None, report_dir)
@@ -287,13 +295,14 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     sel_step = None
     if winner is not None:
         sel_step = int(table.loc[table["checkpoint"] == winner, "step"].iloc[0])
+    colors = checkpoint_colors(zip(ckpts["name"], ckpts["step"], strict=True))
     plot_dir = report_dir / "img" / "plots"
     metric_figs = cache.call(
-        cache_key("metric_plots", results, directions, sel_step), plot_dir,
-        lambda: plots.metric_plots(results, plot_dir, directions, sel_step))
+        cache_key("metric_plots", results, directions, sel_step, colors), plot_dir,
+        lambda: plots.metric_plots(results, plot_dir, directions, sel_step, colors))
     mismatch_figs = cache.call(
-        cache_key("mismatch_plots", results, directions, winner), plot_dir,
-        lambda: plots.mismatch_plots(results, plot_dir, directions, winner))
+        cache_key("mismatch_plots", results, directions, winner, colors), plot_dir,
+        lambda: plots.mismatch_plots(results, plot_dir, directions, winner, colors))
 
     # which samples each page shows
     grid_cols, reduced = grids.grid_columns(table)
@@ -339,7 +348,11 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     gone = unmeasured_pairs(missing)
     columns = [c for c in columns if c not in gone]
     col_info = [{"dataset": ds, "metric": m, "direction": directions.get(m, ""),
-                 "weight": counted.get((ds, m))} for ds, m in columns]
+                 "weight": counted.get((ds, m)), "extra": (ds, m) not in counted}
+                for ds, m in columns]
+    for j, c in enumerate(col_info):  # a track's (counted or not) columns start a group
+        c["first"] = j == 0 or (col_info[j - 1]["dataset"], col_info[j - 1]["extra"]) != \
+            (c["dataset"], c["extra"])
     pages = {c: f"c{j}.html" for j, c in enumerate(ckpts["name"])}
     notes = _Notes()
     rows = _ranking_rows(results, ranking, columns, directions, pages, notes)
@@ -375,7 +388,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
             pass
     env = _env()
     common = {"evalkit_version": evalkit.__version__, "winner": winner,
-              "directions": directions, "domain": domain, "up": up}
+              "directions": directions, "domain": domain, "up": up, "colors": colors}
     review = review or {"votes": [], "out": ""}
     review_page = write_review_page(report_dir, env, ranking, sets, ckpts, domain,
                                     review["out"], common)
@@ -393,10 +406,11 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "verdict": verdict(selection) if selection else None,
         "h2h": _head_to_head(ranking),
         "existing_selection": _existing_selection(out_dir, selection, domain),
+        "change": change, "compare_href": compare_href if comparison else None,
         "ranking": ranking, "columns": col_info, "rows": rows, "notes": notes.items,
         "not_counted": [n for n in ranking.not_counted.to_dict("records")
                         if (n["dataset"], n["metric"]) not in gone],
-        "unmeasured": missing,
+        "unmeasured": missing, "unmeasured_keys": {f"{ds} {m}" for ds, m in gone},
         "grids": grid_data, "reduced": reduced,
         "output_problems": [p for d in sets for p in d.changed], "top_k": grids.TOP_K,
         "metric_figs": metric_figs, "mismatch_figs": mismatch_figs,
@@ -440,7 +454,10 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
             metrics=metric_rows, components=comp.to_dict("records"), outputs=outputs,
             metric=None)
         (report_dir / pages[c.name]).write_text(html, encoding="utf-8")
-    return domain_summary(domain, selection, selection_error, results)
+    summary = domain_summary(domain, selection, selection_error, results)
+    summary.update(change=change, comparison=comparison,
+                   compare_href=(compare_href.removeprefix("../") if comparison else None))
+    return summary
 
 
 def _head_to_head(ranking, limit: int = 12) -> dict:

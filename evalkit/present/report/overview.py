@@ -63,7 +63,8 @@ def domain_summary(domain: str, selection: dict | None, error: str | None,
                            "checkpoint": None, "step": None, "score": None, "p_first": None,
                            "stable": None, "stable_at": None, "runner_up": None,
                            "margin": None, "runner_up_p": None, "headline": [], "thin": [],
-                           "metrics": []}
+                           "metrics": [], "change": None, "comparison": None,
+                           "compare_href": None}
     if selection is None:
         return row
     st = selection.get("stability", {})

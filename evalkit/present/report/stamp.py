@@ -5,7 +5,8 @@ stamped into ``OUT/report/.evalkit-stamp`` after the last render, so an unchange
 not spend seconds redrawing identical plots and grids. The fingerprint covers the evalkit
 version and the report code and templates, the current results, checkpoints, datasets and
 evaluations (with their completion times), the distinct run settings (folder, command line,
-versions, options; a repeated identical run adds no new row to it), ``selection.json`` and
+versions, options; a repeated identical run adds no new row to it), ``selection.json``
+(and the ``selection.previous.json`` it replaced) and
 the ranking config the report uses. ``evalkit report OUT`` always re-renders (and drops the
 stamp, so the next run renders again).
 """
@@ -49,7 +50,7 @@ def fingerprint(out: str | Path) -> str:
                   store.runs()[_RUN_SETTINGS].drop_duplicates().sort_values(_RUN_SETTINGS)]
     for df in frames:
         h.update(df.to_csv(index=False).encode())
-    for path in (out / "selection.json", config_for(out)):
+    for path in (out / "selection.json", out / "selection.previous.json", config_for(out)):
         if path is not None and Path(path).is_file():
             h.update(Path(path).read_bytes())
     return h.hexdigest()
