@@ -54,7 +54,8 @@ The method (documented for users in ``docs/ranking.md``):
    replacement (one draw per resample, shared by every checkpoint and metric of that
    dataset: a paired bootstrap), every per-sample metric is re-averaged over the drawn
    samples, and steps 3-6 are repeated. Reported per checkpoint: ``p_first`` (fraction of
-   resamples in which it ranks first), its mean rank and 5-95 % rank interval.
+   resamples in which it ranks first; where k participants tie for first place on the
+   score, each counts 1/k: the tie-break is a rule, not evidence), its mean rank and 5-95 % rank interval.
    Set-level metrics without per-sample values (FID, KID) cannot be resampled by sample:
    with ``set_level = "ci"`` (default) each resample draws them from a normal distribution
    with the stored value as mean and the stored 95 % CI's half-width / 1.96 as standard
@@ -347,9 +348,9 @@ def rank_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
         p_first[:] = p_smith[:] = 1.0
         mean_rank[:] = rank_lo[:] = rank_hi[:] = 1.0
     if B:
-        boot_ranks, boot_smith = _bootstrap_ranks(counted, point, ci_sd, per_sample,
-                                                  sample_ids, weights, steps, names, config, B)
-        p_first = (boot_ranks == 1).mean(axis=0)
+        boot_ranks, boot_smith, first_share = _bootstrap_ranks(
+            counted, point, ci_sd, per_sample, sample_ids, weights, steps, names, config, B)
+        p_first = first_share.mean(axis=0)  # a tie at the top counts 1/k for each
         p_smith = boot_smith.mean(axis=0)
         mean_rank = boot_ranks.mean(axis=0)
         rank_lo = np.percentile(boot_ranks, 5, axis=0, method="lower")

@@ -215,8 +215,10 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
                      per_sample: dict, sample_ids: dict, weights: np.ndarray,
                      steps: np.ndarray, names: list[str], config: RankingConfig,
                      B: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(B, K)`` ranks (1 = first) of each participant in each bootstrap resample, and
-    ``(B, K)`` whether it is in that resample's Smith set (:func:`_smith_members`)."""
+    """``(B, K)`` ranks (1 = first) of each participant in each bootstrap resample,
+    ``(B, K)`` whether it is in that resample's Smith set (:func:`_smith_members`), and
+    ``(B, K)`` its share of first place (1 when it alone has the best score, ``1/k`` when
+    k participants tie for it, else 0; each row sums to 1)."""
     K = point.shape[1]
     # one multinomial count matrix per dataset, seeded by (seed, dataset name), so that
     # adding a dataset does not change another dataset's draws
@@ -274,4 +276,10 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
                         np.round(primary, 12)), axis=-1)
     ranks = np.empty((B, K), dtype=np.int64)
     np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1, K + 1), (B, K)), axis=-1)
-    return ranks, smith
+    # credit for coming first: where k participants share the best primary score (a tie
+    # of the head-to-head order, broken only by the tie-break), each gets 1/k, so that
+    # P(first) measures the data's evidence, not the tie-break's preference
+    prim = np.round(primary, 12)
+    top = prim == prim.min(axis=1, keepdims=True)
+    first_share = top / top.sum(axis=1, keepdims=True)
+    return ranks, smith, first_share

@@ -23,7 +23,10 @@ from typing import Any
 import pandas as pd
 
 from evalkit.decide.ranking.rule import SCORE_TEXT
+from evalkit.present.report import cache as report_cache
 from evalkit.present.report import grids, plots
+from evalkit.present.report.cache import ReportCache
+from evalkit.present.report.cache import key as cache_key
 from evalkit.present.report.colors import checkpoint_colors
 from evalkit.present.report.compare_page import since_last, write_report_compare
 from evalkit.present.report.overview import domain_summary, render_overview
@@ -220,9 +223,12 @@ def render_report(out_dir: Path, config_path: Path | None = None,
     shutil.rmtree(tmp, ignore_errors=True)
     domains = domains_of(ckpts, results)
     try:
+        recycled = report_cache.begin(final, tmp)
+        cache = ReportCache(final if final.is_dir() else None, tmp)
         if len(domains) <= 1:
             one = _render_domain(out_dir, tmp, config, results, ckpts, datasets, sm, evals,
-                                 runs, samples, domains[0] if domains else "", review=review)
+                                 runs, samples, domains[0] if domains else "", review=review,
+                                 cache=cache)
             write_report_compare(out_dir, tmp, [one], multi=False)
         else:
             summaries = []
@@ -233,11 +239,13 @@ def render_report(out_dir: Path, config_path: Path | None = None,
                     out_dir, tmp / d, config, r, c, ds, s_,
                     evals[evals["checkpoint"].isin(set(c["name"]))], runs,
                     samples[samples["dataset"].isin(set(ds["name"]))], d, up="../index.html",
-                    review=review))
+                    review=review, cache=cache))
             render_overview(out_dir, tmp, summaries, config_path, SCORE_TEXT[config.method],
                             unmeasured(results))
             write_report_compare(out_dir, tmp, summaries, multi=True)
-        _swap_into_place(tmp, final)
+        cache.save()
+        report_cache.prune(recycled)
+        _swap_into_place(tmp, final, recycle=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / "index.html"
@@ -253,7 +261,8 @@ def _review_inputs(store) -> dict:
 def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFrame,
                    ckpts: pd.DataFrame, datasets: pd.DataFrame, sm: pd.DataFrame,
                    evals: pd.DataFrame, runs: pd.DataFrame, samples: pd.DataFrame,
-                   domain: str, up: str | None = None, review: dict | None = None) -> dict:
+                   domain: str, up: str | None = None, review: dict | None = None,
+                   cache: ReportCache | None = None) -> dict:
     """Render one domain's report into ``report_dir``; returns its overview summary."""
     import evalkit
     from evalkit.decide.ranking.rank import rank_checkpoints
@@ -278,7 +287,8 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     change, comparison = since_last(out_dir, domain, selection, results, sm, datasets)
     compare_href = ("../compare.html" if up else "compare.html") + f"#cmp-{domain}"
 
-    (report_dir / "img" / "plots").mkdir(parents=True)
+    (report_dir / "img" / "plots").mkdir(parents=True, exist_ok=True)
+    cache = cache or ReportCache(None, report_dir)
 
     # plots
     table = ranking.table
@@ -286,10 +296,13 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     if winner is not None:
         sel_step = int(table.loc[table["checkpoint"] == winner, "step"].iloc[0])
     colors = checkpoint_colors(zip(ckpts["name"], ckpts["step"], strict=True))
-    metric_figs = plots.metric_plots(results, report_dir / "img" / "plots", directions,
-                                     sel_step, colors)
-    mismatch_figs = plots.mismatch_plots(results, report_dir / "img" / "plots", directions,
-                                         winner, colors)
+    plot_dir = report_dir / "img" / "plots"
+    metric_figs = cache.call(
+        cache_key("metric_plots", results, directions, sel_step, colors), plot_dir,
+        lambda: plots.metric_plots(results, plot_dir, directions, sel_step, colors))
+    mismatch_figs = cache.call(
+        cache_key("mismatch_plots", results, directions, winner, colors), plot_dir,
+        lambda: plots.mismatch_plots(results, plot_dir, directions, winner, colors))
 
     # which samples each page shows
     grid_cols, reduced = grids.grid_columns(table)
@@ -317,7 +330,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
             limit = None
     participants = ranking.participants["checkpoint"].tolist()
     sets = grids.build_display_sets(out_dir, report_dir, shown, samples, evals,
-                                    participants, size, limit, needed)
+                                    participants, size, limit, needed, cache=cache)
     sm_lookup: dict[tuple[str, str, str, int], float] = {}
     for r in sm.itertuples():
         if not _nan(r.idx):
@@ -359,7 +372,8 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
     for d in _dataset_info(datasets):
         if d["detector"]:
             detectors.setdefault(d["detector"]["name"], []).append(f"made {d['name']} inputs")
-    for p in _provenance(results):
+    provenance = _provenance(results)
+    for p in provenance:
         for k, v in p["flags"]:
             if k == "edge_detector":
                 uses = detectors.setdefault(str(v), [])
@@ -387,7 +401,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
         "runs": run_info,
         "image_size": size,
         "datasets": _dataset_info(datasets),
-        "provenance": _provenance(results), "detectors": detectors,
+        "provenance": provenance, "detectors": detectors,
         "selection": selection, "selection_error": selection_error,
         "verdict": verdict(selection) if selection else None,
         "h2h": _head_to_head(ranking),
@@ -408,8 +422,12 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
                                            encoding="utf-8")
     tmpl = env.get_template("checkpoint.html")
     trow = table.set_index("checkpoint")
+    # one split per frame, not one filter per checkpoint page
+    by_checkpoint = dict(tuple(results.groupby("checkpoint", sort=False)))
+    comps = dict(tuple(ranking.components.groupby("checkpoint", sort=False))) \
+        if len(ranking.components) else {}
     for c in ckpts.itertuples():
-        mine = results[results["checkpoint"] == c.name].copy()
+        mine = by_checkpoint.get(c.name, results.iloc[:0])
         metric_rows = []
         for r in sorted(mine.itertuples(), key=lambda r: (r.dataset, _metric_sort_key(r.metric))):
             metric_rows.append({"dataset": r.dataset, "metric": r.metric, "value": r.value,
@@ -418,7 +436,7 @@ def _render_domain(out_dir: Path, report_dir: Path, config, results: pd.DataFram
                                 "flags": _flags(r.flags), "badges": _badges(_flags(r.flags)),
                                 "direction": directions.get(r.metric, ""),
                                 "weight": counted.get((r.dataset, r.metric))})
-        comp = ranking.components[ranking.components["checkpoint"] == c.name]
+        comp = comps.get(c.name, ranking.components.iloc[:0])
         cols = [c.name] + ([winner] if winner and winner != c.name else [])
         outputs = []
         for disp in sets:
@@ -468,14 +486,17 @@ def _head_to_head(ranking, limit: int = 12) -> dict:
             "more": max(0, len(ranking.participants) - len(names))}
 
 
-def _swap_into_place(new: Path, final: Path) -> None:
+def _swap_into_place(new: Path, final: Path, recycle: bool = False) -> None:
     """Replace folder ``final`` by ``new`` (a directory cannot be renamed over a non-empty
-    one: the old one is renamed away first, then removed)."""
+    one: the old one is renamed away first, then removed; with ``recycle``, emptied and
+    kept for the next render, :func:`evalkit.present.report.cache.recycle`)."""
     old = final.with_name(f"{final.name}.old{os.getpid()}")
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(new, final)
+    if recycle and old.is_dir():
+        report_cache.recycle(old, final)
     shutil.rmtree(old, ignore_errors=True)
 
 

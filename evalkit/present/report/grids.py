@@ -6,7 +6,9 @@ one that fails is not shown, its cell says why) and the checked bytes written (a
 a link, so a later change to the cache cannot change the report), and the served inputs and targets are
 written as PNG after reloading each dataset from its recorded root with the recorded image
 size (only when the reloaded dataset has the recorded content hash, so the grid never shows
-inputs the outputs were not made from). File names in ``img/`` are generated from indices
+inputs the outputs were not made from); an input/target PNG the previous report already
+holds for the same content is reused rather than encoded again
+(:mod:`evalkit.present.report.cache`). File names in ``img/`` are generated from indices
 (``d0/in/00012.png``), never from sample ids, so no name from the data reaches an HTML
 attribute; ids are shown as (escaped) text only.
 """
@@ -17,12 +19,14 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from evalkit.present.report.cache import ReportCache, key
 from evalkit.store.outputs import CheckedFolder, OutputChanged
 
 #: Rows per view (best / worst / random) of a comparison grid.
@@ -101,11 +105,14 @@ def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
                        checkpoints: list[str], size: int, limit: int | None,
                        needed: dict[str, set[int]],
                        log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-                       ) -> list[DisplaySet]:
+                       cache: ReportCache | None = None) -> list[DisplaySet]:
     """Prepare image files for every dataset; ``needed[dataset]`` are the sample indices
     any page shows (only those images are written/linked). Every output is checked
     against its folder's manifest first (:mod:`evalkit.store.outputs`); one that fails is
-    not linked, its cell says why, and ``log`` gets a line."""
+    not linked, its cell says why, and ``log`` gets a line. With ``cache``, an input or
+    target PNG the previous report already holds for the same dataset content, size,
+    limit and sample is reused instead of encoded again (the dataset is still reloaded and
+    its content hash checked)."""
     sets = []
     for k, row in enumerate(datasets.itertuples(index=False)):
         r = pd.Series(row._asdict())
@@ -123,15 +130,13 @@ def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
         else:
             has_t = ds.has_targets
             for i in want:
-                rel = f"{base}/in/{i:05d}.png"
-                (report_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(ds.input_uint8(i), mode="L").save(report_dir / rel)
-                disp.inputs[i] = rel
+                disp.inputs[i] = _image(report_dir, f"{base}/in", i, cache,
+                                        ("input", r["content_hash"], size, limit, i),
+                                        partial(_input_image, ds, i))
                 if ds.targets is not None and has_t[i]:
-                    rel = f"{base}/tg/{i:05d}.png"
-                    (report_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(ds.targets[i]).save(report_dir / rel)
-                    disp.targets[i] = rel
+                    disp.targets[i] = _image(report_dir, f"{base}/tg", i, cache,
+                                             ("target", r["content_hash"], size, limit, i),
+                                             partial(_target_image, ds, i))
         ev = evaluations[evaluations["dataset"] == r["name"]]
         folders = dict(zip(ev["checkpoint"], ev["outputs_dir"], strict=True))
         for j, ck in enumerate(checkpoints):
@@ -163,6 +168,35 @@ def build_display_sets(out_dir: Path, report_dir: Path, datasets: pd.DataFrame,
             disp.outputs[ck] = paths
         sets.append(disp)
     return sets
+
+
+def _input_image(ds, i: int) -> Image.Image:
+    """Sample ``i``'s served input (grey, as the model saw it)."""
+    return Image.fromarray(ds.input_uint8(i), mode="L")
+
+
+def _target_image(ds, i: int) -> Image.Image:
+    return Image.fromarray(ds.targets[i])
+
+
+def _image(report_dir: Path, folder: str, i: int, cache: ReportCache | None,
+           parts: tuple, draw: Callable[[], Image.Image]) -> str:
+    """Write sample ``i``'s PNG into ``report_dir/folder`` (reused from ``cache`` under the
+    key of ``parts`` when there); returns its path relative to ``report_dir``."""
+    name = f"{i:05d}.png"
+    dest = report_dir / folder
+    k = key("grid-image", *parts) if cache is not None else ""
+    if cache is None or cache.get(k, dest) is None:
+        dest.mkdir(parents=True, exist_ok=True)
+        save_png(draw(), dest / name)
+        if cache is not None:
+            cache.put(k, dest, [name], name)
+    return f"{folder}/{name}"
+
+
+def save_png(img: Image.Image, path: Path) -> None:
+    """Encode one grid image (the one place grid PNGs are drawn: tests count calls)."""
+    img.save(path)
 
 
 def sort_metric(sample_metrics: pd.DataFrame, dataset: str, directions: dict[str, str]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -17,7 +18,10 @@ METRIC_ORDER = ["l1", "ssim", "psnr", "lpips", "kid", "fid", "adherence_f1",
 BADGE_FLAGS = {"biased_small_n": "biased: small n", "comparable": "not comparable"}
 
 
+@functools.cache
 def _env():
+    """The one jinja2 environment of the process (templates compile once, not once per
+    domain page; nothing changes it after it is made)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
