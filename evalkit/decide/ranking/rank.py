@@ -206,7 +206,8 @@ class Ranking:
             head = ("first head to head, one checkpoint beating another when it is better "
                     "on a larger weighted share of ")
             tail = ("; ordered by the strongest chains of such wins (Schulze's method), ties "
-                    "to the lower weighted normalized rank score, then the later step")
+                    "to the lower weighted normalized rank score among the tied, then the later "
+                    "step")
         else:
             head = "lowest weighted normalized rank score over "
             tail = "; ties go to the later step"

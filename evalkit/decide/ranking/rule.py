@@ -73,7 +73,7 @@ SCORE_TEXT: dict[str, str] = {
                  "beats another when it is better on a larger weighted share of the counted "
                  "metrics; the order follows the strongest chains of such wins, Schulze's "
                  "method; ties count half): 0 = first, 1 = last; ties by the weighted mean "
-                 "of normalized ranks"),
+                 "of normalized ranks among the tied checkpoints"),
     "ranks": ("weighted mean of normalized ranks: 0 = best on every counted metric, "
               "1 = worst"),
 }
