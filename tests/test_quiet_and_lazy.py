@@ -92,7 +92,8 @@ try:
 except SystemExit as exc:
     code = exc.code
 mods = sorted(m for m in ("tensorflow", "torch", "tf_keras", "torchmetrics", "triton",
-                          "scipy.stats", "skimage", "matplotlib") if m in sys.modules)
+                          "scipy.stats", "skimage", "matplotlib", "pandas")
+              if m in sys.modules)
 json.dump({"exit": code, "imported": mods}, open(sys.argv[1], "w"))
 """
 
@@ -140,7 +141,8 @@ def test_unchanged_run_answers_without_tensorflow_or_torch(evaluated, tiny):
     code, imported, err = heavy_imports(tiny, *tiny_run_args(tiny))
     assert code == 0, err
     assert "2 of 2 checkpoints evaluated" in err and "(up to date)" in err
-    # nor triton, scipy.stats, scikit-image (the metrics' code) or matplotlib (the report's)
+    # nor triton, scipy.stats, scikit-image (the metrics' code), matplotlib (the report's)
+    # or pandas (the table and the report check are remembered: evalkit/commands/memo.py)
     assert imported == []
     # files rewritten with the same bytes (new mtime): same content hash, nothing to do
     data = tiny / "run" / "ckpt-2.data-00000-of-00001"
@@ -178,3 +180,69 @@ def test_reading_commands_never_import_tensorflow_or_torch(evaluated, tmp_path):
         assert tf_or_torch(imported) == [], (args, imported)
         if args[0] == "review":
             assert "imported 1 vote(s)" in err, err
+
+
+# -- the unchanged run's memos (evalkit/commands/memo.py) -----------------------------------
+
+def test_memos_follow_every_change_of_what_they_show(evaluated, tmp_path):
+    import shutil
+    import sqlite3
+
+    from evalkit.commands import memo
+    from evalkit.present.report import stamp
+
+    out = tmp_path / "out"
+    shutil.copytree(evaluated, out)
+    table_key, report_key = memo.table_key(out), memo.report_key(out)
+    assert table_key and report_key
+    (out / memo.TABLE_MEMO).unlink(missing_ok=True)  # whatever earlier tests left
+    assert memo.remember_table(out, lambda: "table") == "table"
+    assert memo.remember_table(out, lambda: "not called") == "table"
+    with sqlite3.connect(out / "results.sqlite") as conn:  # what every run rewrites
+        conn.execute("UPDATE checkpoints SET updated_at = updated_at + 1")
+        cols = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(runs)")
+                         if r[1] not in ("id", "started_at"))
+        conn.execute(f"INSERT INTO runs (started_at, {cols}) SELECT started_at + 1, {cols} "
+                     "FROM runs ORDER BY id DESC LIMIT 1")  # the same run again
+        conn.execute("INSERT INTO meta SELECT 'signature:999', value FROM meta WHERE key LIKE "
+                     "'signature:%' LIMIT 1")
+    assert (memo.table_key(out), memo.report_key(out)) == (table_key, report_key)
+    with sqlite3.connect(out / "results.sqlite") as conn:  # a stored value changes
+        conn.execute("UPDATE metrics SET value = value + 1 WHERE metric = 'l1'")
+    assert memo.table_key(out) != table_key and memo.report_key(out) != report_key
+    assert memo.remember_table(out, lambda: "new table") == "new table"
+    assert memo.remember_table(out, lambda: "not called") == "new table"
+    report_key = memo.report_key(out)
+    (out / "selection.json").write_text("{}")
+    assert memo.report_key(out) != report_key
+    report_key = memo.report_key(out)
+    config = tmp_path / "evalkit.toml"  # found for the recorded run folder
+    shutil.copytree(evaluated.parent / "run", tmp_path / "run")
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        conn.execute("UPDATE runs SET run_dir = ?", (str(tmp_path / "run"),))
+    report_key = memo.report_key(out)
+    config.write_text("[ranking]\nbootstrap = 10\n")
+    assert memo.report_key(out) != report_key
+    # the report memo answers only while the report keeps the stamp it had
+    rendered = []
+    memo.report_if_stale(out, lambda o: rendered.append(1) or (o / "report/index.html", True))
+    memo.report_if_stale(out, lambda o: rendered.append(1) or (o / "report/index.html", True))
+    assert rendered == [1]
+    (out / "report" / stamp.STAMP).unlink()  # what `evalkit report` does
+    memo.report_if_stale(out, lambda o: rendered.append(1) or (o / "report/index.html", True))
+    assert rendered == [1, 1]
+
+
+def test_report_memo_covers_what_the_stamp_reads():
+    """memo.report_key must cover everything stamp.fingerprint reads: when fingerprint
+    changes, check evalkit/commands/memo.py's report_key and update this pin."""
+    import hashlib
+    import inspect
+
+    from evalkit.present.report import stamp
+
+    src = inspect.getsource(stamp.fingerprint) + repr(stamp._RUN_SETTINGS)
+    assert hashlib.sha256(src.encode()).hexdigest()[:12] == PINNED_FINGERPRINT_SOURCE
+
+
+PINNED_FINGERPRINT_SOURCE = "7636d6507385"
