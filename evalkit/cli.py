@@ -144,10 +144,11 @@ class LazyGroup(click.Group):
                    "default).")
 def cli(verbose: bool) -> None:
     """evalkit: evaluate sketch-to-image generator checkpoints and pick the one to deploy."""
-    if verbose:
-        from evalkit.core.quiet import set_verbose
+    from evalkit.core.quiet import quiet_python_warnings, set_verbose
 
+    if verbose:
         set_verbose(True)
+    quiet_python_warnings()
 
 
 def main(argv: list[str] | None = None) -> None:

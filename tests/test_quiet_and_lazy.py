@@ -246,3 +246,37 @@ def test_report_memo_covers_what_the_stamp_reads():
 
 
 PINNED_FINGERPRINT_SOURCE = "7636d6507385"
+
+
+#: ``evalkit ARGV[1:]`` with a library that warns while the run evaluates
+WARNING_CHILD = r"""
+import sys, warnings
+import evalkit.execute.engine as engine
+real = engine.evaluate_domains
+def noisy(*a, **k):
+    warnings.warn("a library's chatter", UserWarning)
+    warnings.warn("a library's chatter", UserWarning)
+    return real(*a, **k)
+engine.evaluate_domains = noisy
+from evalkit.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_python_warnings_reach_the_user_only_with_verbose(evaluated, tiny):
+    env = {k: v for k, v in os.environ.items() if k != quiet.VERBOSE_ENV}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def stderr(*extra: str) -> str:
+        r = subprocess.run([sys.executable, "-c", WARNING_CHILD, *extra, *tiny_run_args(tiny),
+                            "--no-report"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+
+    quiet_err = stderr()
+    assert "2 of 2 checkpoints evaluated" in quiet_err
+    assert "chatter" not in quiet_err and "Warning" not in quiet_err
+    notes = [line for line in quiet_err.splitlines() if line.startswith("note:")]
+    assert len(notes) == len(set(notes))  # each said once
+    assert "UserWarning: a library's chatter" in stderr("--verbose")
