@@ -8,12 +8,19 @@ directly instead of ``tf.keras``. The import is quiet unless ``--verbose``
 
 from __future__ import annotations
 
+import os
+
 from evalkit.core import quiet
 from evalkit.core.faults import signals_deferred
 from evalkit.core.import_order import make_import_order_safe
 
 make_import_order_safe()
 quiet.quiet_native_logs()
+# tf.keras = tf_keras (what evalkit uses anyway): `import tensorflow` then loads tf_keras's
+# optimizers eagerly instead of Keras 3's, whose import pulls in pandas, matplotlib,
+# scikit-learn and scipy (~1.3 s of TensorFlow's ~3.4 s import). Keras 3 stays available as
+# `import keras` (zip .keras files, evalkit.inputs.sources.exported).
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 # Ctrl-C/kill during the import are delivered after it (signals_deferred's docstring)
 with signals_deferred(), quiet.native_stderr_hidden():
