@@ -98,12 +98,13 @@ json.dump({"exit": code, "imported": mods}, open(sys.argv[1], "w"))
 """
 
 
-def heavy_imports(tmp_path: Path, *args: str) -> tuple[int, list[str], str]:
+def heavy_imports(tmp_path: Path, *args: str, env: dict | None = None
+                  ) -> tuple[int, list[str], str]:
     """(exit code, heavy modules imported, stdout + stderr) of ``evalkit ARGS`` in a fresh process."""
     report = tmp_path / "imports.json"
     r = subprocess.run([sys.executable, "-c", CHILD, str(report), *args], cwd=ROOT,
                        capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                       env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     assert report.exists(), r.stderr
     got = json.loads(report.read_text())
     return got["exit"], got["imported"], r.stdout + r.stderr
@@ -280,3 +281,17 @@ def test_python_warnings_reach_the_user_only_with_verbose(evaluated, tiny):
     notes = [line for line in quiet_err.splitlines() if line.startswith("note:")]
     assert len(notes) == len(set(notes))  # each said once
     assert "UserWarning: a library's chatter" in stderr("--verbose")
+
+
+def test_a_run_without_the_torch_weights_never_imports_torch(tiny, tmp_path):
+    """Offline (no LPIPS/Inception weights) fid/kid/lpips are skipped before torch is
+    imported: a run with work pays TensorFlow only (not torch, torchmetrics, Keras 3)."""
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    code, imported, err = heavy_imports(
+        tmp_path, *run_args(tiny, "out-no-torch"),
+        env={"EVALKIT_WEIGHTS_DIR": str(empty), "TORCH_HOME": str(empty)})
+    assert code == 0, err
+    assert "lpips skipped" in err and "fid/kid skipped" in err
+    assert "tensorflow" in imported
+    assert not {"torch", "torchmetrics", "matplotlib"} & set(imported), imported
