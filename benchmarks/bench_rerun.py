@@ -183,8 +183,8 @@ def main() -> None:
     say(f"unchanged `evalkit run examples/checkpoints`: {wall:.2f} s wall (median of "
         f"{len(walls)}: {', '.join(f'{w:.2f}' for w in walls)} s; target <= "
         f"{TARGET_RERUN_S} s), {run_pct:.2f} % of the full first run's whole command "
-        f"(target <= {TARGET_PCT:.0f} %); TensorFlow/torch imported: "
-        f"{', '.join(sorted(imported)) or 'neither'} -> {'meets' if ok else 'MISSES'} the targets")
+        f"(target <= {TARGET_PCT:.0f} %); TensorFlow/torch/pandas/scipy/matplotlib imported: "
+        f"{', '.join(sorted(imported)) or 'none'} -> {'meets' if ok else 'MISSES'} the targets")
     cpu = statistics.median(cpus)
     say(f"  in CPU time (user + system, less sensitive to other work on the machine): "
         f"{cpu:.2f} s, {100 * cpu / first['cpu']:.2f} % of the full first run's "
