@@ -5,8 +5,9 @@ evaluated once (``evalkit run``, the example's held-out pairs and sketches, repo
 rendered, FID/KID/LPIPS weights absent as on an offline CI machine); that OUT is kept.
 Then, interleaved over ``--repeats``:
 
-* **add one**: a copy of that OUT, a 9th checkpoint added to the run folder (the example's
-  ``gemstone/ckpt-1``, same architecture, new content), ``evalkit run`` timed;
+* **add one**: a 9th checkpoint added to the run folder (the example's ``gemstone/ckpt-1``,
+  same architecture, new content), ``evalkit run`` on that OUT timed; then the 9th's files,
+  results and outputs are removed again (back to 8 evaluated);
 * **full**: the same 9 checkpoints into an empty OUT, ``evalkit run`` timed.
 
 Each run is its own process (interpreter start, imports, TensorFlow, report included: what
@@ -94,6 +95,23 @@ def add_ninth(run: Path) -> None:
         shutil.copy2(f, run / f.name.replace("ckpt-1", "ckpt-9"))
 
 
+def forget_ninth(out: Path) -> None:
+    """Remove ckpt-9's results and outputs from ``out`` (not a copy of OUT: a copied
+    outputs folder has new inodes, so the keyed check of cached PNGs would re-hash them all,
+    which a user's add-one run does not)."""
+    import sqlite3
+
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        dirs = [r[0] for r in conn.execute(
+            "SELECT outputs_dir FROM evaluations WHERE checkpoint LIKE '%ckpt-9'")]
+        for table in ("metrics", "sample_metrics", "evaluations"):
+            conn.execute(f"DELETE FROM {table} WHERE checkpoint LIKE '%ckpt-9'")
+        conn.execute("DELETE FROM checkpoints WHERE name LIKE '%ckpt-9'")
+    for d in dirs:
+        if d:
+            shutil.rmtree(out / d, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3)
@@ -112,12 +130,11 @@ def main() -> None:
     run9 = make_run(base / "run9", 9)
     adds, fulls = [], []
     for r in range(args.repeats):
-        out = base / f"out-add-{r}"
-        shutil.copytree(seed_out, out)  # 8 evaluated (a fresh copy: each repeat adds anew)
         add_ninth(run8)
-        adds.append(evalkit_run(run8, out, env))
+        adds.append(evalkit_run(run8, seed_out, env))
         for f in run8.glob("ckpt-9.*"):
             f.unlink()
+        forget_ninth(seed_out)  # back to 8 evaluated, the others' files untouched
         fulls.append(evalkit_run(run9, base / f"out-full-{r}", env))
         print(f"repeat {r + 1}: add one {adds[-1]['wall']:.2f} s, full {fulls[-1]['wall']:.2f} s",
               flush=True)

@@ -46,6 +46,7 @@ if torch_threads:
     torch.set_num_threads(torch_threads)
 from evalkit.inputs.models import resnet_generator
 from evalkit.measure.paired import psnr_per_sample, ssim_per_sample
+tf.random.set_seed(0)  # the same generator weights in every process
 model = resnet_generator(1, 3, 64)
 fn = tf.function(lambda x: model(x, training=False), autograph=False,
                  input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
@@ -134,13 +135,16 @@ def main() -> None:
         f"{args.repeats} interleaved repeats, medians")
     bare = statistics.median(x["wall"] for x in got["bare generator"])
     serial = statistics.median(x["wall"] for x in got["serial (today)"])
-    digests = {x["digest"] for k, v in got.items() if k != "bare generator" for x in v}
-    say(f"{'way':<36}{'wall s':>8}{'CPU s':>8}{'/ bare':>8}{'/ serial':>10}")
+    ref = {x["digest"] for x in got["serial (today)"]}
+    say(f"{'way':<36}{'wall s':>8}{'CPU s':>8}{'CPU/wall':>9}{'/ bare':>8}{'/ serial':>10}"
+        "  values = serial's")
     for name, runs in got.items():
         w = statistics.median(x["wall"] for x in runs)
         c = statistics.median(x["cpu"] for x in runs)
-        say(f"{name:<36}{w:>8.2f}{c:>8.2f}{w / bare:>8.2f}{w / serial:>10.2f}")
-    say(f"values identical across ways (bit for bit): {len(digests) == 1}")
+        same = "-" if name == "bare generator" else \
+            ("yes" if {x["digest"] for x in runs} == ref and len(ref) == 1 else "NO")
+        say(f"{name:<36}{w:>8.2f}{c:>8.2f}{c / w:>9.2f}{w / bare:>8.2f}{w / serial:>10.2f}"
+            f"  {same}")
     if args.record:
         cmd = "benchmarks/bench_overlap.py " + " ".join(sys.argv[1:])
         say(f"recorded in {record('bench_overlap', 'Metrics overlapping generation: feasibility on this machine', cmd.strip(), say.text)}")
