@@ -46,7 +46,8 @@ if torch_threads:
     torch.set_num_threads(torch_threads)
 from evalkit.inputs.models import resnet_generator
 from evalkit.measure.paired import psnr_per_sample, ssim_per_sample
-tf.random.set_seed(0)  # the same generator weights in every process
+from evalkit.core.tf import tf_keras
+tf_keras.utils.set_random_seed(0)  # the same generator weights in every process
 model = resnet_generator(1, 3, 64)
 fn = tf.function(lambda x: model(x, training=False), autograph=False,
                  input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
