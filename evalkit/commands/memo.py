@@ -72,12 +72,12 @@ TABLE_SOURCES = ("checkpoints", "datasets", "evaluations", "metrics")
 
 def table_key(out: Path) -> str | None:
     """Key of the final table: the rows it is made from, the evalkit version and the table
-    code."""
+    code (the table's module, ``run``'s printing of it, the escaping of names)."""
     digest = store_digest(out, TABLE_SOURCES)
     if digest is None:
         return None
     h = hashlib.sha256(evalkit.__version__.encode())
-    h.update(_sources("evalkit.commands.results", "evalkit.core.names"))
+    h.update(_sources("evalkit.commands.results", "evalkit.commands.run", "evalkit.core.names"))
     h.update(digest.encode())
     return h.hexdigest()
 
