@@ -226,11 +226,17 @@ def test_memos_follow_every_change_of_what_they_show(evaluated, tmp_path):
     assert memo.report_key(out) != report_key
     # the report memo answers only while the report keeps the stamp it had
     rendered = []
-    memo.report_if_stale(out, lambda o: rendered.append(1) or (o / "report/index.html", True))
-    memo.report_if_stale(out, lambda o: rendered.append(1) or (o / "report/index.html", True))
+
+    def render(o: Path) -> tuple[Path, bool]:  # as stamp.render_if_stale: render, stamp
+        rendered.append(1)
+        (o / "report" / stamp.STAMP).write_text(f"stamp {len(rendered)}")
+        return o / "report" / "index.html", True
+
+    memo.report_if_stale(out, render)
+    memo.report_if_stale(out, render)
     assert rendered == [1]
     (out / "report" / stamp.STAMP).unlink()  # what `evalkit report` does
-    memo.report_if_stale(out, lambda o: rendered.append(1) or (o / "report/index.html", True))
+    memo.report_if_stale(out, render)
     assert rendered == [1, 1]
 
 
