@@ -17,8 +17,13 @@ Then the everyday loop (issue 25): ``evalkit run examples/checkpoints --out OUT 
 (the example's evalkit.toml) on the same folder, once to settle (its command line is new
 to the report's fingerprint, so it re-renders the report), then ``--repeats`` times
 unchanged: the median wall time of the whole process, as a % of the first demo's whole
-command (the full run), and whether TensorFlow or torch were imported. Targets: <= 1.5 s
-and <= 2 %, neither imported.
+command (the full run), and which of TensorFlow, torch, pandas, scipy and matplotlib were
+imported. Targets: <= 1.5 s and <= 2 %, none of them imported. Then the floor: a bare
+``python -c pass`` and ``python -c 'import numpy, PIL.Image'`` (what reading the data
+needs), medians of the same number of repeats.
+
+Every child keeps its bytecode (``PYTHONPYCACHEPREFIX`` in the work folder), as an installed
+evalkit does.
 
 Usage: ``.venv/bin/python benchmarks/bench_rerun.py [--keep DIR] [--repeats 3] [--record]``
 """
@@ -61,14 +66,15 @@ json.dump(timings, open(sys.argv[2], "w"))
 #: ``evalkit ARGV[2:]``; writes its exit code and whether TF/torch were imported to ARGV[1]
 RUN_CHILD = r"""
 import json, sys
+HEAVY = ("tensorflow", "torch", "pandas", "scipy", "matplotlib")
 from evalkit.cli import main
 code = 0
 try:
     main(sys.argv[2:])
 except SystemExit as exc:
     code = exc.code
-json.dump({"exit": code, "imported": sorted(m for m in ("tensorflow", "torch")
-                                            if m in sys.modules)}, open(sys.argv[1], "w"))
+json.dump({"exit": code, "imported": sorted(m for m in HEAVY if m in sys.modules)},
+          open(sys.argv[1], "w"))
 """
 
 
@@ -85,6 +91,17 @@ def run_unchanged(out: Path, env: dict) -> tuple[float, float, list[str]]:
     if got["exit"] != 0:
         sys.exit(f"evalkit run failed (exit {got['exit']}):\n{proc.stderr[-3000:]}")
     return wall, cpu, got["imported"]
+
+
+def floor(code: str, env: dict, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``python -c CODE`` (the interpreter's own floor)."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), children_cpu()
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(children_cpu() - c0)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def children_cpu() -> float:
@@ -119,8 +136,12 @@ def main() -> None:
     base.mkdir(parents=True, exist_ok=True)
     empty = base / "no-weights"
     empty.mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TORCH_HOME": str(empty),
-           "EVALKIT_WEIGHTS_DIR": str(empty)}
+    # bytecode kept (in BASE/pycache), as in an installed evalkit: without it every process
+    # compiles evalkit's sources again (PYTHONDONTWRITEBYTECODE=1 on some machines)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update({"PYTHONPATH": str(ROOT), "TORCH_HOME": str(empty),
+                "EVALKIT_WEIGHTS_DIR": str(empty),
+                "PYTHONPYCACHEPREFIX": str(base / "pycache")})
     out = base / "demo-out"
     if out.exists():
         sys.exit(f"{out} exists: pass an empty --keep folder")
@@ -162,12 +183,17 @@ def main() -> None:
     say(f"unchanged `evalkit run examples/checkpoints`: {wall:.2f} s wall (median of "
         f"{len(walls)}: {', '.join(f'{w:.2f}' for w in walls)} s; target <= "
         f"{TARGET_RERUN_S} s), {run_pct:.2f} % of the full first run's whole command "
-        f"(target <= {TARGET_PCT:.0f} %); TensorFlow/torch imported: "
-        f"{', '.join(sorted(imported)) or 'neither'} -> {'meets' if ok else 'MISSES'} the targets")
+        f"(target <= {TARGET_PCT:.0f} %); TensorFlow/torch/pandas/scipy/matplotlib imported: "
+        f"{', '.join(sorted(imported)) or 'none'} -> {'meets' if ok else 'MISSES'} the targets")
     cpu = statistics.median(cpus)
     say(f"  in CPU time (user + system, less sensitive to other work on the machine): "
         f"{cpu:.2f} s, {100 * cpu / first['cpu']:.2f} % of the full first run's "
         f"{first['cpu']:.1f} s")
+    for label, code in (("python -c pass", "pass"),
+                        ("python -c 'import numpy, PIL.Image'", "import numpy, PIL.Image")):
+        fw, fc = floor(code, env, args.repeats)
+        say(f"  floor, {label}: {fw:.2f} s wall, {fc:.2f} s CPU "
+            f"({100 * fw / first['whole command']:.2f} % / {100 * fc / first['cpu']:.2f} %)")
     if args.record:
         cmd = "benchmarks/bench_rerun.py " + " ".join(sys.argv[1:])
         say(f"recorded in {record('bench_rerun', 'Unchanged re-run (demo and evalkit run)', cmd.strip(), say.text)}")

@@ -63,7 +63,7 @@ json.dump(timings, open(sys.argv[1], "w"))
 """
 
 STARTUP = r"""
-import json, sys, time
+import json, os, sys, time
 import ray
 workers = int(sys.argv[2])
 t0 = time.perf_counter()
@@ -72,14 +72,29 @@ ray.init(num_cpus=workers, include_dashboard=False, _node_ip_address="127.0.0.1"
 t_init = time.perf_counter() - t0
 
 @ray.remote(num_cpus=1)
-def warm(_):
+def phases(submitted):
+    # what a cold worker pays before and during its first unit's imports, phase by phase
     import os, time
+    t = {"worker start": time.time() - submitted}  # process start + task delivery
     time.sleep(0.5)  # hold the slot so that each task lands on its own worker
-    import evalkit, evalkit.core.tf, evalkit.execute.executors, torchmetrics  # what a unit imports
-    return os.getpid()
+    import evalkit
+    from evalkit.execute.ray_executor import _torch_metrics_can_run
+    need = _torch_metrics_can_run()  # what the executor's warm-up decides (weights here?)
+    t["torch stack needed (weights here)"] = need
+    for name, mod in (("import TensorFlow (evalkit.core.tf)", "evalkit.core.tf"),
+                      ("import the unit's code", "evalkit.execute.executors"),
+                      ("import the torch stack (torchmetrics)", "torchmetrics")):
+        if mod == "torchmetrics" and not need:
+            continue
+        c = time.process_time()
+        w = time.perf_counter()
+        __import__(mod)
+        t[name] = time.perf_counter() - w
+        t[name + " (CPU)"] = time.process_time() - c
+    return os.getpid(), t
 
 t1 = time.perf_counter()
-pids = ray.get([warm.remote(i) for i in range(workers)])
+got = ray.get([phases.remote(time.time()) for i in range(workers)])
 t_warm = time.perf_counter() - t1 - 0.5
 
 @ray.remote(num_cpus=1)
@@ -91,9 +106,14 @@ t2 = time.perf_counter()
 for i in range(20):
     ray.get(empty.remote(i))
 per_task = (time.perf_counter() - t2) / 20
+t3 = time.perf_counter()
 ray.shutdown()
-json.dump({"ray_init": t_init, "warm_workers": t_warm, "distinct_workers": len(set(pids)),
-           "per_task": per_task}, open(sys.argv[1], "w"))
+t_shutdown = time.perf_counter() - t3
+json.dump({"ray_init": t_init, "warm_workers": t_warm,
+           "distinct_workers": len({p for p, _ in got}), "phases": [t for _, t in got],
+           "per_task": per_task, "shutdown": t_shutdown,
+           "runtime_env": "none (local instance: no working_dir or package upload)"},
+          open(sys.argv[1], "w"))
 """
 
 
@@ -131,9 +151,52 @@ def same_results(a: Path, b: Path) -> bool:
     return True
 
 
+def startup_breakdown(start: dict, args) -> int:
+    """Print (and with ``--record`` write) Ray's fixed cost phase by phase."""
+    import statistics
+
+    from benchmarks._record import Printer, record
+
+    say = Printer()
+    say(f"machine load (1-min average) at the end: {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs (above the CPU count: shared with other work, noisy)")
+    say(f"local Ray, {args.workers} workers, weights absent (offline); runtime_env: "
+        f"{start['runtime_env']}")
+    say(f"{'phase':<44}{'wall s':>8}{'CPU s':>8}")
+    say(f"{'ray.init (driver: GCS, raylet, object store)':<44}{start['ray_init']:>8.2f}"
+        f"{'':>8}")
+    phases = start["phases"]
+    for name in phases[0]:
+        if name.endswith("(CPU)") or isinstance(phases[0][name], bool):
+            continue
+        wall = statistics.median(p[name] for p in phases)
+        cpu = p_cpu = phases[0].get(name + " (CPU)")
+        if cpu is not None:
+            p_cpu = statistics.median(p[name + " (CPU)"] for p in phases)
+        say(f"{name + ' (median of workers)':<44}{wall:>8.2f}"
+            + (f"{p_cpu:>8.2f}" if cpu is not None else ""))
+    say(f"{'all workers warm (parallel, from submit)':<44}{start['warm_workers']:>8.2f}")
+    say(f"{'per task (empty round trip, warm)':<44}{start['per_task']:>8.4f}")
+    say(f"{'ray.shutdown':<44}{start['shutdown']:>8.2f}")
+    needed = phases[0]["torch stack needed (weights here)"]
+    total = start["ray_init"] + start["warm_workers"] + start["shutdown"]
+    say(f"fixed cost (ray.init + workers warm + shutdown): {total:.1f} s, "
+        f"{'with' if needed else 'without'} the torch stack (workers import it only when "
+        f"the LPIPS/Inception weights are here) against the <= 15 s target: "
+        f"{'meets' if total <= 15 else 'MISSES'}")
+    if args.record:
+        cmd = "benchmarks/bench_scale.py " + " ".join(sys.argv[1:])
+        say(f"recorded in {record('bench_scale_startup', 'Ray fixed cost, phase by phase', cmd.strip(), say.text)}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--startup-only", action="store_true",
+                    help="only Ray's fixed cost, phase by phase (no example runs)")
+    ap.add_argument("--record", action="store_true",
+                    help="--startup-only: write the breakdown into reports/benchmarks.md")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     start = child(STARTUP, [str(args.workers)], work, "startup")
@@ -141,6 +204,8 @@ def main() -> int:
     print(f"Ray start-up: ray.init {start['ray_init']:.1f} s + {args.workers} cold workers "
           f"{start['warm_workers']:.1f} s = {startup:.1f} s; per-task overhead "
           f"{start['per_task'] * 1000:.1f} ms (empty task round trip, warm workers)")
+    if args.startup_only:
+        return startup_breakdown(start, args)
     scenarios = [("example (2 domains, 14 checkpoints)", ROOT / "examples" / "checkpoints"),
                  ("6-checkpoint run (gemstone)", ROOT / "examples" / "checkpoints" / "gemstone")]
     ok_all = True

@@ -9,6 +9,7 @@ and unusable inputs, 3 disk full, 130 SIGINT, 143 SIGTERM (docs/faults.md).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -143,9 +144,10 @@ VERBOSE_HELP = "Also show TensorFlow's, absl's and oneDNN's own log lines (hidde
 
 def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:
-        from evalkit.core.quiet import set_verbose
+        from evalkit.core.quiet import loud_python_warnings, set_verbose
 
         set_verbose(True)
+        loud_python_warnings()  # also after the command name, once the group hid them
 
 
 def _own_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -181,6 +183,9 @@ def cli() -> None:
     """evalkit: evaluate sketch-to-image generator checkpoints and pick the one to deploy.
 
     --quiet and --verbose work before or after the command name."""
+    from evalkit.core.quiet import quiet_python_warnings
+
+    quiet_python_warnings()  # evalkit says what matters itself, once (note: lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,6 +198,13 @@ def main(argv: list[str] | None = None) -> None:
     raises ``SystemExit`` like click does."""
     from evalkit.store.endings import exit_process, install_process_signals
 
+    # The command line only (not `import evalkit` in someone's notebook, where it would
+    # change what their tf.keras is): tf.keras = tf_keras, what evalkit uses anyway, so
+    # `import tensorflow` loads tf_keras's optimizers instead of Keras 3's, whose import
+    # pulls in pandas, matplotlib, scikit-learn and scipy (~0.7 s CPU of TensorFlow's
+    # import). Keras 3 stays available as `import keras` (.keras files). Inherited by the
+    # processes a run starts (Ray workers).
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     install_process_signals()
     if argv is not None:
         cli.main(args=argv, prog_name="evalkit")

@@ -92,17 +92,19 @@ try:
 except SystemExit as exc:
     code = exc.code
 mods = sorted(m for m in ("tensorflow", "torch", "tf_keras", "torchmetrics", "triton",
-                          "scipy.stats", "skimage", "matplotlib") if m in sys.modules)
+                          "scipy.stats", "skimage", "matplotlib", "pandas")
+              if m in sys.modules)
 json.dump({"exit": code, "imported": mods}, open(sys.argv[1], "w"))
 """
 
 
-def heavy_imports(tmp_path: Path, *args: str) -> tuple[int, list[str], str]:
+def heavy_imports(tmp_path: Path, *args: str, env: dict | None = None
+                  ) -> tuple[int, list[str], str]:
     """(exit code, heavy modules imported, stdout + stderr) of ``evalkit ARGS`` in a fresh process."""
     report = tmp_path / "imports.json"
     r = subprocess.run([sys.executable, "-c", CHILD, str(report), *args], cwd=ROOT,
                        capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                       env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     assert report.exists(), r.stderr
     got = json.loads(report.read_text())
     return got["exit"], got["imported"], r.stdout + r.stderr
@@ -140,7 +142,8 @@ def test_unchanged_run_answers_without_tensorflow_or_torch(evaluated, tiny):
     code, imported, err = heavy_imports(tiny, *tiny_run_args(tiny))
     assert code == 0, err
     assert "2 of 2 checkpoints evaluated" in err and "(up to date)" in err
-    # nor triton, scipy.stats, scikit-image (the metrics' code) or matplotlib (the report's)
+    # nor triton, scipy.stats, scikit-image (the metrics' code), matplotlib (the report's)
+    # or pandas (the table and the report check are remembered: evalkit/commands/memo.py)
     assert imported == []
     # files rewritten with the same bytes (new mtime): same content hash, nothing to do
     data = tiny / "run" / "ckpt-2.data-00000-of-00001"
@@ -178,3 +181,123 @@ def test_reading_commands_never_import_tensorflow_or_torch(evaluated, tmp_path):
         assert tf_or_torch(imported) == [], (args, imported)
         if args[0] == "review":
             assert "imported 1 vote(s)" in err, err
+
+
+# -- the unchanged run's memos (evalkit/commands/memo.py) -----------------------------------
+
+def test_memos_follow_every_change_of_what_they_show(evaluated, tmp_path):
+    import shutil
+    import sqlite3
+
+    from evalkit.commands import memo
+    from evalkit.present.report import stamp
+
+    out = tmp_path / "out"
+    shutil.copytree(evaluated, out)
+    table_key, report_key = memo.table_key(out), memo.report_key(out)
+    assert table_key and report_key
+    (out / memo.TABLE_MEMO).unlink(missing_ok=True)  # whatever earlier tests left
+    assert memo.remember_table(out, lambda: "table") == "table"
+    assert memo.remember_table(out, lambda: "not called") == "table"
+    with sqlite3.connect(out / "results.sqlite") as conn:  # what every run rewrites
+        conn.execute("UPDATE checkpoints SET updated_at = updated_at + 1")
+        cols = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(runs)")
+                         if r[1] not in ("id", "started_at"))
+        conn.execute(f"INSERT INTO runs (started_at, {cols}) SELECT started_at + 1, {cols} "
+                     "FROM runs ORDER BY id DESC LIMIT 1")  # the same run again
+        conn.execute("INSERT INTO meta SELECT 'signature:999', value FROM meta WHERE key LIKE "
+                     "'signature:%' LIMIT 1")
+    assert (memo.table_key(out), memo.report_key(out)) == (table_key, report_key)
+    with sqlite3.connect(out / "results.sqlite") as conn:  # a stored value changes
+        conn.execute("UPDATE metrics SET value = value + 1 WHERE metric = 'l1'")
+    assert memo.table_key(out) != table_key and memo.report_key(out) != report_key
+    assert memo.remember_table(out, lambda: "new table") == "new table"
+    assert memo.remember_table(out, lambda: "not called") == "new table"
+    report_key = memo.report_key(out)
+    (out / "selection.json").write_text("{}")
+    assert memo.report_key(out) != report_key
+    report_key = memo.report_key(out)
+    config = tmp_path / "evalkit.toml"  # found for the recorded run folder
+    shutil.copytree(evaluated.parent / "run", tmp_path / "run")
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        conn.execute("UPDATE runs SET run_dir = ?", (str(tmp_path / "run"),))
+    report_key = memo.report_key(out)
+    config.write_text("[ranking]\nbootstrap = 10\n")
+    assert memo.report_key(out) != report_key
+    # the report memo answers only while the report keeps the stamp it had
+    rendered = []
+
+    def render(o: Path) -> tuple[Path, bool]:  # as stamp.render_if_stale: render, stamp
+        rendered.append(1)
+        (o / "report" / stamp.STAMP).write_text(f"stamp {len(rendered)}")
+        return o / "report" / "index.html", True
+
+    memo.report_if_stale(out, render)
+    memo.report_if_stale(out, render)
+    assert rendered == [1]
+    (out / "report" / stamp.STAMP).unlink()  # what `evalkit report` does
+    memo.report_if_stale(out, render)
+    assert rendered == [1, 1]
+
+
+def test_report_memo_covers_what_the_stamp_reads():
+    """memo.report_key must cover everything stamp.fingerprint reads: when fingerprint
+    changes, check evalkit/commands/memo.py's report_key and update this pin."""
+    import hashlib
+    import inspect
+
+    from evalkit.present.report import stamp
+
+    src = inspect.getsource(stamp.fingerprint) + repr(stamp._RUN_SETTINGS)
+    assert hashlib.sha256(src.encode()).hexdigest()[:12] == PINNED_FINGERPRINT_SOURCE
+
+
+PINNED_FINGERPRINT_SOURCE = "7636d6507385"
+
+
+#: ``evalkit ARGV[1:]`` with a library that warns while the run evaluates
+WARNING_CHILD = r"""
+import sys, warnings
+import evalkit.execute.engine as engine
+real = engine.evaluate_domains
+def noisy(*a, **k):
+    warnings.warn("a library's chatter", UserWarning)
+    warnings.warn("a library's chatter", UserWarning)
+    return real(*a, **k)
+engine.evaluate_domains = noisy
+from evalkit.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_python_warnings_reach_the_user_only_with_verbose(evaluated, tiny):
+    env = {k: v for k, v in os.environ.items() if k != quiet.VERBOSE_ENV}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def stderr(*extra: str) -> str:
+        r = subprocess.run([sys.executable, "-c", WARNING_CHILD, *extra, *tiny_run_args(tiny),
+                            "--no-report"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+
+    quiet_err = stderr()
+    assert "2 of 2 checkpoints evaluated" in quiet_err
+    assert "chatter" not in quiet_err and "Warning" not in quiet_err
+    notes = [line for line in quiet_err.splitlines() if line.startswith("note:")]
+    assert len(notes) == len(set(notes))  # each said once
+    assert "UserWarning: a library's chatter" in stderr("--verbose")
+
+
+def test_a_run_without_the_torch_weights_never_imports_torch(tiny, tmp_path):
+    """Offline (no LPIPS/Inception weights) fid/kid/lpips are skipped before torch is
+    imported: a run with work pays TensorFlow only (not torch, torchmetrics, Keras 3)."""
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    code, imported, err = heavy_imports(
+        tmp_path, *run_args(tiny, "out-no-torch"),
+        env={"EVALKIT_WEIGHTS_DIR": str(empty), "TORCH_HOME": str(empty)})
+    assert code == 0, err
+    assert "lpips skipped" in err and "fid/kid skipped" in err
+    assert "tensorflow" in imported
+    assert not {"torch", "torchmetrics", "matplotlib"} & set(imported), imported

@@ -74,12 +74,20 @@ def load_plan_datasets(plans: list, size: int, limit: int | None) -> None:
 
 
 def print_table(out: Path) -> None:
-    """The final terminal table: one row per checkpoint, headline metrics per dataset."""
-    from evalkit.commands.results import checkpoint_table
+    """The final terminal table: one row per checkpoint, headline metrics per dataset.
+    Memoized by the store's content (:mod:`evalkit.commands.memo`): unchanged, it is
+    re-printed without importing pandas."""
+    from evalkit.commands.memo import remember_table
 
-    table = checkpoint_table(out)
-    if not table.empty:
-        click.echo(table.to_string(index=False, na_rep="-"))
+    def compute() -> str:
+        from evalkit.commands.results import checkpoint_table
+
+        table = checkpoint_table(out)
+        return "" if table.empty else table.to_string(index=False, na_rep="-")
+
+    text = remember_table(out, compute)
+    if text:
+        click.echo(text)
 
 
 def run_options(f):
@@ -421,10 +429,11 @@ def render_report_safely(out: Path) -> None:
         from evalkit.present.report.stamp import render_if_stale
     except ImportError:
         return
+    from evalkit.commands.memo import report_if_stale
     from evalkit.core.faults import is_disk_full
 
     try:
-        path, rendered = render_if_stale(out)
+        path, rendered = report_if_stale(out, render_if_stale)
         click.echo(f"report: {path}" + ("" if rendered else " (up to date)"), err=True)
     except Exception as exc:  # the results are stored; a report problem must not hide them
         if is_disk_full(exc):

@@ -7,8 +7,9 @@ TensorFlow 2.21 logs from C++ through absl *before* ``absl::InitializeLog()``; t
 descriptor 2 at a temporary file while TensorFlow is imported and drops what was written,
 unless the import fails: then the captured text is written back to stderr before the error
 propagates. ``TF_CPP_MIN_LOG_LEVEL=2`` (set unless the user set it) hides TensorFlow's later
-INFO/WARNING lines (the CPU-instructions notice at the first op), and the Python loggers
-``tensorflow`` and ``absl`` are set to ERROR.
+INFO/WARNING lines (the CPU-instructions notice at the first op), the Python loggers
+``tensorflow`` and ``absl`` are set to ERROR, and the command line ignores Python warnings
+(:func:`quiet_python_warnings`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,35 @@ def quiet_native_logs() -> None:
     unless verbose or the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves."""
     if not is_verbose():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def quiet_python_warnings() -> None:
+    """Unless verbose: Python warnings (TensorFlow's, torch's, numpy's ``UserWarning``,
+    ``FutureWarning``, ``RuntimeWarning``...) are not printed. evalkit says what matters
+    itself, once, as ``note:`` lines (a metric skipped and why, bf16 refused, ...); with
+    ``--verbose`` Python's default filters apply again."""
+    import warnings
+
+    global _SAVED_FILTERS
+    if not is_verbose():
+        if _SAVED_FILTERS is None:
+            _SAVED_FILTERS = list(warnings.filters)
+        warnings.simplefilter("ignore")
+
+
+_SAVED_FILTERS: list | None = None
+
+
+def loud_python_warnings() -> None:
+    """Undo :func:`quiet_python_warnings` (``--verbose`` given after the command name, once
+    the group had hidden them): Python's filters as they were before."""
+    import warnings
+
+    global _SAVED_FILTERS
+    if _SAVED_FILTERS is not None:
+        warnings.filters[:] = _SAVED_FILTERS
+        _SAVED_FILTERS = None
+        warnings._filters_mutated()  # what warnings.catch_warnings does on exit
 
 
 def quiet_python_loggers() -> None:

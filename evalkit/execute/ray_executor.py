@@ -64,9 +64,25 @@ def _run_unit(unit: WorkUnit, datasets: dict[str, Dataset], families: list) -> U
     return evaluate_unit(unit, datasets, families, _worker_pool())
 
 
+def _torch_metrics_can_run() -> bool:
+    """Do the LPIPS or Inception weights resolve here? Without them lpips and fid/kid are
+    skipped before torch is imported (:mod:`evalkit.measure.lpips`), so a worker need not
+    import the torch stack (~3-5 s of CPU on a small machine) to be warm."""
+    from evalkit.measure import weights as W
+
+    for spec in (W.ALEXNET, W.INCEPTION):
+        try:
+            W.resolve(spec)
+            return True
+        except W.WeightsMissing:
+            continue
+    return False
+
+
 def _warm() -> int:
-    """On a fresh worker: import what every unit needs (evalkit first, then TensorFlow and
-    the torch stack), so that this cost overlaps the driver's own start (data loading)."""
+    """On a fresh worker: import what every unit needs (evalkit first, then TensorFlow and,
+    when its weights are here, the torch stack), so that this cost overlaps the driver's
+    own start (data loading)."""
     import time
 
     time.sleep(0.2)  # hold the slot a moment, so each warm-up lands on its own worker
@@ -74,10 +90,11 @@ def _warm() -> int:
     import evalkit.core.tf  # noqa: F401
     import evalkit.execute.executors  # noqa: F401
 
-    try:
-        import torchmetrics  # noqa: F401
-    except ImportError:
-        pass
+    if _torch_metrics_can_run():
+        try:
+            import torchmetrics  # noqa: F401
+        except ImportError:
+            pass
     return os.getpid()
 
 

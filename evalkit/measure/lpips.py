@@ -77,12 +77,14 @@ def build_lpips_net(backbone: Any = None):
     ``features`` ``Sequential`` (tests: random weights), or an AlexNet state dict
     (``features.*`` keys). Returns ``(net, backbone_name, backbone_sha256)``.
     """
+    # the weights first: when they are absent (the offline case) lpips is skipped without
+    # paying torch's and torchmetrics' import (seconds, most of a small run's start-up)
+    path = W.resolve("alexnet") if backbone is None else None
     import torch
 
     from evalkit.measure.lpips_net import LpipsNet
 
-    if backbone is None:
-        path = W.resolve("alexnet")
+    if path is not None:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         name, digest = W.ALEXNET.name, W.cached_sha256(path)
     else:

@@ -37,8 +37,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from evalkit.core.faults import DiskFull, is_disk_full
 from evalkit.store import file as SF
@@ -51,6 +50,9 @@ from evalkit.store.file import (  # noqa: F401  (re-exported: callers import the
     StoreError,
     move_aside,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _EVAL_COLS = ("checkpoint, dataset, checkpoint_hash, dataset_hash, run_id, outputs_dir, "
               "completed_at, signature")
@@ -147,6 +149,8 @@ class Store:
         return size + (1 << 20)
 
     def _query(self, sql: str, args: Iterable = ()) -> pd.DataFrame:
+        import pandas as pd  # here: an unchanged run never reads a DataFrame
+
         try:
             return pd.read_sql_query(sql, self.conn, params=list(args))
         except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
