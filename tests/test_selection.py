@@ -284,3 +284,25 @@ def test_the_explanation_says_a_thin_track(evaluated):
     assert ("is thinly measured" in sel["explanation"]) == bool(sel["thin_tracks"])
     for th in sel["thin_tracks"]:
         assert f"{th['dataset']} is thinly measured ({th['why']})" in sel["explanation"]
+
+
+def test_select_with_another_config_refreshes_the_report_with_that_rule(tmp_path):
+    """`select --config F` refreshes the report ranked by F, so the page agrees with the
+    selection.json it just wrote; a later `evalkit report` under the run's own rule says
+    that selection.json was made with another rule instead of contradicting it silently."""
+    from tests.test_report_decision import make_domains_out
+
+    out = make_domains_out(tmp_path)
+    assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
+    cfg = tmp_path / "adherence-only.toml"
+    cfg.write_text('[ranking.metrics]\nadherence_f1 = { weight = 1.0 }\n')
+    r = CliRunner().invoke(cli, ["select", str(out), "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    sel = json.loads((out / "selection.json").read_text())
+    assert sel["domains"]["shoe"]["checkpoint"] == "shoe/ckpt-3"  # the run's rule: ckpt-5
+    page = (out / "report" / "shoe" / "index.html").read_text()
+    assert "shoe/ckpt-3 is chosen" in page
+    assert "records the same choice from the same results" in page
+    assert CliRunner().invoke(cli, ["report", str(out)]).exit_code == 0
+    page = (out / "report" / "shoe" / "index.html").read_text()
+    assert "OUT/selection.json names shoe/ckpt-3" in page and "another rule" in page

@@ -95,9 +95,11 @@ def remember_table(out: Path, compute: Callable[[], str]) -> str:
     return text
 
 
-def report_key(out: Path) -> str | None:
-    """Key of the report check: the store's rows, ``selection.json``, the evalkit.toml found
-    for every recorded run folder, and the report code."""
+def report_key(out: Path, config_path: Path | None = None) -> str | None:
+    """Key of the report check: the store's rows, ``selection.json`` (and the
+    ``selection.previous.json`` it replaced), the evalkit.toml found for every recorded run
+    folder (or ``config_path``, when the caller renders with that one), and the report
+    code."""
     from evalkit.core.config import find_config
     from evalkit.present.report.stamp import _code_digest
 
@@ -106,8 +108,12 @@ def report_key(out: Path) -> str | None:
         return None
     h = hashlib.sha256(_code_digest().encode())
     h.update(digest.encode())
-    sel = out / "selection.json"
-    h.update(sel.read_bytes() if sel.is_file() else b"-")
+    for sel in (out / "selection.json", out / "selection.previous.json"):
+        h.update(sel.read_bytes() if sel.is_file() else b"-")
+    if config_path is not None:
+        h.update(f"\0config\0{config_path}\0".encode())
+        if Path(config_path).is_file():
+            h.update(Path(config_path).read_bytes())
     for run_dir in run_dirs(out):
         cfg = find_config(Path(run_dir)) if Path(run_dir).is_dir() else None
         h.update(f"\0{run_dir}\0{cfg}\0".encode())
@@ -125,20 +131,20 @@ def _stamp_text(out: Path) -> str | None:
         return None
 
 
-def report_if_stale(out: Path, render_if_stale: Callable[[Path], tuple[Path, bool]]
-                    ) -> tuple[Path, bool]:
+def report_if_stale(out: Path, render_if_stale: Callable[..., tuple[Path, bool]],
+                    config_path: Path | None = None) -> tuple[Path, bool]:
     """``render_if_stale(out)`` (:mod:`evalkit.present.report.stamp`) unless the report was
     found up to date (or rendered) for the same :func:`report_key` and still carries the
     stamp it had then; returns ``(index.html, rendered)``."""
     index = out / "report" / "index.html"
     memo = _read(out / "report" / REPORT_MEMO)
-    key = report_key(out)
+    key = report_key(out, config_path)
     stamp = _stamp_text(out)
     if key is not None and memo.get("key") == key and stamp is not None \
             and memo.get("stamp") == stamp and index.is_file():
         return index, False
-    path, rendered = render_if_stale(out)
-    key, stamp = report_key(out), _stamp_text(out)
+    path, rendered = render_if_stale(out, config_path)
+    key, stamp = report_key(out, config_path), _stamp_text(out)
     if key is not None and stamp is not None:
         _write(out / "report" / REPORT_MEMO, {"key": key, "stamp": stamp})
     return path, rendered

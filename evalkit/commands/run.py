@@ -422,9 +422,10 @@ def print_summary(out: Path, summary) -> None:
         click.echo(f"  failed {c.name}: {c.error}", err=True)
 
 
-def render_report_safely(out: Path) -> None:
-    """Render OUT/report unless it is up to date (:mod:`evalkit.present.report.stamp`); a report
-    problem is printed, never fatal (results are stored), except a full disk (exit 3)."""
+def render_report_safely(out: Path, config_path: Path | None = None) -> None:
+    """Render OUT/report unless it is up to date (:mod:`evalkit.present.report.stamp`), with
+    the ranking config ``config_path`` (default the run's); a report problem is printed,
+    never fatal (results are stored), except a full disk (exit 3)."""
     try:
         from evalkit.present.report.stamp import render_if_stale
     except ImportError:
@@ -433,7 +434,7 @@ def render_report_safely(out: Path) -> None:
     from evalkit.core.faults import is_disk_full
 
     try:
-        path, rendered = report_if_stale(out, render_if_stale)
+        path, rendered = report_if_stale(out, render_if_stale, config_path)
         click.echo(f"report: {path}" + ("" if rendered else " (up to date)"), err=True)
     except Exception as exc:  # the results are stored; a report problem must not hide them
         if is_disk_full(exc):

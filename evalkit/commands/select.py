@@ -79,7 +79,7 @@ def select(out: Path, config_path: Path | None, export_dir: Path | None, force: 
         if (out / "report" / "index.html").is_file():  # the page must not contradict it
             from evalkit.commands.run import render_report_safely
 
-            render_report_safely(out)
+            render_report_safely(out, config_path)  # the same rule as this selection
     else:
         click.echo(f"{out} is read-only: selection.json not written", err=True)
     if export_dir is not None:

@@ -35,8 +35,9 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def fingerprint(out: str | Path) -> str:
-    """sha256 of what ``OUT/report`` is rendered from (raises like a store reader)."""
+def fingerprint(out: str | Path, config_path: str | Path | None = None) -> str:
+    """sha256 of what ``OUT/report`` is rendered from (raises like a store reader), the
+    ranking config being ``config_path`` or else the run's (``config_for``)."""
     from evalkit.decide.ranking.rank import config_for
     from evalkit.store.results import Store
 
@@ -50,7 +51,8 @@ def fingerprint(out: str | Path) -> str:
                   store.runs()[_RUN_SETTINGS].drop_duplicates().sort_values(_RUN_SETTINGS)]
     for df in frames:
         h.update(df.to_csv(index=False).encode())
-    for path in (out / "selection.json", out / "selection.previous.json", config_for(out)):
+    config = config_path if config_path is not None else config_for(out)
+    for path in (out / "selection.json", out / "selection.previous.json", config):
         if path is not None and Path(path).is_file():
             h.update(Path(path).read_bytes())
     return h.hexdigest()
@@ -71,17 +73,20 @@ def stamp(out: str | Path, digest: str) -> None:
     (Path(out) / "report" / STAMP).write_text(json.dumps({"fingerprint": digest}))
 
 
-def render_if_stale(out: str | Path) -> tuple[Path, bool]:
+def render_if_stale(out: str | Path, config_path: str | Path | None = None
+                    ) -> tuple[Path, bool]:
     """Render ``OUT/report`` unless its stamp matches what it is made from (results,
-    ``selection.json``, config, code); returns ``(index.html, rendered)``. Raises like
+    ``selection.json``, config, code); returns ``(index.html, rendered)``. ``config_path``:
+    the ranking config to render with (``evalkit select --config F`` passes its own, so the
+    page it refreshes agrees with the selection it wrote); default the run's. Raises like
     :func:`~evalkit.present.report.build.render_report`."""
     out = Path(out)
-    digest = fingerprint(out)
+    digest = fingerprint(out, config_path)
     if is_current(out, digest):
         return out / "report" / "index.html", False
     # imported only now: an up-to-date report costs no matplotlib or jinja2 import
     from evalkit.present.report.build import render_report
 
-    path = render_report(out)
+    path = render_report(out, config_path)
     stamp(out, digest)
     return path, True
