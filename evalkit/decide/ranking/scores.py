@@ -253,8 +253,8 @@ def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray
             sd = np.where(set_cols & np.isfinite(ci_sd[j]) & np.isfinite(point[j]),
                           ci_sd[j], 0.0)
             vals = vals + set_rng.standard_normal((B, K)) * sd[None, :]
-        norm = _norm_ranks(vals.T, r.direction == "lower").T  # (B, K)
-        score_b += weights[j] * norm
+        if not pairwise:  # pairwise: the tie-break is computed among the tied, below
+            score_b += weights[j] * _norm_ranks(vals.T, r.direction == "lower").T  # (B, K)
         all_vals[j] = vals
     primary = np.empty((B, K)) if pairwise else score_b
     smith = np.empty((B, K), dtype=bool)

@@ -188,6 +188,16 @@ def _existing_selection(out_dir: Path, selection: dict | None, domain: str = ""
             "agrees": agrees, "note": None}
 
 
+def _plain_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its text columns as Python objects instead of pandas' Arrow-backed
+    strings: the report reads them a cell at a time (``itertuples``, ``to_dict``, jinja),
+    where each Arrow access costs a conversion (~0.1 s of an 8-domain report's 2 s).
+    Values are unchanged."""
+    cols = {c: object for c in df.columns
+            if pd.api.types.is_string_dtype(df[c]) and df[c].dtype != object}
+    return df.astype(cols) if cols else df
+
+
 def render_report(out_dir: Path, config_path: Path | None = None,
                   dest: Path | None = None) -> Path:
     """Render ``out_dir/report/`` from ``out_dir/results.sqlite``; returns the path of
@@ -218,6 +228,8 @@ def render_report(out_dir: Path, config_path: Path | None = None,
         samples = pd.read_sql_query("SELECT dataset, idx, sample_id, has_target FROM samples",
                                     store.conn)
         review = _review_inputs(store)
+    results, ckpts, datasets, sm, evals, runs, samples = (
+        _plain_strings(df) for df in (results, ckpts, datasets, sm, evals, runs, samples))
     final = Path(dest) if dest is not None else out_dir / "report"
     tmp = final.with_name(f"{final.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
