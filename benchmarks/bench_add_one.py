@@ -15,7 +15,13 @@ a user waits for). Prints the medians (wall and CPU = user + system), the ratio 
 full against the target 1.2 / N (N = 8), and the add-one run's phases (evaluation, report)
 as the child measured them, so the fixed start-up is visible.
 
-Usage: ``.venv/bin/python benchmarks/bench_add_one.py [--repeats 3] [--record]``
+``--size 256 --width 64`` measures the same at the served size with the seed's full-width
+generator (random-weight seed-layout checkpoints, :func:`tests.seed_reference.save_seed_checkpoint`,
+instead of the example's trained width-12 ones), where the generator, not the fixed
+start-up, is most of a run.
+
+Usage: ``.venv/bin/python benchmarks/bench_add_one.py [--repeats 3] [--size 64]
+[--width W] [--record]``
 """
 
 from __future__ import annotations
@@ -62,12 +68,16 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+SIZE = {"image": 64, "batch": 16}
+
+
 def evalkit_run(run_dir: Path, out: Path, env: dict) -> dict:
     """One ``evalkit run`` process: wall, CPU and the child's phase timings."""
     stats = out.parent / f"{out.name}.json"
     args = ["run", str(run_dir), "--heldout", str(ROOT / "examples" / "heldout" / "person"),
             "--sketches", str(ROOT / "examples" / "sketches"), "--domain", "person",
-            "--image-size", "64", "--batch-size", "16", "--out", str(out), "--quiet"]
+            "--image-size", str(SIZE["image"]), "--batch-size", str(SIZE["batch"]),
+            "--out", str(out), "--quiet"]
     t0, c0 = time.perf_counter(), children_cpu()
     proc = subprocess.run([sys.executable, "-c", CHILD, str(stats), *args], env=env,
                           cwd=ROOT, capture_output=True, text=True)
@@ -78,12 +88,28 @@ def evalkit_run(run_dir: Path, out: Path, env: dict) -> dict:
     return {**got, "wall": wall, "cpu": cpu, "log": proc.stderr}
 
 
+#: where the checkpoints come from: the example's (default) or ``--width`` random ones
+POOL: dict[str, Path] = {}
+
+
+def make_pool(base: Path, width: int) -> None:
+    """Nine random-weight seed-layout checkpoints of width ``width`` (ckpt-1..9)."""
+    import evalkit  # noqa: F401  (torch before TensorFlow)
+    from tests.seed_reference import save_seed_checkpoint
+
+    pool = base / "pool"
+    pool.mkdir()
+    save_seed_checkpoint(pool, n=9, hidden=width)
+    POOL["person"] = POOL["ninth"] = pool
+
+
 def make_run(dest: Path, n: int) -> Path:
-    """``dest`` with person ckpt-1..n (and ckpt-9 = gemstone/ckpt-1 when n == 9)."""
-    src = ROOT / "examples" / "checkpoints"
+    """``dest`` with person ckpt-1..n (and ckpt-9 = gemstone/ckpt-1, or the pool's ckpt-9,
+    when n == 9)."""
+    src = POOL.get("person", ROOT / "examples" / "checkpoints" / "person")
     dest.mkdir(parents=True)
     for i in range(1, min(n, 8) + 1):
-        for f in (src / "person").glob(f"ckpt-{i}.*"):
+        for f in src.glob(f"ckpt-{i}.*"):
             shutil.copy2(f, dest / f.name)
     if n == 9:
         add_ninth(dest)
@@ -91,6 +117,10 @@ def make_run(dest: Path, n: int) -> Path:
 
 
 def add_ninth(run: Path) -> None:
+    if "ninth" in POOL:
+        for f in POOL["ninth"].glob("ckpt-9.*"):
+            shutil.copy2(f, run / f.name)
+        return
     for f in (ROOT / "examples" / "checkpoints" / "gemstone").glob("ckpt-1.*"):
         shutil.copy2(f, run / f.name.replace("ckpt-1", "ckpt-9"))
 
@@ -115,9 +145,17 @@ def forget_ninth(out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--size", type=int, default=64, help="--image-size of the runs")
+    ap.add_argument("--width", type=int,
+                    help="random-weight seed checkpoints of this width instead of the "
+                         "example's (64: the seed's generator)")
     ap.add_argument("--record", action="store_true", help="write into reports/benchmarks.md")
     args = ap.parse_args()
+    SIZE.update(image=args.size, batch=16 if args.size <= 64 else 4)
     base = Path(tempfile.mkdtemp(prefix="bench-add-one-"))
+    if args.width:
+        sys.path.insert(0, str(ROOT))
+        make_pool(base, args.width)
     empty = base / "no-weights"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -150,7 +188,10 @@ def main() -> None:
     say(f"CPU flags: {' '.join(cpu_flags()) or '(no AVX-512/AMX/bf16 flags)'}")
     say(f"machine load (1-min average) at the end: {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs (above the CPU count: shared with other work, noisy)")
-    say(f"example person domain, 64 px, width 12: {N} checkpoints evaluated, add a 9th; "
+    what = (f"random-weight seed checkpoints, width {args.width}" if args.width
+            else "the example's checkpoints, width 12")
+    say(f"example person data (40 held-out pairs + 12 sketches), {args.size} px, {what}: "
+        f"{N} checkpoints evaluated, add a 9th; "
         f"{args.repeats} interleaved repeats, medians (first 8-checkpoint run: "
         f"{first['wall']:.1f} s wall)")
     say(f"{'':<26}{'wall s':>9}{'CPU s':>9}")
@@ -171,7 +212,11 @@ def main() -> None:
     say(f"  {'rest':<12} add one {rest_a:6.2f} s (interpreter, imports, data loading, table)")
     if args.record:
         cmd = "benchmarks/bench_add_one.py " + " ".join(sys.argv[1:])
-        say(f"recorded in {record('bench_add_one', 'Adding one checkpoint to 8 evaluated ones', cmd.strip(), say.text)}")
+        name, title = "bench_add_one", "Adding one checkpoint to 8 evaluated ones"
+        if args.width or args.size != 64:
+            name += f"_{args.size}_w{args.width or 12}"
+            title += f" at {args.size} px, width {args.width or 12}"
+        say(f"recorded in {record(name, title, cmd.strip(), say.text)}")
     shutil.rmtree(base, ignore_errors=True)
 
 
