@@ -67,26 +67,10 @@ def evalkit(args: list[str], base: Path) -> tuple[float, float]:
 
 
 def _sketches(root: Path, domains: list[str], per_domain: int = 3) -> None:
-    """One multi-domain sketch set (simple strokes) with its manifest."""
-    import json
+    """One multi-domain sketch set (simple strokes) with its manifest: the tests' own."""
+    from tests.test_domains import _sketch_set
 
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(7)
-    entries = []
-    for d in domains:
-        (root / d).mkdir(parents=True, exist_ok=True)
-        for i in range(per_domain):
-            a = np.full((48, 48), 255, np.uint8)
-            r, c = rng.integers(8, 40, 2)
-            a[r, 4:44] = 0
-            a[4:44, c] = 0
-            Image.fromarray(a).save(root / d / f"{d}_{i}.png")
-            entries.append({"file": f"{d}/{d}_{i}.png", "domain": d,
-                            "provenance": "benchmark strokes"})
-    (root / "manifest.json").write_text(json.dumps({"schema": "evalkit.sketches/1",
-                                                    "sketches": entries}))
+    _sketch_set(root, per_domain, domains, provenance="benchmark strokes")
 
 
 def build(base: Path) -> tuple[Path, Path]:

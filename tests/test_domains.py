@@ -20,11 +20,13 @@ SIZE = 32
 DOMAINS = ("car", "shoe")
 
 
-def _sketch_set(root: Path, per_domain: int = 3) -> Path:
-    """A two-domain sketch set with a manifest (simple strokes, different per domain)."""
+def _sketch_set(root: Path, per_domain: int = 3, domains=DOMAINS,
+                provenance: str = "test strokes") -> Path:
+    """A multi-domain sketch set (default: car and shoe) with a manifest (simple strokes,
+    different per domain); benchmarks/bench_report.py uses it too."""
     entries = []
     rng = np.random.default_rng(7)
-    for d in DOMAINS:
+    for d in domains:
         (root / d).mkdir(parents=True, exist_ok=True)
         for i in range(per_domain):
             a = np.full((48, 48), 255, np.uint8)
@@ -33,7 +35,7 @@ def _sketch_set(root: Path, per_domain: int = 3) -> Path:
             a[4:44, c] = 0
             Image.fromarray(a).save(root / d / f"{d}_{i}.png")
             entries.append({"file": f"{d}/{d}_{i}.png", "domain": d,
-                            "provenance": "test strokes"})
+                            "provenance": provenance})
     (root / "manifest.json").write_text(json.dumps({"schema": "evalkit.sketches/1",
                                                     "sketches": entries}))
     return root
