@@ -55,7 +55,8 @@ The method (documented for users in ``docs/ranking.md``):
    dataset: a paired bootstrap), every per-sample metric is re-averaged over the drawn
    samples, and steps 3-6 are repeated. Reported per checkpoint: ``p_first`` (fraction of
    resamples in which it ranks first; where k participants tie for first place on the
-   score, each counts 1/k: the tie-break is a rule, not evidence), its mean rank and 5-95 % rank interval.
+   score, each counts 1/k: the tie-break is a rule, not evidence), its mean rank and
+   5-95 % rank interval.
    Set-level metrics without per-sample values (FID, KID) cannot be resampled by sample:
    with ``set_level = "ci"`` (default) each resample draws them from a normal distribution
    with the stored value as mean and the stored 95 % CI's half-width / 1.96 as standard

@@ -214,7 +214,7 @@ def _order(scores: np.ndarray, rank_scores: np.ndarray, steps: np.ndarray,
 def _bootstrap_ranks(counted: pd.DataFrame, point: np.ndarray, ci_sd: np.ndarray,
                      per_sample: dict, sample_ids: dict, weights: np.ndarray,
                      steps: np.ndarray, names: list[str], config: RankingConfig,
-                     B: int) -> tuple[np.ndarray, np.ndarray]:
+                     B: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(B, K)`` ranks (1 = first) of each participant in each bootstrap resample,
     ``(B, K)`` whether it is in that resample's Smith set (:func:`_smith_members`), and
     ``(B, K)`` its share of first place (1 when it alone has the best score, ``1/k`` when
